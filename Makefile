@@ -1,0 +1,70 @@
+# medconsult: `make demo` and `make test` do all their own set-up and are quick the second time.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MC := $(VENV)/bin/medconsult
+STAMPS := .stamps
+DATA ?= ../shared/data
+SYNTHEA := $(DATA)/fhir_synthea_r4/bundles
+# Organisations and practitioners first: the patient bundles refer to them.
+SYNTHEA_BUNDLES = $(wildcard $(SYNTHEA)/hospitalInformation*.json) $(wildcard $(SYNTHEA)/practitionerInformation*.json) \
+	$(filter-out $(wildcard $(SYNTHEA)/hospitalInformation*.json $(SYNTHEA)/practitionerInformation*.json),$(wildcard $(SYNTHEA)/*.json))
+DEMO_MODEL ?= $(or $(MEDCONSULT_EMBEDDED_MODEL),qwen2.5-1.5b)
+
+# Every pip step honours the constraints (torch pinned to the CPU build, llama-cpp-python pinned).
+export PIP_CONSTRAINT := $(abspath constraints.txt)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Portable llama.cpp build: about 3.5 min instead of 8.5 (NOTES); pip caches the wheel for later venvs.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: help setup demo test lint fhir-up fhir-down fhir-load clean
+
+help:
+	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
+	@echo "make test   set up everything and run the test suite"
+	@echo "make lint   ruff"
+	@echo "make clean  remove the venv, stamps and outputs (models stay in ~/.cache/medconsult)"
+
+setup: $(STAMPS)/python $(STAMPS)/node
+
+$(STAMPS)/python: pyproject.toml constraints.txt
+	@mkdir -p $(STAMPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[embedded,dev]'
+	@touch $@
+
+$(STAMPS)/node: fhirserver/package.json fhirserver/package-lock.json
+	@mkdir -p $(STAMPS)
+	cd fhirserver && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+fhir-up: setup
+	$(MC) fhir up
+
+fhir-down:
+	@test -x $(MC) && $(MC) fhir down || true
+
+fhir-load: fhir-up
+	$(MC) fhir load $(SYNTHEA_BUNDLES)
+
+demo: setup
+	$(MC) llm fetch $(DEMO_MODEL)
+	@set -e; trap '$(MC) fhir down' EXIT; \
+	$(MC) fhir up; \
+	$(MC) fhir load $(SYNTHEA_BUNDLES); \
+	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/demo-pneumonia.yaml --out out/demo
+
+test: setup
+	$(MC) llm fetch smollm2-135m
+	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean: fhir-down
+	rm -rf $(VENV) $(STAMPS) out .medconsult *.egg-info fhirserver/node_modules

@@ -1,0 +1,1 @@
+"""Reasoning steps (differential, plan), their output schemas and the evidence catalogue they cite."""

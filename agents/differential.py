@@ -1,0 +1,39 @@
+"""Differential-diagnosis step: one schema-constrained LLM call over the evidence catalogue."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+
+from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
+from medconsult.agents.schemas import Differential, differential_request
+from medconsult.config import StructuredOutputMethod
+from medconsult.llm.structured import structured_call
+from medconsult.prompts import render
+
+DEFAULT_QUESTION = "What is the differential diagnosis for this patient's current presentation?"
+
+
+async def draft_differential(
+    model: BaseChatModel,
+    *,
+    method: StructuredOutputMethod,
+    facts: list[Fact],
+    gaps: list[Gap],
+    question: str | None,
+    as_of: date | None,
+    config: RunnableConfig | None = None,
+) -> Differential:
+    messages = [
+        SystemMessage(consult_system_prompt(facts, gaps, as_of)),
+        HumanMessage(render("differential.user.md", question=question or DEFAULT_QUESTION)),
+    ]
+    schema = differential_request([citation_label(f) for f in facts])
+    draft = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
+    for diagnosis in draft["diagnoses"]:
+        for cited in diagnosis["evidence"]:
+            cited["fact"] = fact_id(cited["fact"])
+    return Differential.model_validate(draft)  # the static type: storable in the checkpoint

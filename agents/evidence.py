@@ -1,0 +1,89 @@
+"""The case's evidence catalogue: every statement the tools returned, numbered F1..Fn.
+
+The reasoning steps see only this catalogue and may cite only its ids; the report resolves each cited id back
+to the tool result and the FHIR resource (or image file) it came from. Record text is shown to the model as
+quoted data inside a <record> block, never as instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+
+from pydantic import BaseModel, ValidationError
+
+from medconsult.prompts import render
+from medconsult.tools.base import Evidence, ToolResult
+from medconsult.tools.runner import ToolRecord
+
+KIND_ORDER = ["demographics", "condition", "allergy", "medication", "vital", "lab", "image"]
+
+
+class Fact(Evidence):
+    id: str
+    result_id: str
+    tool: str
+
+
+class Gap(BaseModel):
+    """Something the case lacks, and why: shown to the model and at the top of the report."""
+
+    what: str
+    reason: str
+    source: str | None = None  # tool result id or step name
+
+
+def build_facts(records: list[ToolRecord], result_models: dict[str, type[ToolResult]]) -> list[Fact]:
+    collected: list[tuple[Evidence, ToolRecord]] = []
+    for record in sorted(records, key=lambda r: r.id):
+        model = result_models.get(record.tool)
+        if not record.ok or record.result is None or model is None:
+            continue
+        try:
+            items = model.model_validate(record.result).evidence()
+        except ValidationError:  # a plugin whose result drifted from its model: keep its one-line summary
+            items = [Evidence(kind="summary", text=str(record.result.get("summary", record.tool)))]
+        collected += [(item, record) for item in items]
+    collected.sort(key=lambda pair: _kind_rank(pair[0].kind))
+    return [
+        Fact(id=f"F{number}", result_id=record.id, tool=record.tool, **item.model_dump())
+        for number, (item, record) in enumerate(collected, start=1)
+    ]
+
+
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+
+
+def record_block(facts: list[Fact], gaps: list[Gap]) -> str:
+    """Facts and gaps as quoted data: each text is JSON-encoded, and the block's closing tag cannot be forged."""
+    lines = ["<record>"]
+    lines += [f"{f.id} | {f.kind} | {_quote(f.text)}" for f in facts]
+    lines += [f"MISSING | {_quote(g.what)} | {_quote(g.reason)}" for g in gaps]
+    lines.append("</record>")
+    return "\n".join(lines)
+
+
+def citation_label(fact: Fact) -> str:
+    """What the model writes to cite a fact: id, kind and the name it states ("F3 condition: Pneumonia").
+
+    Small models mix up bare numbers; choosing among labelled ids from a schema enum, they cite what they mean.
+    The name is the statement up to its first value or punctuation mark, at most three words.
+    """
+    name = re.split(r"[^A-Za-z0-9 /'-]|\s\d", fact.text, maxsplit=1)[0]
+    words = re.sub(r"[^A-Za-z0-9 ]+", " ", name).split()[:3]
+    return f"{fact.id} {fact.kind}: {' '.join(words)}"[:48].rstrip()
+
+
+def fact_id(label: str) -> str:
+    return label.split(" ", 1)[0]
+
+
+def consult_system_prompt(facts: list[Fact], gaps: list[Gap], as_of: date | None) -> str:
+    """Shared by every reasoning step, byte for byte, so servers reuse its cached prefix (llama.cpp, vLLM)."""
+    return render("consult.system.md", record=record_block(facts, gaps), as_of=as_of.isoformat() if as_of else None)
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text.replace("<", "‹").replace(">", "›"), ensure_ascii=False)

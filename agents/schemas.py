@@ -1,0 +1,82 @@
+"""What the reasoning steps produce.
+
+The static models below are what the graph state stores and the report renders. The model is asked to fill a
+per-case variant (`differential_request`, `plan_request`) in which every citation is an enum of this case's facts
+(labelled ids such as "F3 Pneumonia"), so a schema-constrained model cannot cite evidence that no tool returned.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, create_model
+
+Likelihood = Literal["high", "moderate", "low"]
+Stance = Literal["supports", "opposes"]
+ActionCategory = Literal[
+    "diagnostic test", "antimicrobial", "other medication", "supportive care", "monitoring", "referral", "follow-up"
+]
+Priority = Literal["immediate", "today", "routine"]
+
+
+class CitedFact(BaseModel):
+    fact: str = Field(..., description="id of a fact from the record block, e.g. F3")
+    stance: Stance
+
+
+class RankedDiagnosis(BaseModel):
+    diagnosis: str = Field(..., max_length=80)
+    likelihood: Likelihood
+    evidence: list[CitedFact] = Field(..., min_length=1, max_length=4)
+    reasoning: str = Field(..., max_length=240)
+    discriminating_test: str = Field(..., max_length=100, description="the test that would best confirm or exclude it")
+
+
+class Differential(BaseModel):
+    """Ranked differential diagnosis, most likely first, each diagnosis tied to the facts behind it."""
+
+    summary: str = Field(..., max_length=300, description="one-paragraph synthesis of the case")
+    diagnoses: list[RankedDiagnosis] = Field(..., min_length=1, max_length=4)
+
+
+class PlanAction(BaseModel):
+    action: str = Field(..., max_length=140)
+    category: ActionCategory
+    priority: Priority
+    rationale: str = Field(..., max_length=200)
+    evidence: list[str] = Field(default_factory=list, max_length=3, description="ids of supporting facts")
+
+
+class TreatmentPlan(BaseModel):
+    """Prioritised management plan for the leading diagnosis, for a physician to validate."""
+
+    working_diagnosis: str = Field(..., max_length=80)
+    actions: list[PlanAction] = Field(..., min_length=1, max_length=6)
+    cautions: list[str] = Field(default_factory=list, max_length=3, description="patient-specific safety points")
+
+
+def _fact_enum(labels: list[str]) -> object:
+    if not labels:
+        raise ValueError("a reasoning step needs at least one fact to cite")
+    return Literal[tuple(labels)]
+
+
+def differential_request(labels: list[str]) -> type[BaseModel]:
+    """`Differential` with citations restricted to this case's facts (their citation labels)."""
+    label = _fact_enum(labels)
+    cited = create_model("CitedFact", __base__=CitedFact, fact=(label, ...))
+    ranked = create_model("RankedDiagnosis", __base__=RankedDiagnosis, evidence=(list[cited], Field(..., min_length=1, max_length=4)))
+    return create_model(
+        "Differential", __base__=Differential, __doc__=Differential.__doc__,
+        diagnoses=(list[ranked], Field(..., min_length=1, max_length=4)),
+    )  # fmt: skip
+
+
+def plan_request(labels: list[str]) -> type[BaseModel]:
+    """`TreatmentPlan` with evidence restricted to this case's facts (their citation labels)."""
+    label = _fact_enum(labels)
+    action = create_model("PlanAction", __base__=PlanAction, evidence=(list[label], Field(default_factory=list, max_length=3)))
+    return create_model(
+        "TreatmentPlan", __base__=TreatmentPlan, __doc__=TreatmentPlan.__doc__,
+        actions=(list[action], Field(..., min_length=1, max_length=6)),
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Evaluation: trace analysis now; the case-suite harness and scorers build on it."""

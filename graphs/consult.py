@@ -1,0 +1,117 @@
+"""The consult graph.
+
+    intake ─┬─ ehr_context (subgraph: demographics | conditions | medications | allergies | labs | vitals) ─┬─ differential ─┬─ plan ─ report
+            └─ imaging     (subgraph: load_images) ──────────────────────────────────────────────────────────┘                └──────── report
+
+`ehr_context` and `imaging` run concurrently; `differential` waits for both. Without a differential there is no
+plan: the graph goes straight to the report, which says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from medconsult.agents.differential import draft_differential
+from medconsult.agents.evidence import Gap, build_facts
+from medconsult.agents.planner import draft_plan
+from medconsult.graphs.context import ConsultContext
+from medconsult.graphs.ehr import build_ehr_graph
+from medconsult.graphs.imaging import build_imaging_graph
+from medconsult.graphs.nodes import call_tool, tool_updates, traced
+from medconsult.graphs.state import ConsultInput, ConsultState
+from medconsult.report import write_report
+from medconsult.tools.runner import ToolRecord
+
+
+async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Resolve the patient (resource id or identifier) and check that the images exist."""
+    case = state["case"]
+    outcome = await call_tool(runtime, "fhir_find_patient", {"query": case.patient})
+    updates = tool_updates(outcome, "patient record")
+    gaps = list(updates.get("gaps", []))
+    patient_id = None
+    if isinstance(outcome, ToolRecord) and outcome.ok:
+        matches = outcome.result["matches"]
+        if len(matches) == 1:
+            patient_id = matches[0]["resource"].removeprefix("Patient/")
+        else:
+            reason = "no patient matches" if not matches else f"{len(matches)} patients match: ambiguous"
+            gaps.append(Gap(what="patient record", reason=f"{reason} {case.patient!r}", source=outcome.id))
+    gaps += [Gap(what=f"image {path}", reason="file not found", source="intake") for path in case.images if not Path(path).is_file()]
+    return {**updates, "gaps": gaps, "patient_id": patient_id}
+
+
+async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    context = runtime.context
+    result_models = {name: getattr(tool, "result_model", None) for name, tool in context.tools.tools.items()}
+    facts = build_facts(state.get("tool_records", []), {k: v for k, v in result_models.items() if v})
+    if not facts:
+        return {"facts": [], "differential": None, "gaps": [Gap(what="differential", reason="no evidence from any tool", source="differential")]}
+    try:
+        drafted = await draft_differential(
+            context.chat_model,
+            method=context.structured_output,
+            facts=facts,
+            gaps=state.get("gaps", []),
+            question=state["case"].question,
+            as_of=state["case"].as_of,
+            config={"callbacks": [context.tracer.llm_callback("differential")]},
+        )
+    except Exception as error:  # noqa: BLE001 - an LLM failure must leave a report, not a crash
+        return {"facts": facts, "differential": None, "gaps": [_llm_gap("differential", error)]}
+    return {"facts": facts, "differential": drafted}
+
+
+def route_after_differential(state: ConsultState) -> Literal["plan", "report"]:
+    return "plan" if state.get("differential") else "report"
+
+
+async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    context = runtime.context
+    try:
+        drafted = await draft_plan(
+            context.chat_model,
+            method=context.structured_output,
+            differential=state["differential"],
+            facts=state["facts"],
+            gaps=state.get("gaps", []),
+            question=state["case"].question,
+            as_of=state["case"].as_of,
+            config={"callbacks": [context.tracer.llm_callback("plan")]},
+        )
+    except Exception as error:  # noqa: BLE001
+        return {"plan": None, "gaps": [_llm_gap("treatment plan", error)]}
+    return {"plan": drafted}
+
+
+async def report(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    path = write_report(state, runtime.context)
+    return {"report_path": str(path)}
+
+
+def _llm_gap(what: str, error: Exception) -> Gap:
+    return Gap(what=what, reason=f"LLM step failed ({type(error).__name__}: {str(error)[:300]})", source=what)
+
+
+def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noqa: ANN201 - CompiledStateGraph
+    builder = StateGraph(ConsultState, input_schema=ConsultInput, context_schema=ConsultContext)
+    builder.add_node("intake", traced("intake", intake))
+    builder.add_node("ehr_context", build_ehr_graph())
+    builder.add_node("imaging", build_imaging_graph())
+    builder.add_node("differential", traced("differential", differential))
+    builder.add_node("plan", traced("plan", plan))
+    builder.add_node("report", traced("report", report))
+
+    builder.add_edge(START, "intake")
+    builder.add_edge("intake", "ehr_context")
+    builder.add_edge("intake", "imaging")
+    builder.add_edge(["ehr_context", "imaging"], "differential")
+    builder.add_conditional_edges("differential", route_after_differential)
+    builder.add_edge("plan", "report")
+    builder.add_edge("report", END)
+    return builder.compile(checkpointer=checkpointer, name="consult")

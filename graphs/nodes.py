@@ -1,0 +1,54 @@
+"""Shared node plumbing: trace every node, and run a registered tool into state updates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from medconsult.agents.evidence import Gap
+from medconsult.graphs.context import ConsultContext
+from medconsult.graphs.state import ConsultState
+from medconsult.tools.runner import ToolRecord, run_tool
+from medconsult.tracing import now_iso
+
+NodeFn = Callable[[ConsultState, Runtime[ConsultContext]], Awaitable[dict[str, Any]]]
+
+
+def traced(name: str, fn: NodeFn) -> NodeFn:
+    """Wrap a node so each execution writes a "node" line to the trace."""
+
+    async def node(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+        start, clock, error = now_iso(), time.perf_counter(), None
+        try:
+            return await fn(state, runtime)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            runtime.context.tracer.node(name, start, time.perf_counter() - clock, error)
+
+    node.__name__ = name.replace(".", "_")
+    return node
+
+
+async def call_tool(runtime: Runtime[ConsultContext], tool_name: str, args: dict[str, Any]) -> ToolRecord | Gap:
+    """Run a tool by name; a missing tool is a gap, a failing one a record with ok=False."""
+    context = runtime.context
+    if tool_name not in context.tools.tools:
+        return Gap(what=tool_name, reason="tool not installed or disabled", source=tool_name)
+    return await run_tool(
+        context.tools.get(tool_name), args, timeout_s=context.settings.tool_timeout_s, tracer=context.tracer
+    )
+
+
+def tool_updates(outcome: ToolRecord | Gap, missing: str) -> dict[str, Any]:
+    """State updates for one tool outcome: the record, and a gap naming what is missing when it failed."""
+    if isinstance(outcome, Gap):
+        return {"gaps": [Gap(what=missing, reason=outcome.reason, source=outcome.source)]}
+    updates: dict[str, Any] = {"tool_records": [outcome]}
+    if not outcome.ok:
+        updates["gaps"] = [Gap(what=missing, reason=outcome.error or "failed", source=outcome.id)]
+    return updates

@@ -1,0 +1,48 @@
+"""Typed state of the consult graph, with reducers for what parallel branches write at the same time."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+from medconsult.agents.evidence import Fact, Gap
+from medconsult.agents.schemas import Differential, TreatmentPlan
+from medconsult.cases import Case
+from medconsult.tools.runner import ToolRecord
+
+
+def merge_records(left: list[ToolRecord] | None, right: list[ToolRecord] | None) -> list[ToolRecord]:
+    """Union by result id; a later record with the same id (a re-run) replaces the earlier one."""
+    merged = {record.id: record for record in left or []}
+    merged.update({record.id: record for record in right or []})
+    return list(merged.values())
+
+
+def merge_gaps(left: list[Gap] | None, right: list[Gap] | None) -> list[Gap]:
+    seen = {(g.what, g.reason) for g in left or []}
+    return [*(left or []), *(g for g in right or [] if (g.what, g.reason) not in seen)]
+
+
+class ConsultInput(TypedDict):
+    case: Case
+
+
+class ConsultState(TypedDict, total=False):
+    case: Case
+    patient_id: str | None  # resolved FHIR Patient id; None when the record is unavailable
+    tool_records: Annotated[list[ToolRecord], merge_records]
+    gaps: Annotated[list[Gap], merge_gaps]
+    facts: list[Fact]
+    differential: Differential | None
+    plan: TreatmentPlan | None
+    report_path: str | None
+
+
+class BranchOutput(TypedDict, total=False):
+    """What a branch subgraph hands back to the consult graph: only keys that parallel branches can merge."""
+
+    tool_records: Annotated[list[ToolRecord], merge_records]
+    gaps: Annotated[list[Gap], merge_gaps]
+
+
+# Classes the SQLite checkpointer may deserialize (an explicit allow-list instead of any importable class).
+STATE_MODELS = (Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan)

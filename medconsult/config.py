@@ -1,0 +1,132 @@
+"""The one typed settings object.
+
+Every value comes from, in order of precedence: arguments to `Settings(...)`, environment variables prefixed
+`MEDCONSULT_`, a YAML file (`MEDCONSULT_CONFIG`, else `./medconsult.yaml` when present), then the defaults below.
+Moving from the laptop set-up to a hospital deployment is a matter of these values, never of code:
+`MEDCONSULT_LLM_BASE_URL` points at vLLM, `MEDCONSULT_FHIR_BASE_URL` at the hospital's FHIR server.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("MEDCONSULT_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("medconsult.yaml")
+    return local if local.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDCONSULT_", extra="ignore", validate_default=True)
+
+    # --- LLM: any OpenAI-compatible server; none configured -> embedded llama.cpp server -------------------
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible /v1 URL (vLLM in production)")
+    llm_model: str | None = Field(None, description="model name sent to the server")
+    llm_api_key: SecretStr = SecretStr("not-needed")
+    llm_profile: str | None = Field(None, description="serving profile (llm/profiles.yaml) for client options")
+    llm_structured_output: StructuredOutputMethod | None = Field(
+        None, description="how schema-constrained output is requested; default from the profile"
+    )
+    llm_temperature: float = 0.0
+    llm_seed: int | None = 7
+    llm_max_tokens: int = 900
+    llm_timeout_s: float = 600.0
+    llm_retries: int = 1
+
+    embedded_model: str = Field("qwen2.5-1.5b", description="qwen2.5-1.5b or smollm2-135m")
+    embedded_threads: int = 2
+    embedded_context: int = 8192
+    embedded_port: int = 0  # 0: pick a free port
+    model_dir: Path = Field(default_factory=lambda: _cache_home() / "medconsult" / "models")
+
+    # --- FHIR: none configured -> the project's local server -----------------------------------------------
+    fhir_base_url: str | None = Field(None, description="FHIR R4 base URL of an external server")
+    fhir_bearer_token: SecretStr | None = None
+    fhir_host: str = "127.0.0.1"
+    fhir_port: int = 8090
+    fhir_timeout_s: float = 15.0
+
+    # --- paths ---------------------------------------------------------------------------------------------
+    state_dir: Path = Path(".medconsult")
+    data_dir: Path | None = Field(None, description="public data sets (default: ../shared/data of the checkout)")
+    checkpoint_db: Path | None = None
+
+    # --- tools ---------------------------------------------------------------------------------------------
+    tool_timeout_s: float = 30.0
+    disabled_tools: list[str] = Field(default_factory=list)
+    lab_results_limit: int = Field(25, description="most recent distinct lab codes given to the model")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    # --- derived values ------------------------------------------------------------------------------------
+    @property
+    def uses_embedded_llm(self) -> bool:
+        return not self.llm_base_url
+
+    @property
+    def uses_local_fhir(self) -> bool:
+        return not self.fhir_base_url
+
+    @property
+    def local_fhir_url(self) -> str:
+        return f"http://{self.fhir_host}:{self.fhir_port}/fhir"
+
+    @property
+    def effective_fhir_url(self) -> str:
+        return (self.fhir_base_url or self.local_fhir_url).rstrip("/")
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        for candidate in (Path.cwd().parent / "shared" / "data", REPO_ROOT.parent / "shared" / "data"):
+            if candidate.is_dir():
+                return candidate
+        return REPO_ROOT.parent / "shared" / "data"
+
+    @property
+    def resolved_checkpoint_db(self) -> Path:
+        return self.checkpoint_db or self.state_dir / "checkpoints.sqlite"
+
+    @property
+    def fhir_snapshot(self) -> Path:
+        return self.state_dir / "fhir" / "snapshot.json"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)

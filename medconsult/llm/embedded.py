@@ -1,0 +1,63 @@
+"""The embedded llama.cpp server (llama-cpp-python[server]) used when no LLM server is configured.
+
+It speaks the same OpenAI-compatible API as vLLM, so the rest of the project cannot tell them apart.
+The model's own chat template is used (no `--chat_format`): the generic function-calling formats drop
+`role: tool` messages, and forced tool choice works with the model's template.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from medconsult.config import Settings
+from medconsult.llm import models
+from medconsult.process import ManagedProcess, free_port, start
+
+
+@dataclass
+class LlmEndpoint:
+    base_url: str
+    model: str
+    process: ManagedProcess | None = None  # set when this command started the server
+
+
+def llama_server_argv(settings: Settings, model_path: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", model_path,
+        "--model_alias", settings.embedded_model,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--n_threads", str(settings.embedded_threads),
+        "--n_ctx", str(settings.embedded_context),
+    ]  # fmt: skip
+
+
+def start_embedded(settings: Settings, *, detach: bool = False) -> LlmEndpoint:
+    model_path = models.ensure(settings.embedded_model, settings.model_dir)
+    port = settings.embedded_port or free_port()
+    process = start(
+        "llama.cpp server",
+        llama_server_argv(settings, str(model_path), port),
+        health_url=f"http://127.0.0.1:{port}/v1/models",
+        log_path=settings.state_dir / "logs" / f"llama-{port}.log",
+        detach=detach,
+    )
+    process.wait_healthy(timeout_s=120)
+    return LlmEndpoint(f"http://127.0.0.1:{port}/v1", settings.embedded_model, process)
+
+
+@contextmanager
+def llm_endpoint(settings: Settings) -> Iterator[LlmEndpoint]:
+    """The configured server, or an embedded one that lives exactly as long as the `with` block."""
+    if not settings.uses_embedded_llm:
+        yield LlmEndpoint(settings.llm_base_url, settings.llm_model or "default")
+        return
+    endpoint = start_embedded(settings)
+    try:
+        yield endpoint
+    finally:
+        endpoint.process.stop()

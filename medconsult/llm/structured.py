@@ -1,0 +1,61 @@
+"""Schema-constrained calls that never rely on the model choosing to call a tool.
+
+`function_calling` forces the one tool whose arguments are the schema (llama.cpp and vLLM both constrain the
+arguments with a grammar); `json_schema` asks the server for a JSON-schema-constrained answer. Output that still
+fails validation (a reply cut at max_tokens, for one) is sent back once with the validation error.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel
+
+from medconsult.config import StructuredOutputMethod
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+class StructuredOutputError(RuntimeError):
+    """The model did not produce output matching the schema, even after the repair attempt."""
+
+
+async def structured_call(
+    model: BaseChatModel,
+    schema: type[Schema],
+    messages: list[BaseMessage],
+    *,
+    method: StructuredOutputMethod,
+    repair_attempts: int = 1,
+    config: RunnableConfig | None = None,
+) -> Schema:
+    runnable = model.with_structured_output(schema, method=method, include_raw=True)
+    history = list(messages)
+    problem = ""
+    for _ in range(repair_attempts + 1):
+        result = await runnable.ainvoke(history, config=config)
+        parsed = result.get("parsed")
+        if isinstance(parsed, schema):
+            return parsed
+        problem = _describe_failure(result)
+        history = [
+            *messages,
+            HumanMessage(
+                f"Your previous answer could not be used ({problem}). "
+                f"Answer again with one {schema.__name__} object that matches the schema exactly."
+            ),
+        ]
+    raise StructuredOutputError(f"{schema.__name__}: {problem}")
+
+
+def _describe_failure(result: dict) -> str:
+    if result.get("parsing_error") is not None:
+        return f"invalid output: {str(result['parsing_error'])[:300]}"
+    raw = result.get("raw")
+    invalid = getattr(raw, "invalid_tool_calls", None)
+    if invalid:
+        return f"invalid tool-call JSON: {str(invalid[0].get('error') or invalid[0].get('args'))[:300]}"
+    return "no structured output in the reply"

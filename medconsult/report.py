@@ -1,0 +1,77 @@
+"""report.md: the consult draft a physician reads, rendered from the graph state."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+
+from medconsult import __version__
+
+if TYPE_CHECKING:
+    from medconsult.graphs.context import ConsultContext
+    from medconsult.graphs.state import ConsultState
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("medconsult", "templates"),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+)
+# Model and record text must not break the Markdown tables it sits in.
+_environment.filters["cell"] = lambda text: " ".join(str(text).split()).replace("|", "\\|")
+
+
+def write_report(state: ConsultState, context: ConsultContext) -> Path:
+    path = context.out_dir / "report.md"
+    path.write_text(render_report(state, context))
+    return path
+
+
+def render_report(state: ConsultState, context: ConsultContext) -> str:
+    facts = state.get("facts") or []
+    records = sorted(state.get("tool_records", []), key=lambda r: r.started_at)
+    return _environment.get_template("report.md.j2").render(
+        case=state["case"],
+        version=__version__,
+        model=context.model_name,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        patient_ref=f"Patient/{state['patient_id']}" if state.get("patient_id") else None,
+        gaps=state.get("gaps", []),
+        differential=state.get("differential"),
+        plan=state.get("plan"),
+        facts=facts,
+        facts_by_id={f.id: f for f in facts},
+        records=records,
+        images=_images(records, context.out_dir),
+        counts=_trace_counts(context.tracer.events),
+    )
+
+
+def _images(records: list, out_dir: Path) -> list[dict]:
+    images = []
+    for record in records:
+        if record.tool == "load_image" and record.ok:
+            preview = Path(record.result["preview_png"])
+            images.append(
+                {
+                    "name": Path(record.result["path"]).name,
+                    "preview": os.path.relpath(preview, out_dir),
+                    "summary": record.result["summary"],
+                }
+            )
+    return images
+
+
+def _trace_counts(events: list[dict]) -> dict[str, int]:
+    llm = [e for e in events if e["kind"] == "llm"]
+    return {
+        "tool": sum(e["kind"] == "tool" for e in events),
+        "llm": len(llm),
+        "prompt_tokens": sum(e.get("prompt_tokens") or 0 for e in llm),
+        "completion_tokens": sum(e.get("completion_tokens") or 0 for e in llm),
+    }

@@ -1,0 +1,112 @@
+"""Running one case through the consult graph: services, tools, checkpointer, trace.
+
+Used by `medconsult run`, the tests and (later) the evaluation harness, so all of them run the same thing.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from medconsult.cases import Case
+from medconsult.config import Settings
+from medconsult.fhir.server import fhir_service
+from medconsult.graphs.consult import build_consult_graph
+from medconsult.graphs.context import ConsultContext
+from medconsult.graphs.state import STATE_MODELS
+from medconsult.llm.chat_model import make_chat_model, structured_output_method
+from medconsult.llm.embedded import llm_endpoint
+from medconsult.tools.base import ToolContext
+from medconsult.tools.registry import discover_tools
+from medconsult.tracing import Listener, Tracer, now_iso
+
+
+@dataclass
+class Services:
+    fhir_base_url: str
+    chat_model: BaseChatModel
+    model_name: str
+
+
+@dataclass
+class ConsultOutcome:
+    thread_id: str
+    state: dict[str, Any]
+    out_dir: Path
+    wall_s: float
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.md"
+
+    @property
+    def trace_path(self) -> Path:
+        return self.out_dir / "trace.jsonl"
+
+
+@contextmanager
+def consult_services(settings: Settings) -> Iterator[Services]:
+    """FHIR server and LLM for the duration of the block; local ones are started and stopped here."""
+    with fhir_service(settings) as fhir_base_url, llm_endpoint(settings) as endpoint:
+        yield Services(fhir_base_url, make_chat_model(settings, endpoint.base_url, endpoint.model), endpoint.model)
+
+
+def checkpoint_serializer() -> JsonPlusSerializer:
+    return JsonPlusSerializer(allowed_msgpack_modules=[(cls.__module__, cls.__name__) for cls in STATE_MODELS])
+
+
+async def run_consult(
+    case: Case,
+    settings: Settings,
+    services: Services,
+    out_dir: Path,
+    *,
+    listeners: list[Listener] | None = None,
+    thread_id: str | None = None,
+) -> ConsultOutcome:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "trace.jsonl").unlink(missing_ok=True)
+    tracer = Tracer(out_dir / "trace.jsonl", listeners)
+    registry = discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir))
+    context = ConsultContext(
+        settings=settings,
+        tools=registry,
+        chat_model=services.chat_model,
+        structured_output=structured_output_method(settings),
+        tracer=tracer,
+        out_dir=out_dir,
+        model_name=services.model_name,
+    )
+    thread_id = thread_id or f"{case.id}-{uuid.uuid4().hex[:8]}"
+    db_path = settings.resolved_checkpoint_db
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    start, clock = now_iso(), time.perf_counter()
+    async with aiosqlite.connect(db_path) as connection:
+        saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())
+        graph = build_consult_graph(saver)
+        state = await graph.ainvoke(
+            {"case": case}, {"configurable": {"thread_id": thread_id}}, context=context
+        )
+    wall_s = time.perf_counter() - clock
+    tracer.node("consult", start, wall_s)
+    return ConsultOutcome(thread_id, state, out_dir, wall_s)
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory of this process and of its finished children (the embedded LLM server)."""
+    to_mb = 1 / 1024  # ru_maxrss is in KiB on Linux
+    return {
+        "self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mb, 1),
+        "children": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mb, 1),
+    }

@@ -1,0 +1,124 @@
+"""trace.jsonl: one JSON object per node, tool call and LLM call, written as they finish.
+
+Every line has `kind` ("node" | "tool" | "llm"), `name`, `start` (ISO time), `duration_s` and `error`
+(null or text). "llm" lines add `prompt_tokens` and `completion_tokens`; "tool" lines add `result_id`, the id
+the report and the differential cite. Listeners (the CLI's progress display) see each line as it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+
+if TYPE_CHECKING:
+    from medconsult.tools.runner import ToolRecord
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Tracer:
+    def __init__(self, path: Path | None = None, listeners: list[Listener] | None = None):
+        self.path = path
+        self.listeners = list(listeners or [])
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.events.append(event)
+            if self.path is not None:
+                with open(self.path, "a") as handle:
+                    handle.write(json.dumps(event, default=str) + "\n")
+        for listener in self.listeners:
+            listener(event)
+
+    def node(self, name: str, start: str, duration_s: float, error: str | None = None) -> None:
+        self.emit({"kind": "node", "name": name, "start": start, "duration_s": round(duration_s, 4), "error": error})
+
+    def tool(self, record: ToolRecord) -> None:
+        self.emit(
+            {
+                "kind": "tool",
+                "name": record.tool,
+                "start": record.started_at,
+                "duration_s": record.duration_s,
+                "error": record.error,
+                "result_id": record.id,
+                "args": record.args,
+                "summary": (record.result or {}).get("summary"),
+            }
+        )
+
+    def llm_callback(self, step: str) -> LlmTraceCallback:
+        return LlmTraceCallback(self, step)
+
+
+class LlmTraceCallback(BaseCallbackHandler):
+    """Writes one "llm" line per chat-model call, with the token counts the server reported."""
+
+    def __init__(self, tracer: Tracer, step: str):
+        self.tracer = tracer
+        self.step = step
+        self._started: dict[UUID, tuple[str, float]] = {}
+
+    def on_chat_model_start(self, serialized: dict, messages: list, *, run_id: UUID, **kwargs: Any) -> None:
+        self._started[run_id] = (now_iso(), time.perf_counter())
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        start, clock = self._started.pop(run_id, (now_iso(), time.perf_counter()))
+        usage = _usage(response)
+        generation = response.generations[0][0] if response.generations and response.generations[0] else None
+        info = getattr(generation, "generation_info", None) or {}
+        self.tracer.emit(
+            {
+                "kind": "llm",
+                "name": self.step,
+                "start": start,
+                "duration_s": round(time.perf_counter() - clock, 4),
+                "error": None,
+                "model": (response.llm_output or {}).get("model_name"),
+                "prompt_tokens": usage.get("prompt_tokens"),
+                "completion_tokens": usage.get("completion_tokens"),
+                "finish_reason": info.get("finish_reason"),
+            }
+        )
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        start, clock = self._started.pop(run_id, (now_iso(), time.perf_counter()))
+        self.tracer.emit(
+            {
+                "kind": "llm",
+                "name": self.step,
+                "start": start,
+                "duration_s": round(time.perf_counter() - clock, 4),
+                "error": f"{type(error).__name__}: {error}",
+                "prompt_tokens": None,
+                "completion_tokens": None,
+            }
+        )
+
+
+def _usage(response: LLMResult) -> dict[str, int]:
+    usage = (response.llm_output or {}).get("token_usage") or {}
+    if usage:
+        return usage
+    try:
+        metadata = response.generations[0][0].message.usage_metadata or {}
+    except (IndexError, AttributeError):
+        return {}
+    return {"prompt_tokens": metadata.get("input_tokens"), "completion_tokens": metadata.get("output_tokens")}

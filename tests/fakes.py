@@ -1,0 +1,112 @@
+"""Test doubles: a chat model that answers forced tool calls without a server, and simple tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_openai.chat_models.base import _convert_dict_to_message
+from pydantic import BaseModel, Field
+
+from medconsult.tools.base import MedTool, ToolResult
+
+Responder = Callable[[dict[str, Any]], dict[str, Any] | str]
+
+
+def fill_schema(schema: dict[str, Any]) -> Any:
+    """A minimal valid instance of a JSON schema: first enum value, short strings, minimum array lengths."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: fill_schema(sub) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [fill_schema(schema["items"]) for _ in range(max(1, schema.get("minItems", 0)))]
+    if kind == "string":
+        return "x"
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    if "anyOf" in schema:
+        return fill_schema(schema["anyOf"][0])
+    return None
+
+
+class FakeToolCallingModel(BaseChatModel):
+    """Answers every call with a tool call to the bound tool. `script` entries are consumed in order: a dict is
+    the arguments, a str raw (possibly invalid) argument text; when the script is empty the schema is filled."""
+
+    script: list[dict[str, Any] | str] = Field(default_factory=list)
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+    fail_with: str | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-tool-calling"
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):  # noqa: ANN201
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.calls.append(list(messages))
+        if self.fail_with:
+            raise RuntimeError(self.fail_with)
+        function = kwargs["tools"][0]["function"]
+        answer = self.script.pop(0) if self.script else fill_schema(function["parameters"])
+        arguments = answer if isinstance(answer, str) else json.dumps(answer)
+        # The OpenAI client's own conversion: invalid JSON lands in `invalid_tool_calls`, as from a real server.
+        message = _convert_dict_to_message(
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": function["name"], "arguments": arguments}}
+                ],
+            }
+        )
+        message.usage_metadata = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+        return ChatResult(
+            generations=[ChatGeneration(message=message)],
+            llm_output={"token_usage": {"prompt_tokens": 100, "completion_tokens": 20}, "model_name": "fake"},
+        )
+
+
+class EchoArgs(BaseModel):
+    text: str = Field(..., max_length=50)
+
+
+class EchoResult(ToolResult):
+    text: str
+
+
+class EchoTool(MedTool):
+    name: str = "echo"
+    description: str = "Echo the text."
+    args_schema: type[BaseModel] = EchoArgs
+    result_model = EchoResult
+
+    def execute(self, args: EchoArgs) -> EchoResult:
+        if args.text == "boom":
+            raise RuntimeError("planned failure")
+        if args.text == "slow":
+            import time
+
+            time.sleep(5)
+        return EchoResult(summary=f"echo {args.text}", text=args.text)
+
+
+def echo_tools(context):  # noqa: ANN001, ANN201 - the plugin factory contract: (ToolContext) -> tools
+    return [EchoTool(context=context)]

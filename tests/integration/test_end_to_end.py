@@ -1,0 +1,81 @@
+"""Whole cases through the CLI against the real FHIR server and a real llama.cpp server (smollm2-135m)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DATA_DIR, DEMO_MRN, REPO
+
+from medconsult.fhir.client import FhirGateway
+from medconsult.process import is_healthy
+
+pytestmark = pytest.mark.integration
+
+
+def _medconsult(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "medconsult"), *args],
+        env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=900,
+    )
+
+
+def _check_outputs(out: Path, gateway: FhirGateway) -> str:
+    report = (out / "report.md").read_text()
+    lines = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    assert {line["kind"] for line in lines} == {"node", "tool", "llm"}
+    for line in lines:
+        assert {"kind", "name", "start", "duration_s", "error"} <= set(line)
+    llm = [line for line in lines if line["kind"] == "llm"]
+    assert llm and all(line["prompt_tokens"] > 0 and line["completion_tokens"] > 0 for line in llm)
+    assert all(line["result_id"] for line in lines if line["kind"] == "tool")
+
+    differential = report.split("## Differential diagnosis")[1].split("## Management plan")[0]
+    cited = set(re.findall(r"`((?:Condition|Observation|MedicationRequest|AllergyIntolerance|Patient)/[0-9a-f-]+)`", differential))
+    assert cited, "the differential cites no FHIR resource"
+    for reference in cited:  # every cited resource exists on the server
+        resource_type, resource_id = reference.split("/")
+        assert gateway.server.request_json(f"{resource_type}/{resource_id}")["id"] == resource_id
+    run = json.loads((out / "run.json").read_text())
+    assert run["time"]["llm_calls"] == len(llm) and run["peak_rss_mb"]["self"] > 0
+    return report
+
+
+def test_demo_case_against_any_openai_compatible_server(fhir_server, llm_server, tmp_path: Path):
+    """MEDCONSULT_LLM_BASE_URL points at a running server: no code changes, nothing embedded started."""
+    base_url, model = llm_server
+    out = tmp_path / "demo"
+    env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
+           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}
+    result = _medconsult(["run", "--case", str(REPO / "cases" / "demo-pneumonia.yaml"), "--out", str(out)], env, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _check_outputs(out, FhirGateway(fhir_server.local_fhir_url))
+    assert "Record as of | 2018-09-29" in report
+    assert "✓ llm  differential" in result.stderr  # progress streamed as the steps finished
+
+
+def test_embedded_server_runs_a_case_with_images_and_stops(fhir_server, tmp_path: Path):
+    """No LLM URL: the CLI starts llama.cpp itself and stops it; a corrupt image becomes a gap, not a crash."""
+    broken = tmp_path / "corrupt.dcm"
+    broken.write_bytes((DATA_DIR / "dicom_cxr_samples" / "rsna_pneumonia_16d7f894.dcm").read_bytes()[:3000])
+    out = tmp_path / "flags"
+    env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_EMBEDDED_MODEL": "smollm2-135m",
+           "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}
+    args = ["run", "--patient", DEMO_MRN, "--as-of", "2018-09-29", "--question", "Fever and cough?",
+            "--image", str(DATA_DIR / "dicom_cxr_samples" / "rsna_pneumonia_16d7f894.dcm"), "--image", str(broken),
+            "--out", str(out)]
+    result = _medconsult(args, env, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _check_outputs(out, FhirGateway(fhir_server.local_fhir_url))
+    assert "![rsna_pneumonia_16d7f894.dcm](images/" in report
+    assert "**image corrupt.dcm**" in report
+    assert re.search(r"without pixel data|cannot be decoded|not a readable DICOM", report)
+    logs = list((tmp_path / "state" / "logs").glob("llama-*.log"))
+    assert len(logs) == 1  # the CLI started one embedded server ...
+    port = logs[0].stem.removeprefix("llama-")
+    assert not is_healthy(f"http://127.0.0.1:{port}/v1/models")  # ... and stopped it

@@ -1,0 +1,133 @@
+"""The consult graph end to end with a fake chat model and canned tools (no servers)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import FakeToolCallingModel
+from pydantic import BaseModel
+
+from medconsult.cases import Case
+from medconsult.config import Settings
+from medconsult.fhir.client import FhirUnavailable
+from medconsult.runner import Services, run_consult
+from medconsult.tools.base import MedTool, ToolContext, ToolResult
+from medconsult.tools.fhir.allergies import AllergiesResult
+from medconsult.tools.fhir.common import PatientArgs
+from medconsult.tools.fhir.conditions import ConditionArgs, ConditionsResult
+from medconsult.tools.fhir.find_patient import FindPatientArgs, FindPatientResult
+from medconsult.tools.fhir.medications import MedicationArgs, MedicationsResult
+from medconsult.tools.fhir.observations import ObservationArgs, ObservationsResult
+from medconsult.tools.fhir.patient_summary import PatientSummaryResult
+from medconsult.tools.registry import ToolRegistry
+
+BARRIER = threading.Barrier(2, timeout=10)  # conditions and allergies must run at the same time
+
+
+class CannedTool(MedTool):
+    canned: Any = None  # a result dict, or an exception to raise
+    meet_at_barrier: bool = False
+
+    def execute(self, args: BaseModel) -> ToolResult:
+        if self.meet_at_barrier:
+            BARRIER.wait()
+        if isinstance(self.canned, Exception):
+            raise self.canned
+        return self.result_model.model_validate(self.canned)
+
+
+def _tool(name: str, schema: type[BaseModel], model: type[ToolResult], canned: Any, **kw: Any) -> CannedTool:
+    cls = type(f"Canned_{name}", (CannedTool,), {"result_model": model, "__module__": __name__})
+    return cls(name=name, description=name, args_schema=schema, context=ToolContext(Settings()), canned=canned, **kw)
+
+
+def registry(*, allergies: Any = None, patient_matches: int = 1) -> ToolRegistry:
+    matches = [{"resource": "Patient/p1", "name": "Test Patient"}] * patient_matches
+    lab = {"resource": "Observation/o1", "loinc": "6690-2", "display": "Leukocytes", "value": 14.2, "unit": "10*3/uL",
+           "effective": "2018-09-28T07:00:00+00:00"}
+    tools = [
+        _tool("fhir_find_patient", FindPatientArgs, FindPatientResult, {"summary": "found", "matches": matches, "matched_by": "identifier"}),
+        _tool("fhir_patient_summary", PatientArgs, PatientSummaryResult,
+              {"summary": "m 80", "resource": "Patient/p1", "sex": "male", "birth_date": "1938-04-09", "age_years": 80, "deceased": False}),
+        _tool("fhir_conditions", ConditionArgs, ConditionsResult,
+              {"summary": "1", "conditions": [{"resource": "Condition/c1", "display": "Pneumonia", "snomed": "233604007",
+                                                "codings": [], "clinical_status": "active", "onset": "2018-09-28"}]},
+              meet_at_barrier=True),
+        _tool("fhir_medications", MedicationArgs, MedicationsResult, {"summary": "0", "medications": []}),
+        _tool("fhir_allergies", PatientArgs, AllergiesResult, allergies or {"summary": "0", "allergies": []},
+              meet_at_barrier=True),
+        _tool("fhir_observations", ObservationArgs, ObservationsResult,
+              {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [lab]}),
+    ]
+    return ToolRegistry(tools={t.name: t for t in tools})
+
+
+async def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: ToolRegistry, model: FakeToolCallingModel,
+               images: list[str] | None = None):
+    monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
+    settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite")
+    case = Case(id="t1", patient="MRN-1", question="Cough and fever?", images=images or [])
+    services = Services("http://127.0.0.1:9/fhir", model, "fake")
+    return await run_consult(case, settings, services, tmp_path / "out")
+
+
+async def test_whole_case_cites_tool_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    outcome = await _run(tmp_path, monkeypatch, registry(), FakeToolCallingModel())
+    state = outcome.state
+    assert state["patient_id"] == "p1" and not state.get("gaps")
+    cited = state["differential"].diagnoses[0].evidence[0].fact
+    assert cited in {f.id for f in state["facts"]} and state["plan"].actions
+
+    report = outcome.report_path.read_text()
+    assert "Condition/c1" in report and "Observation/o1" in report and "Leukocytes 14.2 10*3/uL" in report
+
+    lines = [json.loads(line) for line in outcome.trace_path.read_text().splitlines()]
+    for line in lines:
+        assert {"kind", "name", "start", "duration_s", "error"} <= set(line)
+    llm = [line for line in lines if line["kind"] == "llm"]
+    assert [line["name"] for line in llm] == ["differential", "plan"]
+    assert all(line["prompt_tokens"] == 100 and line["completion_tokens"] == 20 for line in llm)
+    tool_ids = {line["result_id"] for line in lines if line["kind"] == "tool"}
+    assert {f.result_id for f in state["facts"]} <= tool_ids
+    nodes = {line["name"] for line in lines if line["kind"] == "node"}
+    assert {"intake", "ehr.labs", "imaging.load_images", "differential", "plan", "report", "consult"} <= nodes
+
+
+async def test_record_is_quoted_data_in_the_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    model = FakeToolCallingModel()
+    await _run(tmp_path, monkeypatch, registry(), model)
+    system = model.calls[0][0].content
+    assert '"Pneumonia (active, onset 2018-09-28)"' in system and system.splitlines().count("<record>") == 1
+
+
+async def test_unreachable_fhir_is_a_gap_in_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    down = FhirUnavailable("FHIR server unreachable during search AllergyIntolerance: ConnectionError")
+    outcome = await _run(tmp_path, monkeypatch, registry(allergies=down), FakeToolCallingModel())
+    gaps = outcome.state["gaps"]
+    assert [g.what for g in gaps] == ["allergies"] and "unreachable" in gaps[0].reason
+    report = outcome.report_path.read_text()
+    assert "**allergies**: FhirUnavailable: FHIR server unreachable" in report
+    assert outcome.state["plan"] is not None  # the case went on
+
+
+async def test_invalid_llm_output_skips_the_plan_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    outcome = await _run(tmp_path, monkeypatch, registry(), FakeToolCallingModel(script=["{oops", "{oops"]))
+    assert outcome.state["differential"] is None and outcome.state.get("plan") is None
+    assert any(g.what == "differential" and "LLM step failed" in g.reason for g in outcome.state["gaps"])
+    assert "No differential could be drafted" in outcome.report_path.read_text()
+
+
+async def test_unknown_patient_skips_the_record_but_not_the_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    outcome = await _run(tmp_path, monkeypatch, registry(patient_matches=0), FakeToolCallingModel(),
+                         images=[str(tmp_path / "missing.png")])
+    whats = {g.what for g in outcome.state["gaps"]}
+    assert "patient record" in whats and any(w.startswith("image") for w in whats)
+    assert outcome.report_path.exists()

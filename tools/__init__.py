@@ -1,0 +1,1 @@
+"""Tool plugins (LangChain tools with pydantic schemas and typed results), discovered through entry points."""

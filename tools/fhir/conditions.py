@@ -1,0 +1,93 @@
+"""fhir_conditions: the patient's problem list (active by default)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from fhirclient.models.condition import Condition
+from pydantic import BaseModel, Field
+
+from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.fhir.common import (
+    SNOMED,
+    Coding,
+    PatientArgs,
+    code_in,
+    codings,
+    concept_text,
+    fhir_date,
+    on_or_before,
+    reference,
+)
+
+
+class ConditionArgs(PatientArgs):
+    status: Literal["active", "all"] = Field("active", description="active problems only, or the whole history")
+
+
+class ConditionItem(BaseModel):
+    resource: str
+    display: str | None
+    snomed: str | None
+    codings: list[Coding]
+    clinical_status: str | None
+    onset: str | None
+    abatement: str | None = None
+
+
+class ConditionsResult(ToolResult):
+    conditions: list[ConditionItem]
+
+    def evidence(self) -> list[Evidence]:
+        return [
+            Evidence(
+                kind="condition",
+                text=f"{c.display} ({c.clinical_status or 'status unknown'}, onset {(c.onset or 'unknown')[:10]})",
+                resource=c.resource,
+            )
+            for c in self.conditions
+        ]
+
+
+class ConditionsTool(MedTool):
+    name: str = "fhir_conditions"
+    description: str = "Conditions (problem list) of a patient with SNOMED CT codes, clinical status and onset date."
+    args_schema: type[BaseModel] = ConditionArgs
+    result_model = ConditionsResult
+
+    def execute(self, args: ConditionArgs) -> ConditionsResult:
+        params = {"patient": args.patient_id, "_count": "100"}
+        if args.status == "active" and args.as_of is None:
+            params["clinical-status"] = "active"
+        items = [_item(c) for c in self.context.fhir.search(Condition, params)]
+        if args.as_of is not None:
+            items = [_at(i, args.as_of) for i in items if on_or_before(i.onset, args.as_of)]
+            if args.status == "active":
+                items = [i for i in items if i.clinical_status == "active"]
+        items.sort(key=lambda i: i.onset or "", reverse=True)
+        summary = f"{len(items)} {args.status} condition(s)"
+        if items:
+            summary += ": " + "; ".join(i.display or "?" for i in items[:6])
+        return ConditionsResult(summary=summary, conditions=items)
+
+
+def _at(item: ConditionItem, as_of: date) -> ConditionItem:
+    """The condition's status on `as_of`: one that abated later was still active then."""
+    if item.abatement and not on_or_before(item.abatement, as_of):
+        return item.model_copy(update={"clinical_status": "active", "abatement": None})
+    if item.abatement:
+        return item.model_copy(update={"clinical_status": "resolved"})
+    return item
+
+
+def _item(condition: Condition) -> ConditionItem:
+    return ConditionItem(
+        resource=reference(condition),
+        display=concept_text(condition.code),
+        snomed=code_in(condition.code, SNOMED),
+        codings=codings(condition.code),
+        clinical_status=concept_text(condition.clinicalStatus),
+        onset=fhir_date(condition.onsetDateTime),
+        abatement=fhir_date(condition.abatementDateTime),
+    )

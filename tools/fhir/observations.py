@@ -1,0 +1,143 @@
+"""fhir_observations: laboratory results or vital signs, the latest value of each LOINC code by default."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fhirclient.models.observation import Observation
+from pydantic import BaseModel, Field
+
+from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.fhir.common import LOINC, PatientArgs, code_in, concept_text, fhir_date, reference
+
+
+class ObservationArgs(PatientArgs):
+    category: Literal["laboratory", "vital-signs"] = Field("laboratory", description="FHIR observation category")
+    loinc_codes: list[str] = Field(
+        default_factory=list, description="only these LOINC codes (empty: all)", max_length=20
+    )
+    latest_per_code: bool = Field(True, description="keep only the most recent result of each code")
+    limit: int = Field(25, ge=1, le=200, description="at most this many results, most recent first")
+
+
+class ObservationValue(BaseModel):
+    loinc: str | None
+    display: str | None
+    value: float | str | None
+    unit: str | None
+
+
+class ObservationItem(ObservationValue):
+    resource: str
+    effective: str | None
+    interpretation: str | None = None
+    reference_range: str | None = None
+    components: list[ObservationValue] = Field(default_factory=list)
+    measurements_of_code: int = 1  # how many results of this code the record holds
+
+
+class ObservationsResult(ToolResult):
+    category: str
+    observations: list[ObservationItem]
+    total_found: int
+
+    def evidence(self) -> list[Evidence]:
+        kind = "vital" if self.category == "vital-signs" else "lab"
+        return [
+            Evidence(
+                kind=kind,
+                text=f"{o.display} {_format_value(o)} on {(o.effective or 'unknown date')[:10]}"
+                + (f" (ref {o.reference_range})" if o.reference_range else "")
+                + (f" [{o.interpretation}]" if o.interpretation else ""),
+                resource=o.resource,
+                value=o.value,
+                unit=o.unit,
+            )
+            for o in self.observations
+        ]
+
+
+def _format_value(item: ObservationValue) -> str:
+    if isinstance(item, ObservationItem) and item.components:
+        return ", ".join(f"{c.display} {_format_value(c)}" for c in item.components)
+    if isinstance(item.value, float):
+        number = f"{item.value:.3g}" if abs(item.value) < 1000 else f"{item.value:.0f}"
+        return f"{number} {item.unit or ''}".strip()
+    return f"{item.value if item.value is not None else 'no value'} {item.unit or ''}".strip()
+
+
+class ObservationsTool(MedTool):
+    name: str = "fhir_observations"
+    description: str = (
+        "Laboratory results or vital signs of a patient by LOINC code with UCUM units, most recent first; "
+        "by default the latest result of each code."
+    )
+    args_schema: type[BaseModel] = ObservationArgs
+    result_model = ObservationsResult
+
+    def execute(self, args: ObservationArgs) -> ObservationsResult:
+        params = {"patient": args.patient_id, "category": args.category, "_sort": "-date", "_count": "200"}
+        if args.as_of is not None:
+            params["date"] = f"le{args.as_of.isoformat()}T23:59:59Z"
+        if args.loinc_codes:
+            params["code"] = ",".join(f"{LOINC}|{code}" for code in args.loinc_codes)
+        found = self.context.fhir.search(Observation, params, limit=2000)
+        items = [_item(o) for o in found]
+        if args.latest_per_code:
+            items = _latest_per_code(items)
+        items = items[: args.limit]
+        summary = f"{len(items)} {args.category} result(s) of {len(found)} found"
+        if items:
+            summary += f", latest {items[0].effective}"
+        return ObservationsResult(summary=summary, category=args.category, observations=items, total_found=len(found))
+
+
+def _latest_per_code(items: list[ObservationItem]) -> list[ObservationItem]:
+    latest: dict[str, ObservationItem] = {}
+    for item in items:  # already most recent first
+        key = item.loinc or item.display or item.resource
+        if key in latest:
+            latest[key].measurements_of_code += 1
+        else:
+            latest[key] = item
+    return list(latest.values())
+
+
+def _value(holder) -> tuple[float | str | None, str | None]:  # noqa: ANN001 - Observation or component
+    if holder.valueQuantity is not None:
+        quantity = holder.valueQuantity
+        return quantity.value, quantity.code or quantity.unit
+    if holder.valueCodeableConcept is not None:
+        return concept_text(holder.valueCodeableConcept), None
+    if holder.valueString is not None:
+        return holder.valueString, None
+    return None, None
+
+
+def _item(observation: Observation) -> ObservationItem:
+    value, unit = _value(observation)
+    ranges = []
+    for r in observation.referenceRange or []:
+        low = f"{r.low.value}" if r.low else ""
+        high = f"{r.high.value}" if r.high else ""
+        ranges.append(r.text or f"{low}-{high} {(r.high or r.low).unit or ''}".strip())
+    components = []
+    for component in observation.component or []:
+        c_value, c_unit = _value(component)
+        components.append(
+            ObservationValue(
+                loinc=code_in(component.code, LOINC), display=concept_text(component.code), value=c_value, unit=c_unit
+            )
+        )
+    interpretation = "; ".join(filter(None, (concept_text(i) for i in (observation.interpretation or [])))) or None
+    return ObservationItem(
+        resource=reference(observation),
+        loinc=code_in(observation.code, LOINC),
+        display=concept_text(observation.code),
+        value=value,
+        unit=unit,
+        effective=fhir_date(observation.effectiveDateTime),
+        interpretation=interpretation,
+        reference_range="; ".join(ranges) or None,
+        components=components,
+    )

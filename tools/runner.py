@@ -1,0 +1,66 @@
+"""Running one tool call so that nothing it does can crash the case.
+
+An exception or a timeout becomes a `ToolRecord` with `ok=False` and the error text; the graph carries on and
+the report lists what is missing. Every call gets a stable result id (tool name + hash of its arguments) that
+evidence in the differential cites, and a "tool" line in the trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel
+
+from medconsult.tracing import Tracer
+
+
+class ToolRecord(BaseModel):
+    id: str
+    tool: str
+    args: dict[str, Any]
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    started_at: str
+    duration_s: float
+
+
+def result_id(tool_name: str, args: dict[str, Any]) -> str:
+    canonical = json.dumps(args, sort_keys=True, default=str)
+    return f"{tool_name}:{hashlib.sha256(canonical.encode()).hexdigest()[:8]}"
+
+
+async def run_tool(
+    tool: BaseTool, args: dict[str, Any], *, timeout_s: float, tracer: Tracer | None = None
+) -> ToolRecord:
+    record_id = result_id(tool.name, args)
+    timeout_s = getattr(tool, "timeout_s", None) or timeout_s
+    started_at = datetime.now(UTC).isoformat()
+    clock = time.perf_counter()
+    result, error = None, None
+    try:
+        # Tools are synchronous (fhirclient, pydicom); a thread keeps the event loop free for parallel branches.
+        result = await asyncio.wait_for(asyncio.to_thread(tool.invoke, args), timeout=timeout_s)
+    except TimeoutError:
+        error = f"timed out after {timeout_s:.0f} s"
+    except Exception as exc:  # noqa: BLE001 - every failure becomes data
+        error = f"{type(exc).__name__}: {exc}"
+    record = ToolRecord(
+        id=record_id,
+        tool=tool.name,
+        args=args,
+        ok=error is None,
+        result=result if isinstance(result, dict) else ({"value": result} if result is not None else None),
+        error=error,
+        started_at=started_at,
+        duration_s=round(time.perf_counter() - clock, 4),
+    )
+    if tracer is not None:
+        tracer.tool(record)
+    return record
