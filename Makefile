@@ -60,6 +60,7 @@ demo: setup
 	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/demo-pneumonia.yaml --out out/demo
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(MC) llm fetch smollm2-135m
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(PY) -m pytest
 

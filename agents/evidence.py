@@ -82,7 +82,9 @@ def fact_id(label: str) -> str:
 
 def consult_system_prompt(facts: list[Fact], gaps: list[Gap], as_of: date | None) -> str:
     """Shared by every reasoning step, byte for byte, so servers reuse its cached prefix (llama.cpp, vLLM)."""
-    return render("consult.system.md", record=record_block(facts, gaps), as_of=as_of.isoformat() if as_of else None)
+    return render(
+        "consult.system.md", record=record_block(facts, gaps), as_of=as_of.isoformat() if as_of else None
+    )
 
 
 def _quote(text: str) -> str:

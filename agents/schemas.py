@@ -14,7 +14,13 @@ from pydantic import BaseModel, Field, create_model
 Likelihood = Literal["high", "moderate", "low"]
 Stance = Literal["supports", "opposes"]
 ActionCategory = Literal[
-    "diagnostic test", "antimicrobial", "other medication", "supportive care", "monitoring", "referral", "follow-up"
+    "diagnostic test",
+    "antimicrobial",
+    "other medication",
+    "supportive care",
+    "monitoring",
+    "referral",
+    "follow-up",
 ]
 Priority = Literal["immediate", "today", "routine"]
 
@@ -29,7 +35,9 @@ class RankedDiagnosis(BaseModel):
     likelihood: Likelihood
     evidence: list[CitedFact] = Field(..., min_length=1, max_length=4)
     reasoning: str = Field(..., max_length=240)
-    discriminating_test: str = Field(..., max_length=100, description="the test that would best confirm or exclude it")
+    discriminating_test: str = Field(
+        ..., max_length=100, description="the test that would best confirm or exclude it"
+    )
 
 
 class Differential(BaseModel):
@@ -52,7 +60,9 @@ class TreatmentPlan(BaseModel):
 
     working_diagnosis: str = Field(..., max_length=80)
     actions: list[PlanAction] = Field(..., min_length=1, max_length=6)
-    cautions: list[str] = Field(default_factory=list, max_length=3, description="patient-specific safety points")
+    cautions: list[str] = Field(
+        default_factory=list, max_length=3, description="patient-specific safety points"
+    )
 
 
 def _fact_enum(labels: list[str]) -> object:
@@ -65,7 +75,11 @@ def differential_request(labels: list[str]) -> type[BaseModel]:
     """`Differential` with citations restricted to this case's facts (their citation labels)."""
     label = _fact_enum(labels)
     cited = create_model("CitedFact", __base__=CitedFact, fact=(label, ...))
-    ranked = create_model("RankedDiagnosis", __base__=RankedDiagnosis, evidence=(list[cited], Field(..., min_length=1, max_length=4)))
+    ranked = create_model(
+        "RankedDiagnosis",
+        __base__=RankedDiagnosis,
+        evidence=(list[cited], Field(..., min_length=1, max_length=4)),
+    )
     return create_model(
         "Differential", __base__=Differential, __doc__=Differential.__doc__,
         diagnoses=(list[ranked], Field(..., min_length=1, max_length=4)),
@@ -75,7 +89,9 @@ def differential_request(labels: list[str]) -> type[BaseModel]:
 def plan_request(labels: list[str]) -> type[BaseModel]:
     """`TreatmentPlan` with evidence restricted to this case's facts (their citation labels)."""
     label = _fact_enum(labels)
-    action = create_model("PlanAction", __base__=PlanAction, evidence=(list[label], Field(default_factory=list, max_length=3)))
+    action = create_model(
+        "PlanAction", __base__=PlanAction, evidence=(list[label], Field(default_factory=list, max_length=3))
+    )
     return create_model(
         "TreatmentPlan", __base__=TreatmentPlan, __doc__=TreatmentPlan.__doc__,
         actions=(list[action], Field(..., min_length=1, max_length=6)),

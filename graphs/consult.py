@@ -1,7 +1,9 @@
 """The consult graph.
 
-    intake ─┬─ ehr_context (subgraph: demographics | conditions | medications | allergies | labs | vitals) ─┬─ differential ─┬─ plan ─ report
-            └─ imaging     (subgraph: load_images) ──────────────────────────────────────────────────────────┘                └──────── report
+    intake ─┬─ ehr_context (subgraph: demographics | conditions | medications | allergies | labs | vitals) ─┐
+            └─ imaging     (subgraph: load_images) ─────────────────────────────────────────────────────────┴─┐
+    differential ─┬─ plan ─ report
+                  └──────── report   (no differential: no plan)
 
 `ehr_context` and `imaging` run concurrently; `differential` waits for both. Without a differential there is no
 plan: the graph goes straight to the report, which says why.
@@ -42,16 +44,23 @@ async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[
         else:
             reason = "no patient matches" if not matches else f"{len(matches)} patients match: ambiguous"
             gaps.append(Gap(what="patient record", reason=f"{reason} {case.patient!r}", source=outcome.id))
-    gaps += [Gap(what=f"image {path}", reason="file not found", source="intake") for path in case.images if not Path(path).is_file()]
+    gaps += [
+        Gap(what=f"image {path}", reason="file not found", source="intake")
+        for path in case.images
+        if not Path(path).is_file()
+    ]
     return {**updates, "gaps": gaps, "patient_id": patient_id}
 
 
 async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
     context = runtime.context
-    result_models = {name: getattr(tool, "result_model", None) for name, tool in context.tools.tools.items()}
-    facts = build_facts(state.get("tool_records", []), {k: v for k, v in result_models.items() if v})
+    facts = build_facts(state.get("tool_records", []), context.tools.result_models())
     if not facts:
-        return {"facts": [], "differential": None, "gaps": [Gap(what="differential", reason="no evidence from any tool", source="differential")]}
+        return {
+            "facts": [],
+            "differential": None,
+            "gaps": [Gap(what="differential", reason="no evidence from any tool", source="differential")],
+        }
     try:
         drafted = await draft_differential(
             context.chat_model,

@@ -6,12 +6,14 @@ allergies, labs and vitals for every consult, and a small model must not be able
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from medconsult.config import Settings
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import call_tool, tool_updates, traced
 from medconsult.graphs.state import BranchOutput, ConsultState
@@ -22,16 +24,23 @@ class RecordStep:
     name: str
     tool: str
     missing: str  # what the report says is missing when the step fails
-    args: dict[str, Any] = field(default_factory=dict)
+    args: Callable[[Settings], dict[str, Any]] = lambda settings: {}
 
 
 RECORD_STEPS = (
     RecordStep("demographics", "fhir_patient_summary", "demographics"),
-    RecordStep("conditions", "fhir_conditions", "active conditions", {"status": "active"}),
-    RecordStep("medications", "fhir_medications", "current medications", {"status": "active"}),
+    RecordStep("conditions", "fhir_conditions", "active conditions", lambda s: {"status": "active"}),
+    RecordStep("medications", "fhir_medications", "current medications", lambda s: {"status": "active"}),
     RecordStep("allergies", "fhir_allergies", "allergies"),
-    RecordStep("labs", "fhir_observations", "laboratory results", {"category": "laboratory"}),
-    RecordStep("vitals", "fhir_observations", "vital signs", {"category": "vital-signs", "limit": 12}),
+    RecordStep(
+        "labs",
+        "fhir_observations",
+        "laboratory results",
+        lambda s: {"category": "laboratory", "limit": s.lab_results_limit},
+    ),
+    RecordStep(
+        "vitals", "fhir_observations", "vital signs", lambda s: {"category": "vital-signs", "limit": 12}
+    ),
 )
 
 
@@ -40,9 +49,7 @@ def _record_node(step: RecordStep):  # noqa: ANN202 - a node function
         patient_id = state.get("patient_id")
         if not patient_id:
             return {}  # intake already recorded why the record is unavailable
-        args = {"patient_id": patient_id, **step.args}
-        if step.tool == "fhir_observations" and step.args.get("category") == "laboratory":
-            args["limit"] = runtime.context.settings.lab_results_limit
+        args = {"patient_id": patient_id, **step.args(runtime.context.settings)}
         if state["case"].as_of:
             args["as_of"] = state["case"].as_of.isoformat()
         return tool_updates(await call_tool(runtime, step.tool, args), step.missing)

@@ -34,7 +34,9 @@ def traced(name: str, fn: NodeFn) -> NodeFn:
     return node
 
 
-async def call_tool(runtime: Runtime[ConsultContext], tool_name: str, args: dict[str, Any]) -> ToolRecord | Gap:
+async def call_tool(
+    runtime: Runtime[ConsultContext], tool_name: str, args: dict[str, Any]
+) -> ToolRecord | Gap:
     """Run a tool by name; a missing tool is a gap, a failing one a record with ok=False."""
     context = runtime.context
     if tool_name not in context.tools.tools:

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(None, description="OpenAI-compatible /v1 URL (vLLM in production)")
     llm_model: str | None = Field(None, description="model name sent to the server")
     llm_api_key: SecretStr = SecretStr("not-needed")
-    llm_profile: str | None = Field(None, description="serving profile (llm/profiles.yaml) for client options")
+    llm_profile: str | None = Field(
+        None, description="serving profile (llm/profiles.yaml) for client options"
+    )
     llm_structured_output: StructuredOutputMethod | None = Field(
         None, description="how schema-constrained output is requested; default from the profile"
     )
@@ -66,7 +68,9 @@ class Settings(BaseSettings):
 
     # --- paths ---------------------------------------------------------------------------------------------
     state_dir: Path = Path(".medconsult")
-    data_dir: Path | None = Field(None, description="public data sets (default: ../shared/data of the checkout)")
+    data_dir: Path | None = Field(
+        None, description="public data sets (default: ../shared/data of the checkout)"
+    )
     checkpoint_db: Path | None = None
 
     # --- tools ---------------------------------------------------------------------------------------------

@@ -67,7 +67,13 @@ class ManagedProcess:
 
 
 def start(
-    name: str, argv: list[str], health_url: str, log_path: Path, *, detach: bool = False, env: dict | None = None
+    name: str,
+    argv: list[str],
+    health_url: str,
+    log_path: Path,
+    *,
+    detach: bool = False,
+    env: dict | None = None,
 ) -> ManagedProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")

@@ -59,11 +59,15 @@ class ConsultOutcome:
 def consult_services(settings: Settings) -> Iterator[Services]:
     """FHIR server and LLM for the duration of the block; local ones are started and stopped here."""
     with fhir_service(settings) as fhir_base_url, llm_endpoint(settings) as endpoint:
-        yield Services(fhir_base_url, make_chat_model(settings, endpoint.base_url, endpoint.model), endpoint.model)
+        yield Services(
+            fhir_base_url, make_chat_model(settings, endpoint.base_url, endpoint.model), endpoint.model
+        )
 
 
 def checkpoint_serializer() -> JsonPlusSerializer:
-    return JsonPlusSerializer(allowed_msgpack_modules=[(cls.__module__, cls.__name__) for cls in STATE_MODELS])
+    return JsonPlusSerializer(
+        allowed_msgpack_modules=[(cls.__module__, cls.__name__) for cls in STATE_MODELS]
+    )
 
 
 async def run_consult(

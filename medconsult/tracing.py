@@ -48,7 +48,9 @@ class Tracer:
             listener(event)
 
     def node(self, name: str, start: str, duration_s: float, error: str | None = None) -> None:
-        self.emit({"kind": "node", "name": name, "start": start, "duration_s": round(duration_s, 4), "error": error})
+        self.emit(
+            {"kind": "node", "name": name, "start": start, "duration_s": round(duration_s, 4), "error": error}
+        )
 
     def tool(self, record: ToolRecord) -> None:
         self.emit(

@@ -30,11 +30,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state", data_dir=DATA_DIR, checkpoint_db=tmp_path / "checkpoints.sqlite")
+    return Settings(
+        state_dir=tmp_path / "state", data_dir=DATA_DIR, checkpoint_db=tmp_path / "checkpoints.sqlite"
+    )
 
 
 def synthea_bundles() -> list[Path]:
-    support = sorted(SYNTHEA.glob("hospitalInformation*.json")) + sorted(SYNTHEA.glob("practitionerInformation*.json"))
+    support = sorted(SYNTHEA.glob("hospitalInformation*.json")) + sorted(
+        SYNTHEA.glob("practitionerInformation*.json")
+    )
     return support + sorted(p for p in SYNTHEA.glob("*.json") if p not in support)
 
 
@@ -64,7 +68,9 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """A real llama.cpp server with smollm2-135m on a free port: (base_url, model)."""
     from medconsult.llm.embedded import start_embedded
 
-    endpoint = start_embedded(Settings(embedded_model="smollm2-135m", state_dir=tmp_path_factory.mktemp("llm")))
+    endpoint = start_embedded(
+        Settings(embedded_model="smollm2-135m", state_dir=tmp_path_factory.mktemp("llm"))
+    )
     try:
         yield endpoint.base_url, endpoint.model
     finally:

@@ -73,7 +73,11 @@ class FakeToolCallingModel(BaseChatModel):
                 "role": "assistant",
                 "content": "",
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": function["name"], "arguments": arguments}}
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": function["name"], "arguments": arguments},
+                    }
                 ],
             }
         )

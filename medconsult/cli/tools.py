@@ -15,7 +15,9 @@ from medconsult.tools.base import ToolContext
 from medconsult.tools.registry import discover_tools
 from medconsult.tools.runner import run_tool
 
-tools_app = typer.Typer(no_args_is_help=True, help="Tool plugins registered under the `medconsult.tools` entry points.")
+tools_app = typer.Typer(
+    no_args_is_help=True, help="Tool plugins registered under the `medconsult.tools` entry points."
+)
 
 
 def _registry(out_dir: Path = Path("out") / "tools"):
@@ -24,7 +26,9 @@ def _registry(out_dir: Path = Path("out") / "tools"):
 
 
 @tools_app.command("list")
-def list_tools(as_json: bool = typer.Option(False, "--json", help="name, description and args JSON schema")) -> None:
+def list_tools(
+    as_json: bool = typer.Option(False, "--json", help="name, description and args JSON schema"),
+) -> None:
     """List the installed tools."""
     _, registry = _registry()
     for entry_point, error in registry.load_errors.items():

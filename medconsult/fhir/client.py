@@ -45,9 +45,13 @@ class _TimeoutAdapter(HTTPAdapter):
 class FhirGateway:
     """One fhirclient connection with timeouts, retries and optional bearer authentication."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = 15.0, retries: int = 2, bearer_token: str | None = None):
+    def __init__(
+        self, base_url: str, *, timeout_s: float = 15.0, retries: int = 2, bearer_token: str | None = None
+    ):
         self.base_url = base_url.rstrip("/")
-        self._client = fhir_client.FHIRClient(settings={"app_id": "medconsult", "api_base": self.base_url + "/"})
+        self._client = fhir_client.FHIRClient(
+            settings={"app_id": "medconsult", "api_base": self.base_url + "/"}
+        )
         session: requests.Session = self._client.server.session
         retry = Retry(
             total=retries,
@@ -79,18 +83,25 @@ class FhirGateway:
         except Exception as error:  # noqa: BLE001 - fhirclient raises plain exceptions for HTTP errors
             raise _translate(error, f"read {resource_class.resource_type}/{resource_id}") from error
 
-    def search(self, resource_class: type[Resource], params: dict[str, str], limit: int = 1000) -> list[Resource]:
+    def search(
+        self, resource_class: type[Resource], params: dict[str, str], limit: int = 1000
+    ) -> list[Resource]:
         """All matches, following the server's `next` links, up to `limit` resources."""
         return list(self._iter_search(resource_class, params, limit))
 
-    def _iter_search(self, resource_class: type[Resource], params: dict[str, str], limit: int) -> Iterator[Resource]:
+    def _iter_search(
+        self, resource_class: type[Resource], params: dict[str, str], limit: int
+    ) -> Iterator[Resource]:
         what = f"search {resource_class.resource_type}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
+        yielded = 0
         try:
-            for count, resource in enumerate(resource_class.where(params).perform_resources_iter(self.server)):
-                if count >= limit:
+            for resource in resource_class.where(params).perform_resources_iter(self.server):
+                if not isinstance(resource, resource_class):  # _include'd resources, OperationOutcome entries
+                    continue
+                if yielded >= limit:
                     return
-                if isinstance(resource, resource_class):  # skip _include'd and OperationOutcome entries
-                    yield resource
+                yielded += 1
+                yield resource
         except Exception as error:  # noqa: BLE001
             raise _translate(error, what) from error
 

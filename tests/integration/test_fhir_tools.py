@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DEMO_MRN
 
+from conftest import DEMO_MRN
 from medconsult.tools.base import ToolContext
 from medconsult.tools.registry import discover_tools
 

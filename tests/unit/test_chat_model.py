@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import json
+
+import httpx
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
+from medconsult.agents.schemas import differential_request
 from medconsult.config import Settings
 from medconsult.llm.chat_model import make_chat_model, structured_output_method
+from medconsult.llm.structured import structured_call
 
 
 def _payload(settings: Settings, messages):
@@ -29,5 +34,42 @@ def test_profile_sets_client_options():
     assert payload["extra_body"] == {"chat_template_kwargs": {"enable_thinking": False}}
     assert structured_output_method(settings) == "function_calling"
     assert structured_output_method(Settings(llm_profile="medgemma-27b")) == "json_schema"
-    assert structured_output_method(Settings(llm_profile="medgemma-27b", llm_structured_output="function_calling")) == "function_calling"
+    assert (
+        structured_output_method(
+            Settings(llm_profile="medgemma-27b", llm_structured_output="function_calling")
+        )
+        == "function_calling"
+    )
     assert structured_output_method(Settings()) == "function_calling"
+
+
+def _recording_client(reply_content: str, sent: list[dict]) -> httpx.AsyncClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": reply_content}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        })  # fmt: skip
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def test_json_schema_mode_sends_the_schema_as_response_format():
+    """What a MedGemma profile sends to vLLM: a JSON-schema response format and no tools."""
+    labels = ["F1 lab: Leukocytes"]
+    answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
+              "discriminating_test": "CXR", "evidence": [{"fact": labels[0], "stance": "supports"}]}]}  # fmt: skip
+    sent: list[dict] = []
+    settings = Settings(llm_profile="medgemma-27b")
+    model = make_chat_model(
+        settings, "http://vllm.test/v1", "m", http_async_client=_recording_client(json.dumps(answer), sent)
+    )
+    parsed = await structured_call(model, differential_request(labels), [HumanMessage("q")],
+                                   method=structured_output_method(settings))  # fmt: skip
+    assert parsed.diagnoses[0].diagnosis == "CAP"
+    body = sent[0]
+    assert body["response_format"]["type"] == "json_schema" and "tools" not in body
+    assert labels[0] in json.dumps(body["response_format"]["json_schema"]["schema"])
+    assert body["max_tokens"] == settings.llm_max_tokens

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeToolCallingModel
 from pydantic import BaseModel
 
+from fakes import FakeToolCallingModel
 from medconsult.cases import Case
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirUnavailable
@@ -42,32 +42,85 @@ class CannedTool(MedTool):
 
 def _tool(name: str, schema: type[BaseModel], model: type[ToolResult], canned: Any, **kw: Any) -> CannedTool:
     cls = type(f"Canned_{name}", (CannedTool,), {"result_model": model, "__module__": __name__})
-    return cls(name=name, description=name, args_schema=schema, context=ToolContext(Settings()), canned=canned, **kw)
+    return cls(
+        name=name, description=name, args_schema=schema, context=ToolContext(Settings()), canned=canned, **kw
+    )
 
 
 def registry(*, allergies: Any = None, patient_matches: int = 1) -> ToolRegistry:
     matches = [{"resource": "Patient/p1", "name": "Test Patient"}] * patient_matches
-    lab = {"resource": "Observation/o1", "loinc": "6690-2", "display": "Leukocytes", "value": 14.2, "unit": "10*3/uL",
-           "effective": "2018-09-28T07:00:00+00:00"}
+    lab = {
+        "resource": "Observation/o1",
+        "loinc": "6690-2",
+        "display": "Leukocytes",
+        "value": 14.2,
+        "unit": "10*3/uL",
+        "effective": "2018-09-28T07:00:00+00:00",
+    }
     tools = [
-        _tool("fhir_find_patient", FindPatientArgs, FindPatientResult, {"summary": "found", "matches": matches, "matched_by": "identifier"}),
-        _tool("fhir_patient_summary", PatientArgs, PatientSummaryResult,
-              {"summary": "m 80", "resource": "Patient/p1", "sex": "male", "birth_date": "1938-04-09", "age_years": 80, "deceased": False}),
-        _tool("fhir_conditions", ConditionArgs, ConditionsResult,
-              {"summary": "1", "conditions": [{"resource": "Condition/c1", "display": "Pneumonia", "snomed": "233604007",
-                                                "codings": [], "clinical_status": "active", "onset": "2018-09-28"}]},
-              meet_at_barrier=True),
+        _tool(
+            "fhir_find_patient",
+            FindPatientArgs,
+            FindPatientResult,
+            {"summary": "found", "matches": matches, "matched_by": "identifier"},
+        ),
+        _tool(
+            "fhir_patient_summary",
+            PatientArgs,
+            PatientSummaryResult,
+            {
+                "summary": "m 80",
+                "resource": "Patient/p1",
+                "sex": "male",
+                "birth_date": "1938-04-09",
+                "age_years": 80,
+                "deceased": False,
+            },
+        ),
+        _tool(
+            "fhir_conditions",
+            ConditionArgs,
+            ConditionsResult,
+            {
+                "summary": "1",
+                "conditions": [
+                    {
+                        "resource": "Condition/c1",
+                        "display": "Pneumonia",
+                        "snomed": "233604007",
+                        "codings": [],
+                        "clinical_status": "active",
+                        "onset": "2018-09-28",
+                    }
+                ],
+            },
+            meet_at_barrier=True,
+        ),
         _tool("fhir_medications", MedicationArgs, MedicationsResult, {"summary": "0", "medications": []}),
-        _tool("fhir_allergies", PatientArgs, AllergiesResult, allergies or {"summary": "0", "allergies": []},
-              meet_at_barrier=True),
-        _tool("fhir_observations", ObservationArgs, ObservationsResult,
-              {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [lab]}),
+        _tool(
+            "fhir_allergies",
+            PatientArgs,
+            AllergiesResult,
+            allergies or {"summary": "0", "allergies": []},
+            meet_at_barrier=True,
+        ),
+        _tool(
+            "fhir_observations",
+            ObservationArgs,
+            ObservationsResult,
+            {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [lab]},
+        ),
     ]
     return ToolRegistry(tools={t.name: t for t in tools})
 
 
-async def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: ToolRegistry, model: FakeToolCallingModel,
-               images: list[str] | None = None):
+async def _run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tools: ToolRegistry,
+    model: FakeToolCallingModel,
+    images: list[str] | None = None,
+):
     monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
     settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite")
     case = Case(id="t1", patient="MRN-1", question="Cough and fever?", images=images or [])
@@ -117,7 +170,9 @@ async def test_unreachable_fhir_is_a_gap_in_the_report(tmp_path: Path, monkeypat
     assert outcome.state["plan"] is not None  # the case went on
 
 
-async def test_invalid_llm_output_skips_the_plan_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+async def test_invalid_llm_output_skips_the_plan_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     BARRIER.reset()
     outcome = await _run(tmp_path, monkeypatch, registry(), FakeToolCallingModel(script=["{oops", "{oops"]))
     assert outcome.state["differential"] is None and outcome.state.get("plan") is None
@@ -125,9 +180,16 @@ async def test_invalid_llm_output_skips_the_plan_and_says_why(tmp_path: Path, mo
     assert "No differential could be drafted" in outcome.report_path.read_text()
 
 
-async def test_unknown_patient_skips_the_record_but_not_the_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    outcome = await _run(tmp_path, monkeypatch, registry(patient_matches=0), FakeToolCallingModel(),
-                         images=[str(tmp_path / "missing.png")])
+async def test_unknown_patient_skips_the_record_but_not_the_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    outcome = await _run(
+        tmp_path,
+        monkeypatch,
+        registry(patient_matches=0),
+        FakeToolCallingModel(),
+        images=[str(tmp_path / "missing.png")],
+    )
     whats = {g.what for g in outcome.state["gaps"]}
     assert "patient record" in whats and any(w.startswith("image") for w in whats)
     assert outcome.report_path.exists()

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA_DIR
 from PIL import Image
 
+from conftest import DATA_DIR
 from medconsult.config import Settings
 from medconsult.tools.base import ToolContext
 from medconsult.tools.imaging.load_image import LoadImageTool

@@ -8,7 +8,10 @@ COLLECTION = {
     "resourceType": "Bundle",
     "type": "collection",
     "entry": [
-        {"fullUrl": "http://old.example/fhir/Patient/p1", "resource": {"resourceType": "Patient", "id": "p1"}},
+        {
+            "fullUrl": "http://old.example/fhir/Patient/p1",
+            "resource": {"resourceType": "Patient", "id": "p1"},
+        },
         {"resource": {"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}},
     ],
 }
@@ -31,10 +34,16 @@ def test_other_bundle_types_are_refused():
 
 
 def test_shared_resources_become_conditional_creates_and_references_follow():
-    org = {"fullUrl": "urn:uuid:org-1", "request": {"method": "POST", "url": "Organization"},
-           "resource": {"resourceType": "Organization", "identifier": [{"system": "s", "value": "v"}]}}
-    enc = {"fullUrl": "urn:uuid:enc-1", "request": {"method": "POST", "url": "Encounter"},
-           "resource": {"resourceType": "Encounter", "serviceProvider": {"reference": "urn:uuid:org-1"}}}
+    org = {
+        "fullUrl": "urn:uuid:org-1",
+        "request": {"method": "POST", "url": "Organization"},
+        "resource": {"resourceType": "Organization", "identifier": [{"system": "s", "value": "v"}]},
+    }
+    enc = {
+        "fullUrl": "urn:uuid:enc-1",
+        "request": {"method": "POST", "url": "Encounter"},
+        "resource": {"resourceType": "Encounter", "serviceProvider": {"reference": "urn:uuid:org-1"}},
+    }
     shared, rest = _split_shared([org, enc])
     assert shared[0]["request"]["ifNoneExist"] == "identifier=s|v" and rest == [enc]
     rewritten = _rewrite_references('{"reference": "urn:uuid:org-1"}', {"urn:uuid:org-1": "Organization/42"})

@@ -20,7 +20,9 @@ def _wheel(path: Path, member: str, data: bytes) -> Path:
 
 
 def test_parts_are_joined_in_order_and_hashed(tmp_path: Path):
-    wheels = [_wheel(tmp_path / f"p{i}.whl", f"p{i}/data/part{i:02d}.bin", bytes([i]) * 10) for i in (1, 2, 3)]
+    wheels = [
+        _wheel(tmp_path / f"p{i}.whl", f"p{i}/data/part{i:02d}.bin", bytes([i]) * 10) for i in (1, 2, 3)
+    ]
     out = tmp_path / "model.gguf"
     digest = models._join_members(wheels, re.compile(r"/data/part\d+\.bin$"), out)
     assert out.read_bytes() == b"\x01" * 10 + b"\x02" * 10 + b"\x03" * 10

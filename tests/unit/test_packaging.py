@@ -9,8 +9,14 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LAYOUT = {"medconsult": "medconsult", "agents": "medconsult.agents", "tools": "medconsult.tools",
-          "prompts": "medconsult.prompts", "graphs": "medconsult.graphs", "evals": "medconsult.evals"}
+LAYOUT = {
+    "medconsult": "medconsult",
+    "agents": "medconsult.agents",
+    "tools": "medconsult.tools",
+    "prompts": "medconsult.prompts",
+    "graphs": "medconsult.graphs",
+    "evals": "medconsult.evals",
+}
 
 
 def _declared_packages() -> set[str]:
@@ -35,15 +41,31 @@ def test_layout_folders_exist_at_the_root():
 def test_the_wheel_installs_only_the_medconsult_namespace(tmp_path: Path):
     """Build the real wheel: its top-level names are what a `pip install` puts into site-packages."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(tmp_path.glob("medconsult-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.startswith("medconsult-")}
     assert top_level == {"medconsult"}
-    for expected in ("medconsult/tools/fhir/observations.py", "medconsult/prompts/consult.system.md",
-                     "medconsult/templates/report.md.j2", "medconsult/llm/profiles.yaml"):
+    for expected in (
+        "medconsult/tools/fhir/observations.py",
+        "medconsult/prompts/consult.system.md",
+        "medconsult/templates/report.md.j2",
+        "medconsult/llm/profiles.yaml",
+    ):
         assert expected in names
 
 
@@ -65,4 +87,6 @@ def test_readme_shows_the_current_graph():
 
     result = CliRunner().invoke(app, ["graph"])
     assert result.exit_code == 0
-    assert result.stdout.strip() in (REPO / "README.md").read_text(), "README diagram is stale: paste `medconsult graph`"
+    assert result.stdout.strip() in (REPO / "README.md").read_text(), (
+        "README diagram is stale: paste `medconsult graph`"
+    )

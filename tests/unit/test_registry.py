@@ -12,8 +12,15 @@ from medconsult.tools import registry as registry_module
 from medconsult.tools.base import ToolContext
 from medconsult.tools.registry import discover_tools
 
-EXPECTED = {"fhir_find_patient", "fhir_patient_summary", "fhir_conditions", "fhir_medications", "fhir_allergies",
-            "fhir_observations", "load_image"}
+EXPECTED = {
+    "fhir_find_patient",
+    "fhir_patient_summary",
+    "fhir_conditions",
+    "fhir_medications",
+    "fhir_allergies",
+    "fhir_observations",
+    "load_image",
+}
 
 
 def test_project_tools_come_from_entry_points():

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from fakes import FakeToolCallingModel
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, Field
 
+from fakes import FakeToolCallingModel
 from medconsult.llm.structured import StructuredOutputError, structured_call
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from fakes import EchoTool
-
 from medconsult.config import Settings
 from medconsult.tools.base import ToolContext
 from medconsult.tools.runner import result_id, run_tool

@@ -4,13 +4,20 @@ from medconsult.evals.trace_stats import time_split
 
 
 def _event(kind: str, name: str, start: float, duration: float, **extra) -> dict:
-    return {"kind": kind, "name": name, "start": f"2026-01-01T00:00:{start:06.3f}+00:00", "duration_s": duration,
-            "error": None, **extra}
+    return {
+        "kind": kind,
+        "name": name,
+        "start": f"2026-01-01T00:00:{start:06.3f}+00:00",
+        "duration_s": duration,
+        "error": None,
+        **extra,
+    }
 
 
 def test_parallel_tools_count_once_and_llm_time_is_separate():
     events = [
-        _event("tool", "a", 1.0, 2.0), _event("tool", "b", 1.5, 2.0),  # overlapping: 1.0-3.5
+        _event("tool", "a", 1.0, 2.0),
+        _event("tool", "b", 1.5, 2.0),  # overlapping: 1.0-3.5
         _event("llm", "differential", 4.0, 10.0, prompt_tokens=100, completion_tokens=10),
         _event("tool", "late", 13.0, 2.0),  # 13-15: 1 s inside the LLM call
         _event("node", "consult", 0.0, 20.0),

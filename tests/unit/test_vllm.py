@@ -32,12 +32,30 @@ def test_every_profile_serves_under_its_model_id():
         assert argv[2] == "/models/local"
         assert argv[argv.index("--served-model-name") + 1] == profile.model
         env = client_environment(profile, "10.0.0.5", 8000)
-        assert env["MEDCONSULT_LLM_BASE_URL"] == "http://10.0.0.5:8000/v1" and env["MEDCONSULT_LLM_PROFILE"] == profile.name
+        assert (
+            env["MEDCONSULT_LLM_BASE_URL"] == "http://10.0.0.5:8000/v1"
+            and env["MEDCONSULT_LLM_PROFILE"] == profile.name
+        )
 
 
 def test_cli_prints_the_command_line_in_dry_run():
-    result = CliRunner().invoke(app, ["llm", "serve", "--engine", "vllm", "--profile", "medgemma-27b", "--dry-run",
-                                      "--port", "8002", "--", "--max-num-seqs", "64"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "llm",
+            "serve",
+            "--engine",
+            "vllm",
+            "--profile",
+            "medgemma-27b",
+            "--dry-run",
+            "--port",
+            "8002",
+            "--",
+            "--max-num-seqs",
+            "64",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "vllm serve google/medgemma-27b-text-it --host 127.0.0.1 --port 8002" in result.stdout
     assert result.stdout.strip().endswith("--max-num-seqs 64")

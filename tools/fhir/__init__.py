@@ -15,5 +15,12 @@ from medconsult.tools.fhir.patient_summary import PatientSummaryTool
 
 def fhir_tools(context: ToolContext) -> list[BaseTool]:
     """Entry point `medconsult.tools: fhir`."""
-    classes = (FindPatientTool, PatientSummaryTool, ConditionsTool, MedicationsTool, AllergiesTool, ObservationsTool)
+    classes = (
+        FindPatientTool,
+        PatientSummaryTool,
+        ConditionsTool,
+        MedicationsTool,
+        AllergiesTool,
+        ObservationsTool,
+    )
     return [cls(context=context) for cls in classes]

@@ -47,10 +47,16 @@ class AllergiesTool(MedTool):
 
     def execute(self, args: PatientArgs) -> AllergiesResult:
         found = self.context.fhir.search(AllergyIntolerance, {"patient": args.patient_id, "_count": "100"})
-        items = [_item(a) for a in found if on_or_before(fhir_date(a.recordedDate) or fhir_date(a.onsetDateTime), args.as_of)]
+        items = [
+            _item(a)
+            for a in found
+            if on_or_before(fhir_date(a.recordedDate) or fhir_date(a.onsetDateTime), args.as_of)
+        ]
         summary = f"{len(items)} allergy record(s)"
         if items:
-            summary += ": " + "; ".join(f"{i.substance} ({i.criticality or 'criticality unknown'})" for i in items)
+            summary += ": " + "; ".join(
+                f"{i.substance} ({i.criticality or 'criticality unknown'})" for i in items
+            )
         else:
             summary += " (none recorded)"
         return AllergiesResult(summary=summary, allergies=items)

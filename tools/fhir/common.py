@@ -14,7 +14,8 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 class PatientArgs(BaseModel):
     patient_id: str = Field(..., description="FHIR Patient resource id (or Patient/<id>)", max_length=128)
     as_of: date | None = Field(
-        None, description="read the record as it stood at the end of this day (retrospective cases); later data is hidden"
+        None,
+        description="read the record as it stood at the end of this day (retrospective cases); later data is hidden",
     )
 
     @field_validator("patient_id")

@@ -23,7 +23,9 @@ from medconsult.tools.fhir.common import (
 
 
 class ConditionArgs(PatientArgs):
-    status: Literal["active", "all"] = Field("active", description="active problems only, or the whole history")
+    status: Literal["active", "all"] = Field(
+        "active", description="active problems only, or the whole history"
+    )
 
 
 class ConditionItem(BaseModel):
@@ -52,7 +54,9 @@ class ConditionsResult(ToolResult):
 
 class ConditionsTool(MedTool):
     name: str = "fhir_conditions"
-    description: str = "Conditions (problem list) of a patient with SNOMED CT codes, clinical status and onset date."
+    description: str = (
+        "Conditions (problem list) of a patient with SNOMED CT codes, clinical status and onset date."
+    )
     args_schema: type[BaseModel] = ConditionArgs
     result_model = ConditionsResult
 

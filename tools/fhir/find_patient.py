@@ -11,7 +11,9 @@ from medconsult.tools.fhir.common import fhir_date, reference
 
 
 class FindPatientArgs(BaseModel):
-    query: str = Field(..., description="Patient resource id, or an identifier value such as the MRN", max_length=128)
+    query: str = Field(
+        ..., description="Patient resource id, or an identifier value such as the MRN", max_length=128
+    )
 
 
 class PatientMatch(BaseModel):
@@ -40,7 +42,10 @@ class FindPatientTool(MedTool):
         try:
             found, how = [self.context.fhir.read(Patient, query)], "id"
         except FhirNotFound:
-            found, how = self.context.fhir.search(Patient, {"identifier": query, "_count": "5"}, limit=5), "identifier"
+            found, how = (
+                self.context.fhir.search(Patient, {"identifier": query, "_count": "5"}, limit=5),
+                "identifier",
+            )
         matches = [_match(p) for p in found]
         if not matches:
             how = "none"

@@ -12,7 +12,9 @@ from medconsult.tools.fhir.common import RXNORM, PatientArgs, code_in, concept_t
 
 
 class MedicationArgs(PatientArgs):
-    status: Literal["active", "all"] = Field("active", description="active prescriptions only, or all of them")
+    status: Literal["active", "all"] = Field(
+        "active", description="active prescriptions only, or all of them"
+    )
 
 
 class MedicationItem(BaseModel):
@@ -64,7 +66,8 @@ def _item(request: MedicationRequest) -> MedicationItem:
     reasons = [concept_text(r) for r in (request.reasonCode or [])]
     return MedicationItem(
         resource=reference(request),
-        medication=concept_text(medication) or (request.medicationReference.display if request.medicationReference else None),
+        medication=concept_text(medication)
+        or (request.medicationReference.display if request.medicationReference else None),
         rxnorm=code_in(medication, RXNORM),
         status=request.status,
         authored_on=fhir_date(request.authoredOn),

@@ -12,7 +12,9 @@ from medconsult.tools.fhir.common import LOINC, PatientArgs, code_in, concept_te
 
 
 class ObservationArgs(PatientArgs):
-    category: Literal["laboratory", "vital-signs"] = Field("laboratory", description="FHIR observation category")
+    category: Literal["laboratory", "vital-signs"] = Field(
+        "laboratory", description="FHIR observation category"
+    )
     loinc_codes: list[str] = Field(
         default_factory=list, description="only these LOINC codes (empty: all)", max_length=20
     )
@@ -89,7 +91,9 @@ class ObservationsTool(MedTool):
         summary = f"{len(items)} {args.category} result(s) of {len(found)} found"
         if items:
             summary += f", latest {items[0].effective}"
-        return ObservationsResult(summary=summary, category=args.category, observations=items, total_found=len(found))
+        return ObservationsResult(
+            summary=summary, category=args.category, observations=items, total_found=len(found)
+        )
 
 
 def _latest_per_code(items: list[ObservationItem]) -> list[ObservationItem]:
@@ -126,10 +130,15 @@ def _item(observation: Observation) -> ObservationItem:
         c_value, c_unit = _value(component)
         components.append(
             ObservationValue(
-                loinc=code_in(component.code, LOINC), display=concept_text(component.code), value=c_value, unit=c_unit
+                loinc=code_in(component.code, LOINC),
+                display=concept_text(component.code),
+                value=c_value,
+                unit=c_unit,
             )
         )
-    interpretation = "; ".join(filter(None, (concept_text(i) for i in (observation.interpretation or [])))) or None
+    interpretation = (
+        "; ".join(filter(None, (concept_text(i) for i in (observation.interpretation or [])))) or None
+    )
     return ObservationItem(
         resource=reference(observation),
         loinc=code_in(observation.code, LOINC),

@@ -22,12 +22,16 @@ class PatientSummaryResult(ToolResult):
     def evidence(self) -> list[Evidence]:
         age = f"{self.age_years} years" if self.age_years is not None else "age unknown"
         text = f"{self.sex or 'sex unknown'}, {age} (born {self.birth_date or 'unknown'})"
-        return [Evidence(kind="demographics", text=text, resource=self.resource, value=self.age_years, unit="a")]
+        return [
+            Evidence(kind="demographics", text=text, resource=self.resource, value=self.age_years, unit="a")
+        ]
 
 
 class PatientSummaryTool(MedTool):
     name: str = "fhir_patient_summary"
-    description: str = "Demographics of a patient: administrative sex, birth date, age in years, deceased status."
+    description: str = (
+        "Demographics of a patient: administrative sex, birth date, age in years, deceased status."
+    )
     args_schema: type[BaseModel] = PatientArgs
     result_model = PatientSummaryResult
 
@@ -42,7 +46,9 @@ class PatientSummaryTool(MedTool):
         language = None
         if patient.communication:
             language = patient.communication[0].language.text or (
-                patient.communication[0].language.coding[0].display if patient.communication[0].language.coding else None
+                patient.communication[0].language.coding[0].display
+                if patient.communication[0].language.coding
+                else None
             )
         summary = f"{patient.gender or 'unknown sex'}, {age if age is not None else 'unknown'} years"
         if args.as_of:

@@ -44,7 +44,11 @@ class LoadImageResult(ToolResult):
 
     def evidence(self) -> list[Evidence]:
         parts = [f"{self.format} radiograph {self.width}x{self.height} px"]
-        for label, value in (("modality", self.modality), ("body part", self.body_part), ("view", self.view_position)):
+        for label, value in (
+            ("modality", self.modality),
+            ("body part", self.body_part),
+            ("view", self.view_position),
+        ):
             if value:
                 parts.append(f"{label} {value}")
         if self.pixel_spacing_mm:
@@ -71,7 +75,9 @@ class LoadImageTool(MedTool):
             raise ImageLoadError(f"{path}: no such file")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ImageLoadError(f"{path}: {size / 2**20:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit")
+            raise ImageLoadError(
+                f"{path}: {size / 2**20:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit"
+            )
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if data[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
@@ -84,7 +90,9 @@ class LoadImageTool(MedTool):
         preview.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(preview)
         height, width = pixels.shape
-        described = ", ".join(filter(None, [meta.get("modality"), meta.get("body_part"), meta.get("view_position")]))
+        described = ", ".join(
+            filter(None, [meta.get("modality"), meta.get("body_part"), meta.get("view_position")])
+        )
         return LoadImageResult(
             summary=f"{fmt} {width}x{height}" + (f" ({described})" if described else ""),
             path=str(path),
@@ -103,7 +111,9 @@ def _read_raster(path: Path) -> tuple[np.ndarray, str]:
         with Image.open(path) as image:
             fmt = (image.format or "").lower()
             if fmt not in ("png", "jpeg"):
-                raise ImageLoadError(f"{path}: {image.format or 'unknown'} images are not supported (PNG, JPEG, DICOM)")
+                raise ImageLoadError(
+                    f"{path}: {image.format or 'unknown'} images are not supported (PNG, JPEG, DICOM)"
+                )
             image.load()
             grey = image.convert("I;16") if image.mode in ("I", "I;16") else image.convert("L")
             pixels = np.asarray(grey)
@@ -120,7 +130,9 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict]:
     try:
         dataset = pydicom.dcmread(path)
     except (InvalidDicomError, OSError, ValueError, EOFError) as error:
-        raise ImageLoadError(f"{path}: not a readable DICOM file ({type(error).__name__}: {error})") from error
+        raise ImageLoadError(
+            f"{path}: not a readable DICOM file ({type(error).__name__}: {error})"
+        ) from error
     if "PixelData" not in dataset:
         raise ImageLoadError(f"{path}: DICOM file without pixel data")
     rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
@@ -129,7 +141,9 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict]:
     try:
         raw = dataset.pixel_array
     except Exception as error:  # noqa: BLE001 - decoders raise many types for corrupt or truncated data
-        raise ImageLoadError(f"{path}: pixel data cannot be decoded ({type(error).__name__}: {error})") from error
+        raise ImageLoadError(
+            f"{path}: pixel data cannot be decoded ({type(error).__name__}: {error})"
+        ) from error
     if raw.ndim != 2:
         raise ImageLoadError(f"{path}: expected one greyscale frame, got pixel array of shape {raw.shape}")
     pixels = apply_voi_lut(apply_modality_lut(raw, dataset), dataset).astype(np.float32)
@@ -143,11 +157,16 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict]:
         "view_position": dataset.get("ViewPosition") or None,
         "photometric": photometric or None,
         "bits_stored": int(dataset.BitsStored) if "BitsStored" in dataset else None,
-        "pixel_spacing_mm": [float(v) for v in spacing] if spacing else None,
+        # Some files carry 0.000 (unknown): only positive spacings are physical.
+        "pixel_spacing_mm": [float(v) for v in spacing]
+        if spacing and all(float(v) > 0 for v in spacing)
+        else None,
         "patient_age": dataset.get("PatientAge") or None,
         "patient_sex": dataset.get("PatientSex") or None,
         "study_date": dataset.get("StudyDate") or None,
-        "transfer_syntax": str(dataset.file_meta.TransferSyntaxUID.name) if "TransferSyntaxUID" in dataset.file_meta else None,
+        "transfer_syntax": str(dataset.file_meta.TransferSyntaxUID.name)
+        if "TransferSyntaxUID" in dataset.file_meta
+        else None,
     }
     return _to_uint8(pixels), meta
 
