@@ -66,18 +66,22 @@ def record_block(facts: list[Fact], gaps: list[Gap]) -> str:
 
 
 def citation_label(fact: Fact) -> str:
-    """What the model writes to cite a fact: id, kind and the name it states ("F3 condition: Pneumonia").
+    """What the model writes to cite a fact: the name it states, then kind and id ("Pneumonia [condition F3]").
 
-    Small models mix up bare numbers; choosing among labelled ids from a schema enum, they cite what they mean.
-    The name is the statement up to its first value or punctuation mark, at most three words.
+    The name comes first so that a schema-constrained model commits to what it means before the grammar completes
+    the id; with a bare id first, small models pick a neighbouring number. The name is the statement up to its
+    first value or punctuation mark, at most three words.
     """
     name = re.split(r"[^A-Za-z0-9 /'-]|\s\d", fact.text, maxsplit=1)[0]
     words = re.sub(r"[^A-Za-z0-9 ]+", " ", name).split()[:3]
-    return f"{fact.id} {fact.kind}: {' '.join(words)}"[:48].rstrip()
+    return f"{' '.join(words) or fact.kind} [{fact.kind} {fact.id}]"
 
 
 def fact_id(label: str) -> str:
-    return label.split(" ", 1)[0]
+    match = re.search(r"\b(F\d+)\]$", label)
+    if match is None:
+        raise ValueError(f"not a citation label: {label!r}")
+    return match.group(1)
 
 
 def consult_system_prompt(facts: list[Fact], gaps: list[Gap], as_of: date | None) -> str:

@@ -58,7 +58,7 @@ def _recording_client(reply_content: str, sent: list[dict]) -> httpx.AsyncClient
 
 async def test_json_schema_mode_sends_the_schema_as_response_format():
     """What a MedGemma profile sends to vLLM: a JSON-schema response format and no tools."""
-    labels = ["F1 lab: Leukocytes"]
+    labels = ["Leukocytes [lab F1]"]
     answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
               "discriminating_test": "CXR", "evidence": [{"fact": labels[0], "stance": "supports"}]}]}  # fmt: skip
     sent: list[dict] = []

@@ -115,12 +115,12 @@ def test_system_prompt_is_identical_for_every_step():
 
 def test_citation_labels_name_the_fact_and_map_back_to_its_id():
     labels = [citation_label(f) for f in build_facts(RECORDS, MODELS)]
-    assert labels == ["F1 demographics: male", "F2 condition: Pneumonia", "F3 lab: Leukocytes"]
+    assert labels == ["male [demographics F1]", "Pneumonia [condition F2]", "Leukocytes [lab F3]"]
     assert [fact_id(label) for label in labels] == ["F1", "F2", "F3"]
 
 
 def test_citations_are_restricted_to_the_case_facts():
-    request = differential_request(["F1 lab: Leukocytes", "F2 condition: Pneumonia"])
+    request = differential_request(["Leukocytes [lab F1]", "Pneumonia [condition F2]"])
     good = {
         "summary": "s",
         "diagnoses": [
@@ -129,16 +129,16 @@ def test_citations_are_restricted_to_the_case_facts():
                 "likelihood": "high",
                 "reasoning": "r",
                 "discriminating_test": "CXR",
-                "evidence": [{"fact": "F2 condition: Pneumonia", "stance": "supports"}],
+                "evidence": [{"fact": "Pneumonia [condition F2]", "stance": "supports"}],
             }
         ],
     }
     assert isinstance(Differential.model_validate(request.model_validate(good).model_dump()), Differential)
-    good["diagnoses"][0]["evidence"][0]["fact"] = "F9 lab: Made up"
+    good["diagnoses"][0]["evidence"][0]["fact"] = "Made up [lab F9]"
     with pytest.raises(ValidationError):
         request.model_validate(good)
-    schema = plan_request(["F1 lab: Leukocytes"]).model_json_schema()
-    assert "F1 lab: Leukocytes" in str(schema) and "F2" not in str(schema)
+    schema = plan_request(["Leukocytes [lab F1]"]).model_json_schema()
+    assert "Leukocytes [lab F1]" in str(schema) and "F2" not in str(schema)
 
 
 def test_a_step_without_facts_is_refused():
