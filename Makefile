@@ -21,11 +21,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: help setup demo test lint fhir-up fhir-down fhir-load clean
+.PHONY: help setup demo test bench train-seg lint fhir-up fhir-down fhir-load clean
 
 help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
 	@echo "make test   set up everything and run the test suite"
+	@echo "make bench  imaging benchmark -> out/bench.json"
+	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
 	@echo "make lint   ruff"
 	@echo "make clean  remove the venv, stamps and outputs (models stay in ~/.cache/medconsult)"
 
@@ -63,6 +65,12 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(MC) llm fetch smollm2-135m
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(PY) -m pytest
+
+bench: setup
+	$(MC) bench --out out/bench.json
+
+train-seg: setup
+	$(MC) seg train
 
 lint: setup
 	$(VENV)/bin/ruff check .

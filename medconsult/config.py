@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     )
     checkpoint_db: Path | None = None
 
+    # --- imaging -------------------------------------------------------------------------------------------
+    seg_bundle: str | None = Field(
+        None,
+        description="lung-segmentation bundle folder (MONAI bundle layout); default: the bundled lung_unet",
+    )
+
     # --- tools ---------------------------------------------------------------------------------------------
     tool_timeout_s: float = 30.0
     disabled_tools: list[str] = Field(default_factory=list)

@@ -53,15 +53,19 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
 
 
 def _images(records: list, out_dir: Path) -> list[dict]:
+    """Each loaded image with its lung overlay when segmentation succeeded, else its plain preview."""
+    overlays = {r.args["image"]: r.result for r in records if r.tool == "segment_lungs" and r.ok}
     images = []
     for record in records:
         if record.tool == "load_image" and record.ok:
-            preview = Path(record.result["preview_png"])
+            segmentation = overlays.get(record.args["path"])
+            picture = Path(segmentation["overlay_png"] if segmentation else record.result["preview_png"])
             images.append(
                 {
                     "name": Path(record.result["path"]).name,
-                    "preview": os.path.relpath(preview, out_dir),
-                    "summary": record.result["summary"],
+                    "preview": os.path.relpath(picture, out_dir),
+                    "summary": record.result["summary"]
+                    + (f"; {segmentation['summary']}" if segmentation else ""),
                 }
             )
     return images

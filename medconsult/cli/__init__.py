@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import typer
 
+from medconsult.cli.bench import bench
 from medconsult.cli.fhir import fhir_app
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
 from medconsult.cli.run import run
+from medconsult.cli.seg import seg_app
 from medconsult.cli.tools import tools_app
 from medconsult.cli.trace import trace_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("run")(run)
 app.command("graph")(graph)
+app.command("bench")(bench)
 app.add_typer(fhir_app, name="fhir")
 app.add_typer(tools_app, name="tools")
 app.add_typer(llm_app, name="llm")
 app.add_typer(trace_app, name="trace")
+app.add_typer(seg_app, name="seg")

@@ -1,4 +1,4 @@
-"""Imaging tools: radiograph loading (segmentation and radiomics plug in here as well)."""
+"""Imaging tools: radiograph loading and checks, lung segmentation, radiomics."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from langchain_core.tools import BaseTool
 
 from medconsult.tools.base import ToolContext
 from medconsult.tools.imaging.load_image import LoadImageTool
+from medconsult.tools.imaging.radiomics_features import RadiomicsFeaturesTool
+from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
 
 
 def imaging_tools(context: ToolContext) -> list[BaseTool]:
     """Entry point `medconsult.tools: imaging`."""
-    return [LoadImageTool(context=context)]
+    return [cls(context=context) for cls in (LoadImageTool, SegmentLungsTool, RadiomicsFeaturesTool)]

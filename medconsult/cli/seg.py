@@ -1,0 +1,55 @@
+"""`medconsult seg train|evaluate`: the lung-segmentation bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+
+from medconsult.cli.common import console, fail, print_json
+from medconsult.config import Settings
+from medconsult.imaging.segmentation import DEFAULT_BUNDLE
+
+seg_app = typer.Typer(
+    no_args_is_help=True, help="Lung segmentation: train the bundled model, measure its Dice."
+)
+
+
+def _data_dir(data: Path | None) -> Path:
+    folder = data or Settings().resolved_data_dir / "seg_lung_v7_ccby"
+    if not (folder / "manifest.csv").is_file():
+        fail(f"{folder}: no manifest.csv (the seg_lung_v7_ccby data set)")
+    return folder
+
+
+@seg_app.command("train")
+def train(
+    data: Path = typer.Option(None, help="seg_lung_v7_ccby folder (default: in the data folder)"),
+    bundle: Path = typer.Option(DEFAULT_BUNDLE, help="where to write the bundle"),
+    epochs: int = typer.Option(None, help="override the number of epochs"),
+) -> None:
+    """Train on the CPU (deterministic, fixed seed), write the bundle, and record its validation Dice."""
+    from medconsult.imaging.train_seg import TrainConfig
+    from medconsult.imaging.train_seg import train as run_training
+
+    config = TrainConfig() if epochs is None else dataclasses.replace(TrainConfig(), epochs=epochs)
+    scores = run_training(_data_dir(data), bundle, config, log=console.print)
+    console.print(f"validation Dice mean {scores['dice_mean']}, min {scores['dice_min']} "
+                  f"({scores['images']} images of {scores['patients']} unseen patients) -> {bundle}")  # fmt: skip
+
+
+@seg_app.command("evaluate")
+def evaluate(
+    data: Path = typer.Option(None, help="seg_lung_v7_ccby folder (default: in the data folder)"),
+    bundle: Path = typer.Option(DEFAULT_BUNDLE, help="bundle to evaluate"),
+    record: bool = typer.Option(False, help="write the scores into the bundle's metadata and model card"),
+) -> None:
+    """Dice of a bundle on the validation patients (the split used in training), per image and overall."""
+    from medconsult.imaging.train_seg import evaluate as run_evaluation
+    from medconsult.imaging.train_seg import record_validation
+
+    scores = run_evaluation(bundle, _data_dir(data))
+    if record:
+        record_validation(bundle, scores)
+    print_json(scores)

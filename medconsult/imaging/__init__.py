@@ -1,0 +1,1 @@
+"""Imaging perception: radiograph decoding, lung segmentation (MONAI), radiomics (pyradiomics)."""
