@@ -36,4 +36,17 @@ async def draft_differential(
     for diagnosis in draft["diagnoses"]:
         for cited in diagnosis["evidence"]:
             cited["fact"] = fact_id(cited["fact"])
+    draft["diagnoses"] = _distinct(draft["diagnoses"])
     return Differential.model_validate(draft)  # the static type: storable in the checkpoint
+
+
+def _distinct(diagnoses: list[dict]) -> list[dict]:
+    """Small models sometimes repeat a diagnosis at lower ranks; keep its first, highest-ranked, entry."""
+    seen: set[str] = set()
+    kept = []
+    for diagnosis in diagnoses:
+        key = " ".join(diagnosis["diagnosis"].lower().split())
+        if key not in seen:
+            seen.add(key)
+            kept.append(diagnosis)
+    return kept

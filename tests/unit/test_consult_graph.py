@@ -193,3 +193,17 @@ async def test_unknown_patient_skips_the_record_but_not_the_case(
     whats = {g.what for g in outcome.state["gaps"]}
     assert "patient record" in whats and any(w.startswith("image") for w in whats)
     assert outcome.report_path.exists()
+
+
+async def test_a_repeated_diagnosis_is_kept_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    entry = {"diagnosis": "Pneumonia", "likelihood": "high", "reasoning": "r", "discriminating_test": "CXR",
+             "evidence": [{"fact": "Pneumonia [condition F2]", "stance": "supports"}]}  # fmt: skip
+    repeated = {
+        "summary": "s",
+        "diagnoses": [entry, {**entry, "diagnosis": " pneumonia", "likelihood": "low"}],
+    }
+    outcome = await _run(tmp_path, monkeypatch, registry(), FakeToolCallingModel(script=[repeated]))
+    diagnoses = outcome.state["differential"].diagnoses
+    assert [(d.diagnosis, d.likelihood) for d in diagnoses] == [("Pneumonia", "high")]
+    assert diagnoses[0].evidence[0].fact == "F2"
