@@ -1,7 +1,7 @@
 """The consult graph.
 
     intake ─┬─ ehr_context (subgraph: demographics | conditions | medications | allergies | labs | vitals) ─┐
-            └─ imaging     (subgraph: load_images) ─────────────────────────────────────────────────────────┴─┐
+            └─ imaging     (subgraph: load_images -> segment_lungs -> radiomics) ──────────────────────────────┴─┐
     differential ─┬─ plan ─ report
                   └──────── report   (no differential: no plan)
 

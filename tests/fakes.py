@@ -114,3 +114,31 @@ class EchoTool(MedTool):
 
 def echo_tools(context):  # noqa: ANN001, ANN201 - the plugin factory contract: (ToolContext) -> tools
     return [EchoTool(context=context)]
+
+
+# Canned FHIR tool results (the shapes of the real tools' typed results) shared by the unit tests.
+LEUKOCYTES = {
+    "resource": "Observation/o1",
+    "loinc": "6690-2",
+    "display": "Leukocytes",
+    "value": 14.2,
+    "unit": "10*3/uL",
+    "effective": "2018-09-28T07:00:00+00:00",
+    "reference_range": "4.5-11 10*3/uL",
+}
+PNEUMONIA = {
+    "resource": "Condition/c1",
+    "display": "Pneumonia",
+    "snomed": "233604007",
+    "codings": [],
+    "clinical_status": "active",
+    "onset": "2018-09-28",
+}
+DEMOGRAPHICS = {
+    "summary": "male, 80 years",
+    "resource": "Patient/p1",
+    "sex": "male",
+    "birth_date": "1938-04-09",
+    "age_years": 80,
+    "deceased": False,
+}

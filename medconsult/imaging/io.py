@@ -8,6 +8,7 @@ truncated or enormous file fails fast with a clear message instead of exhausting
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,22 @@ class Radiograph:
 
 
 def read_radiograph(path: Path) -> Radiograph:
+    """Decode once per file version: the imaging tools of one case read the same file in turn."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ImageLoadError(f"{path}: no such file")
-    size = path.stat().st_size
+    stat = path.stat()
+    return _read_cached(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _read_cached(path: Path, mtime_ns: int, size: int) -> Radiograph:
+    image = _read_uncached(path, size)
+    image.pixels.setflags(write=False)  # shared between callers: nobody may change it in place
+    return image
+
+
+def _read_uncached(path: Path, size: int) -> Radiograph:
     if size > MAX_FILE_BYTES:
         raise ImageLoadError(f"{path}: {size / 2**20:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit")
     with open(path, "rb") as handle:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from fakes import FakeToolCallingModel
+from fakes import DEMOGRAPHICS, LEUKOCYTES, PNEUMONIA, FakeToolCallingModel
 from medconsult.cases import Case
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirUnavailable
@@ -49,14 +49,6 @@ def _tool(name: str, schema: type[BaseModel], model: type[ToolResult], canned: A
 
 def registry(*, allergies: Any = None, patient_matches: int = 1) -> ToolRegistry:
     matches = [{"resource": "Patient/p1", "name": "Test Patient"}] * patient_matches
-    lab = {
-        "resource": "Observation/o1",
-        "loinc": "6690-2",
-        "display": "Leukocytes",
-        "value": 14.2,
-        "unit": "10*3/uL",
-        "effective": "2018-09-28T07:00:00+00:00",
-    }
     tools = [
         _tool(
             "fhir_find_patient",
@@ -68,32 +60,13 @@ def registry(*, allergies: Any = None, patient_matches: int = 1) -> ToolRegistry
             "fhir_patient_summary",
             PatientArgs,
             PatientSummaryResult,
-            {
-                "summary": "m 80",
-                "resource": "Patient/p1",
-                "sex": "male",
-                "birth_date": "1938-04-09",
-                "age_years": 80,
-                "deceased": False,
-            },
+            DEMOGRAPHICS,
         ),
         _tool(
             "fhir_conditions",
             ConditionArgs,
             ConditionsResult,
-            {
-                "summary": "1",
-                "conditions": [
-                    {
-                        "resource": "Condition/c1",
-                        "display": "Pneumonia",
-                        "snomed": "233604007",
-                        "codings": [],
-                        "clinical_status": "active",
-                        "onset": "2018-09-28",
-                    }
-                ],
-            },
+            {"summary": "1", "conditions": [PNEUMONIA]},
             meet_at_barrier=True,
         ),
         _tool("fhir_medications", MedicationArgs, MedicationsResult, {"summary": "0", "medications": []}),
@@ -108,7 +81,7 @@ def registry(*, allergies: Any = None, patient_matches: int = 1) -> ToolRegistry
             "fhir_observations",
             ObservationArgs,
             ObservationsResult,
-            {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [lab]},
+            {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [LEUKOCYTES]},
         ),
     ]
     return ToolRegistry(tools={t.name: t for t in tools})

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from fakes import DEMOGRAPHICS, LEUKOCYTES, PNEUMONIA
 from medconsult.agents.evidence import (
     Gap,
     build_facts,
@@ -40,45 +41,19 @@ RECORDS = [
             "summary": "1 lab",
             "category": "laboratory",
             "total_found": 1,
-            "observations": [
-                {
-                    "resource": "Observation/o1",
-                    "loinc": "6690-2",
-                    "display": "Leukocytes",
-                    "value": 14.2,
-                    "unit": "10*3/uL",
-                    "effective": "2018-09-28T07:00:00+00:00",
-                    "reference_range": "4.5-11 10*3/uL",
-                }
-            ],
+            "observations": [LEUKOCYTES],
         },
     ),
     _record(
         "fhir_conditions",
         {
             "summary": "1",
-            "conditions": [
-                {
-                    "resource": "Condition/c1",
-                    "display": INJECTION,
-                    "snomed": "233604007",
-                    "codings": [],
-                    "clinical_status": "active",
-                    "onset": "2018-09-28",
-                }
-            ],
+            "conditions": [{**PNEUMONIA, "display": INJECTION}],
         },
     ),
     _record(
         "fhir_patient_summary",
-        {
-            "summary": "m",
-            "resource": "Patient/p1",
-            "sex": "male",
-            "birth_date": "1938-04-09",
-            "age_years": 80,
-            "deceased": False,
-        },
+        DEMOGRAPHICS,
     ),
     _record("fhir_allergies", {}, ok=False),
 ]
