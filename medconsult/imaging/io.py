@@ -84,6 +84,10 @@ def _read_raster(path: Path) -> Radiograph:
     try:
         with Image.open(path) as image:
             fmt = (image.format or "").lower()
+            if image.width * image.height > MAX_PIXELS:  # judged from the header, before any pixel is decoded
+                raise ImageLoadError(
+                    f"{path}: declared size {image.width}x{image.height} is outside the supported range"
+                )
             if fmt not in ("png", "jpeg"):
                 raise ImageLoadError(
                     f"{path}: {image.format or 'unknown'} images are not supported (PNG, JPEG, DICOM)"
@@ -92,7 +96,9 @@ def _read_raster(path: Path) -> Radiograph:
             meta = {"colour_spread": _colour_spread(image)}
             grey = image.convert("I") if image.mode in ("I", "I;16", "I;16B") else image.convert("L")
             pixels = np.asarray(grey, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:  # PIL's own guard, for sizes far beyond the limit
+        raise ImageLoadError(f"{path}: declared size is outside the supported range ({error})") from error
+    except (UnidentifiedImageError, OSError) as error:
         raise ImageLoadError(f"{path}: not a readable image ({error})") from error
     return Radiograph(path, fmt, pixels, meta)
 
@@ -118,7 +124,9 @@ def _read_dicom(path: Path) -> Radiograph:
             f"{path}: not a readable DICOM file ({type(error).__name__}: {error})"
         ) from error
     if "PixelData" not in dataset:
-        if "Rows" in header and "Columns" in header:  # the header promised an image that the file does not hold
+        if (
+            "Rows" in header and "Columns" in header
+        ):  # the header promised an image that the file does not hold
             raise ImageLoadError(
                 f"{path}: DICOM file truncated: it declares a {header.Columns}x{header.Rows} image but ends "
                 f"after {path.stat().st_size} bytes without readable pixel data"

@@ -66,3 +66,22 @@ def test_non_image_is_a_clear_error(tool: LoadImageTool, tmp_path: Path):
         tool.invoke({"path": str(text)})
     with pytest.raises(ValueError, match="no such file"):
         tool.invoke({"path": str(tmp_path / "missing.png")})
+
+
+def test_a_huge_declared_size_is_refused_before_decoding(tool: LoadImageTool, tmp_path: Path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 40_000, 40_000, 8, 0, 0, 0, 0)  # 40000x40000 greyscale: 1.6 GB decoded
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
+    with pytest.raises(ValueError, match="declared size"):
+        tool.invoke({"path": str(bomb)})
