@@ -21,7 +21,8 @@ from PIL import Image
 
 from medconsult.config import Settings
 from medconsult.imaging import radiomics
-from medconsult.imaging.segmentation import load_segmenter, normalise
+from medconsult.imaging.io import normalise
+from medconsult.imaging.segmentation import load_segmenter
 from medconsult.tools.base import ToolContext
 from medconsult.tools.imaging.load_image import LoadImageTool
 from medconsult.tools.imaging.radiomics_features import RadiomicsFeaturesTool

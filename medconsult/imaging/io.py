@@ -212,6 +212,16 @@ def check_chest_radiograph(image: Radiograph) -> list[str]:
     return warnings
 
 
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] between the 1st and 99th percentiles: robust to burnt-in labels and collimation edges."""
+    low, high = np.percentile(pixels, (1, 99))
+    if high <= low:
+        return np.zeros_like(pixels, dtype=np.float32)
+    return np.clip((pixels.astype(np.float32) - np.float32(low)) / np.float32(high - low), 0, 1).astype(
+        np.float32
+    )
+
+
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
     low, high = float(pixels.min()), float(pixels.max())
     if high <= low:

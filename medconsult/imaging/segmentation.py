@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
 from scipy import ndimage
 
+from medconsult.imaging.io import normalise
+
 DEFAULT_BUNDLE = Path(__file__).parent / "bundles" / "lung_unet"
 
 
@@ -64,16 +66,6 @@ class LungMasks:
         if not 0.12 <= fraction <= 0.55:
             warnings.append(f"lungs cover {fraction:.0%} of the image, outside the usual 12-55%")
         return warnings
-
-
-def normalise(pixels: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] between the 1st and 99th percentiles: robust to burnt-in labels and collimation edges."""
-    low, high = np.percentile(pixels, (1, 99))
-    if high <= low:
-        return np.zeros_like(pixels, dtype=np.float32)
-    return np.clip((pixels.astype(np.float32) - np.float32(low)) / np.float32(high - low), 0, 1).astype(
-        np.float32
-    )
 
 
 def to_network_input(pixels: np.ndarray, size: int) -> torch.Tensor:

@@ -24,7 +24,6 @@ from PIL import Image
 from medconsult.imaging.segmentation import (
     LungSegmenter,
     NoLungsFound,
-    normalise,
     split_lungs,
     to_network_input,
 )
@@ -320,6 +319,3 @@ films.
 """
     (bundle_dir / "docs").mkdir(parents=True, exist_ok=True)
     (bundle_dir / "docs" / "README.md").write_text(card)
-
-
-__all__ = ["TrainConfig", "evaluate", "normalise", "train"]

@@ -9,8 +9,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from medconsult.imaging import radiomics
-from medconsult.imaging.io import read_radiograph
-from medconsult.imaging.segmentation import normalise
+from medconsult.imaging.io import normalise, read_radiograph
 from medconsult.tools.base import Evidence, MedTool, ToolResult
 
 

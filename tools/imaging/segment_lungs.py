@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from medconsult.imaging.io import check_chest_radiograph, read_radiograph
 from medconsult.imaging.overlay import write_overlay
-from medconsult.imaging.segmentation import load_segmenter
 from medconsult.tools.base import Evidence, MedTool, ToolResult
 
 
@@ -58,6 +57,10 @@ class SegmentLungsTool(MedTool):
     def execute(self, args: SegmentLungsArgs) -> SegmentLungsResult:
         image = read_radiograph(Path(args.image))
         check_chest_radiograph(image)
+        from medconsult.imaging.segmentation import (
+            load_segmenter,  # torch loads only when a lung is segmented
+        )
+
         segmenter = load_segmenter(self.context.settings.seg_bundle)
         masks = segmenter.segment(image.pixels)
         stem = f"{image.path.stem}-{hashlib.sha256(str(image.path.resolve()).encode()).hexdigest()[:8]}"
