@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import call_tool, tool_updates, traced
-from medconsult.graphs.state import BranchOutput, ConsultState, merge_gaps, merge_records
+from medconsult.graphs.state import BranchOutput, ConsultState
 from medconsult.tools.runner import ToolRecord
 
 
@@ -25,12 +25,11 @@ async def _run_each(
     runtime: Runtime[ConsultContext], tool: str, calls: list[tuple[str, dict[str, Any]]], missing: str
 ) -> dict[str, Any]:
     outcomes = await asyncio.gather(*(call_tool(runtime, tool, args) for _, args in calls))
-    records: list[ToolRecord] = []
-    gaps = []
+    records, gaps = [], []  # the state's reducers merge these with what is there
     for (image, _), outcome in zip(calls, outcomes, strict=True):
         update = tool_updates(outcome, missing.format(name=Path(image).name))
-        records = merge_records(records, update.get("tool_records"))
-        gaps = merge_gaps(gaps, update.get("gaps"))
+        records += update.get("tool_records", [])
+        gaps += update.get("gaps", [])
     return {"tool_records": records, "gaps": gaps}
 
 
