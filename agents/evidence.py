@@ -17,7 +17,21 @@ from medconsult.prompts import render
 from medconsult.tools.base import Evidence, ToolResult
 from medconsult.tools.runner import ToolRecord
 
-KIND_ORDER = ["demographics", "condition", "allergy", "medication", "vital", "lab", "image"]
+KIND_ORDER = [
+    "safety",
+    "demographics",
+    "condition",
+    "allergy",
+    "medication",
+    "encounter",
+    "vital",
+    "lab",
+    "score",
+    "report",
+    "imaging-study",
+    "image",
+    "note",
+]
 
 
 class Fact(Evidence):

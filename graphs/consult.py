@@ -1,11 +1,13 @@
 """The consult graph.
 
-    intake ─┬─ ehr_context (subgraph: demographics | conditions | medications | allergies | labs | vitals) ─┐
-            └─ imaging     (subgraph: load_images -> segment_lungs -> radiomics) ──────────────────────────────┴─┐
+    intake ─┬─ ehr_context     (subgraph: demographics | conditions | medications | allergies | labs | vitals |
+            │                   encounters | reports | imaging_studies | notes) ─────────────────────────────┐
+            ├─ clinical_scores (subgraph: curb65 | crb65 | qsofa | sirs | psi | egfr | markers) ───────────────┤
+            └─ imaging         (subgraph: load_images -> segment_lungs -> radiomics) ──────────────────────────┴─┐
     differential ─┬─ plan ─ report
                   └──────── report   (no differential: no plan)
 
-`ehr_context` and `imaging` run concurrently; `differential` waits for both. Without a differential there is no
+The three branches run concurrently; `differential` waits for all of them. Without a differential there is no
 plan: the graph goes straight to the report, which says why.
 """
 
@@ -20,11 +22,13 @@ from langgraph.runtime import Runtime
 
 from medconsult.agents.differential import draft_differential
 from medconsult.agents.evidence import Gap, build_facts
+from medconsult.agents.injection import withhold_echoed_actions
 from medconsult.agents.planner import draft_plan
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.ehr import build_ehr_graph
 from medconsult.graphs.imaging import build_imaging_graph
 from medconsult.graphs.nodes import call_tool, tool_updates, traced
+from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
 from medconsult.report import write_report
 from medconsult.tools.runner import ToolRecord
@@ -95,7 +99,8 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
         )
     except Exception as error:  # noqa: BLE001
         return {"plan": None, "gaps": [_llm_gap("treatment plan", error)]}
-    return {"plan": drafted}
+    kept, withheld = withhold_echoed_actions(drafted, state["facts"])
+    return {"plan": kept, "withheld_actions": withheld}
 
 
 async def report(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
@@ -111,6 +116,7 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
     builder = StateGraph(ConsultState, input_schema=ConsultInput, context_schema=ConsultContext)
     builder.add_node("intake", traced("intake", intake))
     builder.add_node("ehr_context", build_ehr_graph())
+    builder.add_node("clinical_scores", build_scores_graph())
     builder.add_node("imaging", build_imaging_graph())
     builder.add_node("differential", traced("differential", differential))
     builder.add_node("plan", traced("plan", plan))
@@ -118,8 +124,9 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
 
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "ehr_context")
+    builder.add_edge("intake", "clinical_scores")
     builder.add_edge("intake", "imaging")
-    builder.add_edge(["ehr_context", "imaging"], "differential")
+    builder.add_edge(["ehr_context", "clinical_scores", "imaging"], "differential")
     builder.add_conditional_edges("differential", route_after_differential)
     builder.add_edge("plan", "report")
     builder.add_edge("report", END)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,5 +53,10 @@ def tool_updates(outcome: ToolRecord | Gap, missing: str) -> dict[str, Any]:
         return {"gaps": [Gap(what=missing, reason=outcome.reason, source=outcome.source)]}
     updates: dict[str, Any] = {"tool_records": [outcome]}
     if not outcome.ok:
-        updates["gaps"] = [Gap(what=missing, reason=outcome.error or "failed", source=outcome.id)]
+        updates["gaps"] = [Gap(what=missing, reason=_plain_reason(outcome.error), source=outcome.id)]
     return updates
+
+
+def _plain_reason(error: str | None) -> str:
+    """The FHIR errors' messages already say what happened ("FHIR server unreachable during ..."): drop the class."""
+    return re.sub(r"^Fhir\w+: ", "", error or "failed")

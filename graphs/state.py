@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, TypedDict
 
 from medconsult.agents.evidence import Fact, Gap
+from medconsult.agents.injection import WithheldAction
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.cases import Case
 from medconsult.tools.runner import ToolRecord
@@ -34,6 +35,7 @@ class ConsultState(TypedDict, total=False):
     facts: list[Fact]
     differential: Differential | None
     plan: TreatmentPlan | None
+    withheld_actions: list[WithheldAction]  # plan actions that echoed instructions planted in record text
     report_path: str | None
 
 
@@ -45,4 +47,4 @@ class BranchOutput(TypedDict, total=False):
 
 
 # Classes the SQLite checkpointer may deserialize (an explicit allow-list instead of any importable class).
-STATE_MODELS = (Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan)
+STATE_MODELS = (Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan, WithheldAction)

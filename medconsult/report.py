@@ -44,6 +44,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         gaps=state.get("gaps", []),
         differential=state.get("differential"),
         plan=state.get("plan"),
+        withheld=state.get("withheld_actions") or [],
         facts=facts,
         facts_by_id={f.id: f for f in facts},
         records=records,

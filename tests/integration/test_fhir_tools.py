@@ -57,3 +57,30 @@ def test_only_the_latest_result_of_each_code(tools, patient_id):
     codes = [o["loinc"] for o in labs]
     assert len(codes) == len(set(codes))
     assert any(o["measurements_of_code"] > 1 for o in labs)
+
+
+def test_trends_list_earlier_results_of_the_code(tools, patient_id):
+    args = {"patient_id": patient_id, "as_of": "2018-09-29", "category": "laboratory", "loinc_codes": ["38483-4"]}
+    creatinine = tools["fhir_observations"].invoke(args)["observations"][0]
+    earlier = creatinine["earlier"]
+    assert 1 <= len(earlier) <= 4 and creatinine["measurements_of_code"] > len(earlier)
+    dates = [creatinine["effective"], *(e["effective"] for e in earlier)]
+    assert dates == sorted(dates, reverse=True)
+    oldest = earlier[-1]["value"]
+    direction = creatinine["trend"].split(":")[0]
+    change = (creatinine["value"] - oldest) / max(abs(oldest), abs(creatinine["value"]))
+    assert direction == ("stable" if abs(change) < 0.1 else "rising" if change > 0 else "falling")
+
+
+def test_encounters_reports_and_imaging_studies(tools, patient_id):
+    args = {"patient_id": patient_id, "as_of": "2018-09-29"}
+    encounters = tools["fhir_encounters"].invoke({**args, "limit": 3})["encounters"]
+    starts = [e["start"] for e in encounters]
+    assert len(encounters) == 3 and starts == sorted(starts, reverse=True) and starts[0][:10] <= "2018-09-29"
+    assert any("Pneumonia" in e["reasons"] for e in encounters)  # the admission of 2018-09-28
+    reports = tools["fhir_diagnostic_reports"].invoke(args)
+    assert reports["reports"] and all(r["effective"][:10] <= "2018-09-29" for r in reports["reports"])
+    assert all(ref.startswith("Observation/") for r in reports["reports"] for ref in r["results"])
+    studies = tools["fhir_imaging_studies"].invoke(args)["studies"]
+    assert studies and studies[0]["modalities"] == ["DX"] and studies[0]["instances"] >= 1
+    assert tools["fhir_clinical_notes"].invoke(args)["notes"] == []  # Synthea R4 bundles hold no notes

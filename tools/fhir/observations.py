@@ -29,13 +29,21 @@ class ObservationValue(BaseModel):
     unit: str | None
 
 
+class EarlierValue(BaseModel):
+    value: float | str | None
+    effective: str | None
+    resource: str
+
+
 class ObservationItem(ObservationValue):
     resource: str
     effective: str | None
-    interpretation: str | None = None
+    interpretation: str | None = None  # the server's flag, else H/L computed from the reference range
     reference_range: str | None = None
     components: list[ObservationValue] = Field(default_factory=list)
     measurements_of_code: int = 1  # how many results of this code the record holds
+    earlier: list[EarlierValue] = Field(default_factory=list)  # previous results of the code, newest first
+    trend: str | None = None  # e.g. "rising: 45 -> 120 mg/L since 2020-03-03"
 
 
 class ObservationsResult(ToolResult):
@@ -50,7 +58,8 @@ class ObservationsResult(ToolResult):
                 kind=kind,
                 text=f"{o.display} {_format_value(o)} on {(o.effective or 'unknown date')[:10]}"
                 + (f" (ref {o.reference_range})" if o.reference_range else "")
-                + (f" [{o.interpretation}]" if o.interpretation else ""),
+                + (f" [{o.interpretation}]" if o.interpretation else "")
+                + (f"; {o.trend}" if o.trend else ""),
                 resource=o.resource,
                 value=o.value,
                 unit=o.unit,
@@ -96,15 +105,37 @@ class ObservationsTool(MedTool):
         )
 
 
+EARLIER_KEPT = 4  # previous results listed per code; the count of all of them is kept too
+
+
 def _latest_per_code(items: list[ObservationItem]) -> list[ObservationItem]:
     latest: dict[str, ObservationItem] = {}
     for item in items:  # already most recent first
         key = item.loinc or item.display or item.resource
-        if key in latest:
-            latest[key].measurements_of_code += 1
-        else:
+        if key not in latest:
             latest[key] = item
+            continue
+        kept = latest[key]
+        kept.measurements_of_code += 1
+        if len(kept.earlier) < EARLIER_KEPT:
+            kept.earlier.append(EarlierValue(value=item.value, effective=item.effective, resource=item.resource))
+    for item in latest.values():
+        item.trend = _trend(item)
     return list(latest.values())
+
+
+def _trend(item: ObservationItem) -> str | None:
+    """Direction from the oldest listed earlier value to the latest one; a change under 10% is "stable"."""
+    numeric = [e for e in item.earlier if isinstance(e.value, float | int)]
+    if not isinstance(item.value, float | int) or not numeric:
+        return None
+    first = numeric[-1]
+    change = item.value - first.value
+    scale = max(abs(first.value), abs(item.value), 1e-9)
+    direction = "stable" if abs(change) / scale < 0.1 else ("rising" if change > 0 else "falling")
+    unit = f" {item.unit}" if item.unit else ""
+    since = (first.effective or "an unknown date")[:10]
+    return f"{direction}: {first.value:.3g} -> {item.value:.3g}{unit} since {since} ({len(numeric) + 1} results)"
 
 
 def _value(holder) -> tuple[float | str | None, str | None]:  # noqa: ANN001 - Observation or component
@@ -116,6 +147,19 @@ def _value(holder) -> tuple[float | str | None, str | None]:  # noqa: ANN001 - O
     if holder.valueString is not None:
         return holder.valueString, None
     return None, None
+
+
+def _flag_against_range(value: float | str | None, ranges: list) -> str | None:
+    """H or L when the server sent a numeric reference range but no interpretation of its own."""
+    if not isinstance(value, float | int) or len(ranges) != 1:
+        return None  # several ranges (by age, sex...) are not for this code to choose between
+    low = ranges[0].low.value if ranges[0].low is not None else None
+    high = ranges[0].high.value if ranges[0].high is not None else None
+    if high is not None and value > high:
+        return "H"
+    if low is not None and value < low:
+        return "L"
+    return None
 
 
 def _item(observation: Observation) -> ObservationItem:
@@ -137,7 +181,8 @@ def _item(observation: Observation) -> ObservationItem:
             )
         )
     interpretation = (
-        "; ".join(filter(None, (concept_text(i) for i in (observation.interpretation or [])))) or None
+        "; ".join(filter(None, (concept_text(i) for i in (observation.interpretation or []))))
+        or _flag_against_range(value, observation.referenceRange or [])
     )
     return ObservationItem(
         resource=reference(observation),

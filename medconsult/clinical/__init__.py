@@ -1,0 +1,1 @@
+"""Clinical knowledge the tools share: analyte codes and units, scores, marker interpretation."""
