@@ -22,6 +22,8 @@ from pydantic_settings import (
 )
 
 StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
+FhirAuthMode = Literal["none", "bearer", "smart-backend"]
+FhirJwtAlgorithm = Literal["RS384", "ES384"]  # the two every SMART server must accept
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +64,19 @@ class Settings(BaseSettings):
     # --- FHIR: none configured -> the project's local server -----------------------------------------------
     fhir_base_url: str | None = Field(None, description="FHIR R4 base URL of an external server")
     fhir_bearer_token: SecretStr | None = None
+    fhir_auth: FhirAuthMode | None = Field(
+        None, description="none, bearer or smart-backend; unset: bearer when a bearer token is set, else none"
+    )
+    # SMART Backend Services (client-confidential-asymmetric): a signed JWT buys a short-lived access token.
+    fhir_client_id: str | None = Field(None, description="client_id registered with the hospital's server")
+    fhir_private_key: SecretStr | None = Field(None, description="PEM private key (or fhir_private_key_file)")
+    fhir_private_key_file: Path | None = None
+    fhir_key_id: str | None = Field(None, description="kid of the registered public key (JWKS)")
+    fhir_jwt_alg: FhirJwtAlgorithm = "RS384"
+    fhir_token_url: str | None = Field(
+        None, description="token endpoint; default: discovered from .well-known/smart-configuration"
+    )
+    fhir_scope: str = Field("system/*.rs", description="SMART v2 scopes; v1 servers want system/*.read")
     fhir_host: str = "127.0.0.1"
     fhir_port: int = 8090
     fhir_timeout_s: float = 15.0
@@ -115,6 +130,12 @@ class Settings(BaseSettings):
     @property
     def effective_fhir_url(self) -> str:
         return (self.fhir_base_url or self.local_fhir_url).rstrip("/")
+
+    @property
+    def effective_fhir_auth(self) -> FhirAuthMode:
+        if self.fhir_auth is not None:
+            return self.fhir_auth
+        return "bearer" if self.fhir_bearer_token else "none"
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -17,6 +17,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict
 
 from medconsult.config import Settings
+from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirGateway
 
 
@@ -30,12 +31,7 @@ class ToolContext:
 
     @cached_property
     def fhir(self) -> FhirGateway:
-        token = self.settings.fhir_bearer_token
-        return FhirGateway(
-            self.fhir_base_url or self.settings.effective_fhir_url,
-            timeout_s=self.settings.fhir_timeout_s,
-            bearer_token=token.get_secret_value() if token else None,
-        )
+        return gateway_from_settings(self.settings, self.fhir_base_url)
 
 
 class Evidence(BaseModel):

@@ -8,7 +8,8 @@ import typer
 
 from medconsult.cli.common import console, fail, print_json
 from medconsult.config import Settings
-from medconsult.fhir.client import FhirGateway, FhirRequestError, FhirUnavailable
+from medconsult.fhir.auth import gateway_from_settings
+from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.fhir.loader import BundleError, load_bundle_file
 from medconsult.fhir.server import LocalFhirServer
 from medconsult.process import ServiceError
@@ -44,7 +45,7 @@ def status() -> None:
     """Whether the configured FHIR server answers, and what it is."""
     settings = Settings()
     try:
-        capability = FhirGateway(settings.effective_fhir_url, timeout_s=5, retries=0).capability()
+        capability = gateway_from_settings(settings, timeout_s=5, retries=0).capability()
     except (FhirUnavailable, FhirRequestError) as error:
         fail(f"{settings.effective_fhir_url}: {error}")
     print_json(
@@ -65,7 +66,7 @@ def load(
 ) -> None:
     """Load Bundles into the configured FHIR server, in the order given (organisations/practitioners first)."""
     settings = Settings()
-    gateway = FhirGateway(settings.effective_fhir_url, timeout_s=max(settings.fhir_timeout_s, 120))
+    gateway = gateway_from_settings(settings, timeout_s=max(settings.fhir_timeout_s, 120))
     loaded = skipped = failed = 0
     for path in bundles:
         try:

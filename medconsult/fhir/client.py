@@ -2,20 +2,25 @@
 
 fhirclient's requests session has no timeout and no retry; a hung or flapping server would hang the case.
 The session gets both here: every request times out, and connection errors and 5xx answers are retried with
-exponential backoff. Errors surface as `FhirUnavailable` (the server cannot be reached) or `FhirRequestError`.
+exponential backoff. Errors surface as `FhirUnavailable` (the server cannot be reached), `FhirAuthError` (the
+credentials were refused) or `FhirRequestError`. Authentication is a `requests` auth object on the session
+(`BearerToken` here, SMART Backend Services in `medconsult.fhir.auth`), so every request carries it: reads,
+searches, their next pages and posts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import requests
 from fhirclient import client as fhir_client
 from fhirclient.models.fhirabstractbase import FHIRValidationError
 from fhirclient.models.resource import Resource
-from fhirclient.server import FHIRNotFoundException
+from fhirclient.server import FHIRNotFoundException, FHIRPermissionDeniedException, FHIRUnauthorizedException
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 
@@ -31,6 +36,10 @@ class FhirNotFound(FhirRequestError):
     pass
 
 
+class FhirAuthError(FhirRequestError):
+    """The FHIR server or its token endpoint refused the credentials. Never carries a secret."""
+
+
 class _TimeoutAdapter(HTTPAdapter):
     def __init__(self, timeout_s: float, **kwargs: Any) -> None:
         self._timeout_s = timeout_s
@@ -42,34 +51,79 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def resilient_adapter(timeout_s: float, retries: int) -> HTTPAdapter:
+    """A transport adapter that times out every request and retries connection errors and 5xx answers."""
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=0.5,
+        status_forcelist=(500, 502, 503, 504),
+        # A transaction POST is not idempotent: only reads are retried after the request was sent;
+        # connection failures (nothing sent) are retried for every method.
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=False,
+    )
+    return _TimeoutAdapter(timeout_s, max_retries=retry)
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Whether `url` is on the FHIR server's scheme, host and port: credentials go nowhere else (a paging
+    `next` link is the server's to choose)."""
+    return _origin(url) == _origin(base_url)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+class BearerToken(AuthBase):
+    """A fixed bearer token, sent to the FHIR server's origin only; its repr does not show it."""
+
+    def __init__(self, token: str, fhir_base_url: str) -> None:
+        self._token = token
+        self.fhir_base_url = fhir_base_url
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if same_origin(request.url or "", self.fhir_base_url):
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerToken(***)"
+
+
 class FhirGateway:
-    """One fhirclient connection with timeouts, retries and optional bearer authentication."""
+    """One fhirclient connection with timeouts, retries and optional authentication.
+
+    Build it from Settings with `medconsult.fhir.auth.gateway_from_settings`, which picks the authentication.
+    """
 
     def __init__(
-        self, base_url: str, *, timeout_s: float = 15.0, retries: int = 2, bearer_token: str | None = None
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 15.0,
+        retries: int = 2,
+        bearer_token: str | None = None,
+        auth: AuthBase | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self._client = fhir_client.FHIRClient(
             settings={"app_id": "medconsult", "api_base": self.base_url + "/"}
         )
         session: requests.Session = self._client.server.session
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            backoff_factor=0.5,
-            status_forcelist=(500, 502, 503, 504),
-            # A transaction POST is not idempotent: only reads are retried after the request was sent;
-            # connection failures (nothing sent) are retried for every method.
-            allowed_methods=frozenset({"GET"}),
-            raise_on_status=False,
-        )
-        adapter = _TimeoutAdapter(timeout_s, max_retries=retry)
+        adapter = resilient_adapter(timeout_s, retries)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        if bearer_token:
-            session.headers["Authorization"] = f"Bearer {bearer_token}"
+        # requests applies the session's auth to every request and drops it on redirects to another host.
+        session.auth = auth or (BearerToken(bearer_token, self.base_url) if bearer_token else None)
+
+    def __repr__(self) -> str:
+        return f"FhirGateway({self.base_url!r}, auth={self.server.session.auth!r})"
 
     @property
     def server(self):  # noqa: ANN201 - fhirclient.server.FHIRServer
@@ -81,7 +135,7 @@ class FhirGateway:
         except FHIRNotFoundException:
             raise FhirNotFound(f"{resource_class.resource_type}/{resource_id} not found") from None
         except Exception as error:  # noqa: BLE001 - fhirclient raises plain exceptions for HTTP errors
-            raise _translate(error, f"read {resource_class.resource_type}/{resource_id}") from error
+            _raise_translated(error, f"read {resource_class.resource_type}/{resource_id}")
 
     def search(
         self, resource_class: type[Resource], params: dict[str, str], limit: int = 1000
@@ -103,25 +157,36 @@ class FhirGateway:
                 yielded += 1
                 yield resource
         except Exception as error:  # noqa: BLE001
-            raise _translate(error, what) from error
+            _raise_translated(error, what)
 
     def post_json(self, path: str, body: dict) -> dict:
         try:
             response = self.server.post_json(path, body)
         except Exception as error:  # noqa: BLE001
-            raise _translate(error, f"POST {path or '/'}") from error
+            _raise_translated(error, f"POST {path or '/'}")
         return response.json()
 
     def capability(self) -> dict:
         try:
             return self.server.request_json("metadata")
         except Exception as error:  # noqa: BLE001
-            raise _translate(error, "GET metadata") from error
+            _raise_translated(error, "GET metadata")
+
+
+def _raise_translated(error: Exception, what: str) -> NoReturn:
+    translated = _translate(error, what)
+    if translated is error:  # already ours (e.g. raised by the auth object): keep its own traceback
+        raise error
+    raise translated from error
 
 
 def _translate(error: Exception, what: str) -> RuntimeError:
     if isinstance(error, FhirRequestError | FhirUnavailable):
         return error
+    if isinstance(error, FHIRUnauthorizedException):
+        return FhirAuthError(f"{what}: HTTP 401, the FHIR server refused the credentials")
+    if isinstance(error, FHIRPermissionDeniedException):
+        return FhirAuthError(f"{what}: HTTP 403, the credentials do not grant this (scope?)")
     if isinstance(error, requests.ConnectionError | requests.Timeout):
         return FhirUnavailable(f"FHIR server unreachable during {what}: {type(error).__name__}")
     if isinstance(error, requests.HTTPError) and error.response is not None:
