@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from medconsult.cli.bench import bench
+from medconsult.cli.cases import cases_app
 from medconsult.cli.fhir import fhir_app
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
@@ -22,3 +23,4 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(llm_app, name="llm")
 app.add_typer(trace_app, name="trace")
 app.add_typer(seg_app, name="seg")
+app.add_typer(cases_app, name="cases")
