@@ -7,6 +7,7 @@ Observations carry the LOINC code, display and canonical UCUM unit of `medconsul
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -165,11 +166,12 @@ def imaging_study_resource(
 def transaction_bundle(patient: PatientRecord, timeline: Timeline) -> dict[str, Any]:
     patient_url = f"urn:uuid:{stable_uuid(patient.identifier, 'Patient')}"
     entries = [_entry(patient_url, patient_resource(patient))]
-    for index, measurement in enumerate(patient.measurements):
-        url = f"urn:uuid:{stable_uuid(patient.identifier, 'Observation', str(index))}"
-        entries.append(_entry(url, observation_resource(measurement, patient_url, timeline)))
-    for index, note in enumerate(patient.notes):
-        url = f"urn:uuid:{stable_uuid(patient.identifier, 'DocumentReference', str(index))}"
+    for m in patient.measurements:  # keyed by content, so a row added to the CSV later does not shift the others
+        url = f"urn:uuid:{stable_uuid(patient.identifier, 'Observation', m.analyte, str(m.day), repr(m.value))}"
+        entries.append(_entry(url, observation_resource(m, patient_url, timeline)))
+    for note in patient.notes:
+        text_key = hashlib.sha256(note.text.encode()).hexdigest()[:16]
+        url = f"urn:uuid:{stable_uuid(patient.identifier, 'DocumentReference', str(note.day), text_key)}"
         entries.append(_entry(url, document_resource(note, patient_url, timeline)))
     for image in patient.images:
         url = f"urn:uuid:{stable_uuid(patient.identifier, 'ImagingStudy', image.case_id)}"
@@ -178,5 +180,8 @@ def transaction_bundle(patient: PatientRecord, timeline: Timeline) -> dict[str, 
 
 
 def _entry(full_url: str, resource: dict[str, Any]) -> dict[str, Any]:
+    """A PUT to the id derived from the fullUrl: loading again updates in place, and new rows are added."""
+    resource_id = full_url.removeprefix("urn:uuid:")
+    resource = {**resource, "id": resource_id}
     return {"fullUrl": full_url, "resource": resource,
-            "request": {"method": "POST", "url": resource["resourceType"]}}  # fmt: skip
+            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource_id}"}}  # fmt: skip

@@ -1,7 +1,7 @@
 """One import: read a data set, write DICOM files, bundles and case files, optionally load the bundles.
 
-Loading goes through `medconsult.fhir.loader`, which skips a bundle whose Patient identifier is already on the
-server: importing the same folder twice adds nothing the second time.
+Loading goes through `medconsult.fhir.loader`. Every entry is a PUT to an id derived from the content, so
+importing the same folder twice adds nothing, and a CSV that gained rows adds just those.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ def load_bundles(gateway: FhirGateway, bundles: list[Path]) -> dict[str, Any]:
         statuses[result.status] += 1
         created += result.created
         failed += result.failed
+    # Entries are PUTs to fixed ids: "written" counts creates and in-place updates alike.
     return {"server": gateway.base_url, "bundles_loaded": statuses["loaded"],
-            "bundles_already_present": statuses["skipped"], "resources_created": created,
+            "bundles_already_present": statuses["skipped"], "resources_written": created,
             "resources_failed": failed}  # fmt: skip

@@ -95,10 +95,41 @@ def test_ieee8023_note_on_the_server_is_masked(imported, gateway: FhirGateway):
     assert {"8310-5", "1988-5", "731-0", "2160-0"} <= codes
 
 
+def _resource_counts(gateway: FhirGateway) -> dict[str, int]:
+    kinds = (Patient, ImagingStudy, DocumentReference)
+    counts = {k.resource_type: len(gateway.search(k, {"_count": "500"}, limit=5000)) for k in kinds}
+    demo = _patient(gateway, "ieee8023-183") if "ieee8023" in SOURCES else None
+    counts["Observation of ieee8023-183"] = len(gateway.search(Observation, {"patient": demo.id})) if demo else 0
+    return counts
+
+
 def test_importing_again_adds_nothing(imported, fhir_server: Settings, gateway: FhirGateway, tmp_path: Path):
-    patients_before = len(gateway.search(Patient, {"_count": "500"}, limit=5000))
+    before = _resource_counts(gateway)
     for fmt, (first, _) in imported.items():
         again = _import(fhir_server, fmt, tmp_path / fmt)
-        assert again["load"]["bundles_loaded"] == 0
-        assert again["load"]["bundles_already_present"] == first["patients"]
-    assert len(gateway.search(Patient, {"_count": "500"}, limit=5000)) == patients_before
+        assert again["load"]["bundles_loaded"] == first["patients"]  # PUTs to the same ids: updated in place
+        assert again["load"]["resources_failed"] == 0
+    assert _resource_counts(gateway) == before
+
+
+def test_a_new_row_for_a_known_patient_adds_its_image(imported, fhir_server: Settings, gateway, tmp_path: Path):
+    """New cases of the same form arrive for patients already imported: only the new row is added."""
+    if "ieee8023" not in imported:
+        pytest.skip("ieee8023 folder not present")
+    source = tmp_path / "source"
+    (source / "images").mkdir(parents=True)
+    rows = (SOURCES["ieee8023"] / "metadata.csv").read_text().splitlines(keepends=True)
+    header, patient_183 = rows[0], [r for r in rows[1:] if r.split(",")[1] == "183"]
+    image = patient_183[0].split(",")[0]
+    (source / image).write_bytes((SOURCES["ieee8023"] / image).read_bytes())
+    later = patient_183[0].replace(",183,0,", ",183,4,", 1)  # the same radiograph, filed again on day 4
+    (source / "metadata.csv").write_text(header + patient_183[0] + later)
+    patient = _patient(gateway, "ieee8023-183")
+    studies_before = len(gateway.search(ImagingStudy, {"patient": patient.id}))
+    env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url}
+    result = CliRunner().invoke(
+        app, ["cases", "import", "ieee8023", "--source", str(source), "--out", str(tmp_path / "out")], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert len(gateway.search(ImagingStudy, {"patient": patient.id})) == studies_before + 1
+    assert (tmp_path / "out" / "ieee8023-183-d4.yaml").is_file()
