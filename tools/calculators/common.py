@@ -1,0 +1,125 @@
+"""What the calculator tools share: reading the inputs from FHIR, the result models and their evidence.
+
+A calculator tool reads its inputs with medconsult.clinical.gather (latest values within a recency window before
+the reference time, with their FHIR references), computes the score with a pure function of
+medconsult.clinical.scores, and returns the result with a one-line summary. Server errors propagate so that the
+graph records the gap; missing inputs do not fail the tool, they widen the reported range.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from medconsult.clinical.gather import DEFAULT_WINDOW_HOURS, Gathered, gather_inputs
+from medconsult.clinical.scores import Criterion, EgfrResult, Input, Inputs, ScoreResult, format_value
+from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.fhir.common import PatientArgs
+
+
+class Reading(BaseModel):
+    """When the record was read and how recent an input had to be."""
+
+    reference_time: str
+    window_hours: float
+
+
+class ScoreReport(ToolResult, Reading, ScoreResult):
+    def evidence(self) -> list[Evidence]:
+        return [Evidence(kind="score", text=score_statement(self), value=self.points)] + [
+            _criterion_evidence(self.score_name, c) for c in self.criteria if c.status != "unknown"
+        ]
+
+
+class EgfrReport(ToolResult, Reading, EgfrResult):
+    def evidence(self) -> list[Evidence]:
+        text = f"eGFR (CKD-EPI 2021) {self.detail}"
+        if self.category:
+            text += f", KDIGO {self.category}"
+        items = [Evidence(kind="score", text=text, value=self.egfr, unit=self.unit)]
+        return items + [_input_evidence("eGFR", i) for i in self.inputs]
+
+
+def _input_evidence(label: str, item: Input) -> Evidence:
+    if isinstance(item.value, bool):
+        value: float | str = "yes" if item.value else "no"
+        text = f"{label} input {item.name}: {value}"
+    else:
+        value = float(item.value)
+        text = f"{label} input {item.name}: {format_value(value, item.unit)}"
+    return Evidence(kind="score", text=text, resource=item.resource, value=value, unit=item.unit)
+
+
+def _criterion_evidence(score_name: str, criterion: Criterion) -> Evidence:
+    sign = "+" if criterion.points >= 0 else ""
+    points = f"{sign}{criterion.points}" if criterion.status == "met" else "0"
+    return Evidence(
+        kind="score",
+        text=f"{score_name} {criterion.name}: {criterion.status} ({points}) - {criterion.detail}",
+        resource=criterion.resources[0] if criterion.resources else None,
+    )
+
+
+def score_statement(result: ScoreResult) -> str:
+    """Score, range, missing inputs and risk group in one sentence, with the source."""
+    if result.points is None:
+        return f"{result.score_name} not computed: {result.undetermined}"
+    text = f"{result.score_name} {result.points}"
+    if not result.complete:
+        missing = ", ".join(m.name for m in result.missing)
+        text += f" (possible range {result.minimum}-{result.maximum}; missing: {missing})"
+    if result.interpretation is not None:
+        text += f"; {result.interpretation.risk_group}"
+        if result.interpretation.mortality:
+            text += f", 30-day mortality {result.interpretation.mortality}"
+    elif result.undetermined:
+        text += f"; {result.undetermined}"
+    if result.assumed_normal_interpretation is not None and result.interpretation is None:
+        text += f"; {result.assumed_normal_interpretation.risk_group} if missing values are normal"
+    return f"{text} [{result.source}]"
+
+
+def score_summary(result: ScoreResult) -> str:
+    """e.g. "CURB-65 2 (range 2-3: confusion unknown), risk group undetermined: intermediate risk or high risk, ..."."""
+    if result.points is None:
+        return f"{result.score_name} not computed: {result.undetermined}"
+    if all(c.status == "unknown" for c in result.criteria):
+        return f"{result.score_name} not determined: no input available (range {result.minimum}-{result.maximum})"
+    text = f"{result.score_name} {result.points}"
+    if not result.complete:
+        text += f" (range {result.minimum}-{result.maximum}: {', '.join(m.name for m in result.missing)} unknown)"
+    if result.interpretation is not None:
+        return f"{text}, {result.interpretation.risk_group}"
+    text += f", {result.undetermined}" if result.undetermined else ""
+    if result.assumed_normal_interpretation is not None:
+        text += f"; {result.assumed_normal_interpretation.risk_group} with missing values taken as normal"
+    return text
+
+
+class CalculatorTool(MedTool):
+    """Reads `input_names` for the patient and computes the result; subclasses say what to compute."""
+
+    args_schema: type[BaseModel] = PatientArgs
+    input_names: ClassVar[tuple[str, ...]]
+    window_hours: ClassVar[float] = DEFAULT_WINDOW_HOURS
+
+    def gather(self, args: PatientArgs) -> Gathered:
+        return gather_inputs(self.context.fhir, args.patient_id, self.input_names, as_of=args.as_of,
+                             window_hours=self.window_hours)
+
+
+class ScoreTool(CalculatorTool):
+    result_model = ScoreReport
+
+    @abstractmethod
+    def calculate(self, inputs: Inputs) -> ScoreResult:
+        """The score of the gathered inputs."""
+
+    def execute(self, args: PatientArgs) -> ScoreReport:
+        gathered = self.gather(args)
+        result = self.calculate(gathered.inputs)
+        return ScoreReport(summary=score_summary(result), reference_time=gathered.reference_time,
+                           window_hours=gathered.window_hours, **result.model_dump())
+
