@@ -3,7 +3,8 @@
 Procalcitonin and CRP are the primary markers: each has a published cut-off tied to an antibiotic decision. The
 white-cell count supports a bacterial reading only when it agrees with them. Lymphopenia and the
 neutrophil-to-lymphocyte ratio are reported for context but do not vote: low lymphocytes occur in viral infection
-(63% of the first COVID-19 inpatients, Huang 2020) and equally predict bacteraemia (de Jager 2010).
+and equally predict bacteraemia (de Jager 2010). Statements name no particular pathogen: the text reaches the
+model, which must not be nudged towards a diagnosis by the calculator's wording.
 
 The overall pattern is "insufficient data" without procalcitonin and CRP, "indeterminate" when markers point both
 ways or only to the grey zone, and otherwise the direction they share. Values are in the canonical units of
@@ -34,8 +35,7 @@ CRP_SOURCE = (
 )
 WHITE_CELL_SOURCE = "Bone RC et al. Chest 1992;101:1644-55 (SIRS white-cell criterion: > 12 or < 4 x10^3/uL)"
 LYMPHOPENIA_SOURCE = (
-    "de Jager CP et al. Crit Care 2010;14:R192 (lymphocytopenia < 1.0 x10^9/L, predicts bacteraemia); "
-    "Huang C et al. Lancet 2020;395:497-506 (lymphopenia in 63% of patients with COVID-19)"
+    "de Jager CP et al. Crit Care 2010;14:R192 (lymphocytopenia < 1.0 x10^9/L, predicts bacteraemia)"
 )
 NLR_SOURCE = (
     "de Jager CP et al. Crit Care 2010;14:R192 (neutrophil-lymphocyte count ratio higher with bacteraemia, "
@@ -112,7 +112,7 @@ def _lymphocytes(item: Input) -> MarkerStatement | None:
         return None
     return MarkerStatement(
         marker="lymphocytes", finding=f"lymphocytes {_value_text(item)}: < 1.0 x10^3/uL",
-        meaning="lymphopenia: seen in viral infection including COVID-19 and in bacteraemia; does not discriminate",
+        meaning="lymphopenia: seen in viral infection and in bacteraemia; does not discriminate",
         direction="none", weight="context", source=LYMPHOPENIA_SOURCE, resources=item.references(),
     )
 

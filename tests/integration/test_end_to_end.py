@@ -131,6 +131,10 @@ def test_hannover_image_case_cites_radiomics_and_survives_bad_images(fhir_server
     env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
            "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
            "MEDCONSULT_DATA_DIR": str(DATA_DIR)}  # fmt: skip
+    source = str(DATA_DIR / "cxr_hannover_covid")
+    imported = _medconsult(["cases", "import", "hannover", "--source", source, "--out", str(tmp_path / "cases")],
+                           env, tmp_path)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr[-3000:]
     out = tmp_path / "hannover"
     radiograph = DATA_DIR / "cxr_hannover_covid" / "png" / "7afaaccc.png"
     args = ["run", "--case", str(REPO / "cases" / "hannover-covid.yaml"), "--image", str(radiograph),
@@ -142,8 +146,59 @@ def test_hannover_image_case_cites_radiomics_and_survives_bad_images(fhir_server
     assert (out / re.search(r"\((segmentation/[^)]+overlay\.png)\)", report).group(1)).is_file()
     assert "**image holiday.png**" in report and "colour image" in report
     assert "**image truncated.dcm**" in report and "DICOM file truncated" in report
-    assert "**patient record**" in report  # no Hannover record on the server yet: a stated gap
+    catalogue = report.split("## Patient record used")[1]
+    assert re.search(r"\| lab \| C-reactive protein [\d.]+ mg/L on 2020-03-02 .*\| `Observation/[0-9a-f-]+`", catalogue)
+    assert max(re.findall(r"20\d\d-\d\d-\d\d", catalogue)) == "2020-03-02"  # as_of hides the later results
     differential = report.split("## Differential diagnosis")[1].split("## Management plan")[0]
     assert re.search(
         r"\| (for|against) \| F\d+ \| [^|]*(density|entropy|contrast|area)", differential, re.IGNORECASE
     )
+
+
+def test_imported_ieee8023_case_shows_vitals_labs_and_scores_without_leaking_the_label(
+    fhir_server, llm_server, tmp_path: Path
+):
+    """Issue 4: a case imported from the ieee8023 set runs end to end; every vital, lab and score in the report
+    carries its FHIR reference, and nothing the model was shown names the diagnosis."""
+    import yaml
+
+    from medconsult.importers.masking import names_label_term
+
+    source = DATA_DIR / "cxr_ieee8023_ncsa"
+    if not source.is_dir():
+        pytest.skip("the non-commercial ieee8023 folder is not present")
+    base_url, model = llm_server
+    env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
+           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
+    cases = tmp_path / "cases"
+    imported = _medconsult(["cases", "import", "ieee8023", "--source", str(source), "--out", str(cases)], env, tmp_path)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    case_file = cases / "ieee8023-183-d0.yaml"
+    assert yaml.safe_load(case_file.read_text())["label"]["finding"] == "COVID-19"  # for evaluation only
+
+    out = tmp_path / "ieee183"
+    result = _medconsult(["run", "--case", str(case_file), "--out", str(out)], env, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _check_outputs(out, FhirGateway(fhir_server.local_fhir_url), require_fhir_citation=False)
+    catalogue = report.split("## Patient record used")[1].split("## Images")[0]
+    rows = [line.split(" | ") for line in catalogue.splitlines() if re.match(r"\| F\d+ \|", line)]
+    by_kind: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_kind.setdefault(row[1], []).append(row)
+    observation = re.compile(r"`Observation/[0-9a-f-]+`")
+    assert any("Body temperature 38.9 Cel" in r[2] and observation.fullmatch(r[3]) for r in by_kind["vital"])
+    labs = {r[2].split(" on ")[0]: r[3] for r in by_kind["lab"]}
+    assert {"C-reactive protein 86 mg/L", "Procalcitonin 2.39 ng/mL", "Creatinine 1.3 mg/dL"} <= set(labs)
+    assert all(observation.fullmatch(reference) for reference in labs.values())
+    scores = [r for r in by_kind["score"] if observation.fullmatch(r[3])]
+    assert any(r[2].startswith("eGFR input creatinine: 1.3 mg/dL") for r in scores)
+    assert any(r[2].startswith("SIRS temperature: met") for r in scores)
+    assert any(r[2].startswith("procalcitonin 2.39 ng/mL") for r in scores)
+    assert any(r[2].startswith("CURB-65 ") and "missing:" in r[2] for r in by_kind["score"])
+    note = by_kind["note"][0]
+    assert "lymphopenia" in note[2] and "[sentence withheld: names the diagnosis]" in note[2]
+    assert re.fullmatch(r"`DocumentReference/[0-9a-f-]+`", note[3])
+    gaps = report.split("## Missing or failed")[1].split("## Differential")[0] if "## Missing" in report else ""
+    # What the record and the images told the model (calculator wording such as "favours bacterial" is ours).
+    shown = gaps + "\n".join(" | ".join(r) for r in rows if r[1] != "score")
+    assert not names_label_term(shown)

@@ -28,8 +28,12 @@ class Reading(BaseModel):
 
 class ScoreReport(ToolResult, Reading, ScoreResult):
     def evidence(self) -> list[Evidence]:
+        """The score, then each criterion that is met or rests on a measured value (with its FHIR reference);
+        criteria that are merely absent from the record (no comorbidity coded) stay in the result only."""
         return [Evidence(kind="score", text=score_statement(self), value=self.points)] + [
-            _criterion_evidence(self.score_name, c) for c in self.criteria if c.status != "unknown"
+            _criterion_evidence(self.score_name, c)
+            for c in self.criteria
+            if c.status == "met" or (c.status == "not met" and c.resources)
         ]
 
 
