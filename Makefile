@@ -21,11 +21,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: help setup demo test bench train-seg lint fhir-up fhir-down fhir-load clean
+.PHONY: help setup demo test cases bench train-seg lint fhir-up fhir-down fhir-load clean
 
 help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
 	@echo "make test   set up everything and run the test suite"
+	@echo "make cases  import the Hannover (and, if present, ieee8023) data sets as FHIR records + case files (out/cases/)"
 	@echo "make bench  imaging benchmark -> out/bench.json"
 	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
 	@echo "make lint   ruff"
@@ -65,6 +66,14 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(MC) llm fetch smollm2-135m
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(PY) -m pytest
+
+# The ieee8023 folder is non-commercial and optional: the project runs without it.
+cases: setup
+	@set -e; trap '$(MC) fhir down' EXIT; \
+	$(MC) fhir up; \
+	$(MC) cases import hannover --source $(DATA)/cxr_hannover_covid --out out/cases/hannover; \
+	if [ -d $(DATA)/cxr_ieee8023_ncsa ]; then \
+		$(MC) cases import ieee8023 --source $(DATA)/cxr_ieee8023_ncsa --out out/cases/ieee8023; fi
 
 bench: setup
 	$(MC) bench --out out/bench.json
