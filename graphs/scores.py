@@ -14,6 +14,8 @@ SCORE_STEPS = (
     PatientStep("markers", "infection_markers", "infection-marker interpretation"),
 )
 
+SCORE_TOOLS = frozenset(step.tool for step in SCORE_STEPS)
+
 
 def build_scores_graph():  # noqa: ANN201 - CompiledStateGraph
     return build_parallel_steps_graph("clinical_scores", SCORE_STEPS)

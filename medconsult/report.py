@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from medconsult import __version__
+from medconsult.graphs.scores import SCORE_TOOLS
 
 if TYPE_CHECKING:
     from medconsult.graphs.context import ConsultContext
@@ -49,6 +50,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         facts_by_id={f.id: f for f in facts},
         records=records,
         images=_images(records, context.out_dir),
+        scores=[r for r in records if r.tool in SCORE_TOOLS],
         counts=_trace_counts(context.tracer.events),
     )
 

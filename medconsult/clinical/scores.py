@@ -253,8 +253,14 @@ def _undetermined(possible: Sequence[str], missing: Sequence[MissingInput]) -> s
 
 def _result(name: str, sheet: _Sheet, bands: Sequence[RiskBand], source: str, assumptions: Sequence[str] = ()
             ) -> ScoreResult:
+    _, low, high = _range(sheet.criteria)
+    return _scored(name, sheet, _bands_between(bands, low, high), source, assumptions)
+
+
+def _scored(name: str, sheet: _Sheet, possible: Sequence[RiskBand], source: str, assumptions: Sequence[str] = (),
+            assumed: RiskBand | None = None) -> ScoreResult:
+    """The result, with a risk group only when every score in the possible range falls in the same one."""
     points, low, high = _range(sheet.criteria)
-    possible = _bands_between(bands, low, high)
     missing = sheet.missing()
     return ScoreResult(
         score_name=name,
@@ -268,6 +274,7 @@ def _result(name: str, sheet: _Sheet, bands: Sequence[RiskBand], source: str, as
         interpretation=possible[0].interpretation(source) if len(possible) == 1 else None,
         possible_risk_groups=[b.group for b in possible],
         undetermined=_undetermined([b.group for b in possible], missing),
+        assumed_normal_interpretation=assumed.interpretation(source) if assumed else None,
         assumptions=list(assumptions),
         source=source,
     )
@@ -434,23 +441,7 @@ def psi(inputs: Inputs) -> ScoreResult:
     class_one = _psi_class_one(sheet.criteria, float(age.value))
     possible = _psi_possible_classes(low, high, class_one)
     assumed = _PSI_CLASS_ONE if class_one != "excluded" else _bands_between(PSI_BANDS, points, points)[0]
-    missing = sheet.missing()
-    return ScoreResult(
-        score_name="PSI",
-        points=points,
-        minimum=low,
-        maximum=high,
-        complete=not missing,
-        criteria=sheet.criteria,
-        inputs=list(sheet.used.values()),
-        missing=missing,
-        interpretation=possible[0].interpretation(PSI_SOURCE) if len(possible) == 1 else None,
-        possible_risk_groups=[b.group for b in possible],
-        undetermined=_undetermined([b.group for b in possible], missing),
-        assumed_normal_interpretation=assumed.interpretation(PSI_SOURCE),
-        assumptions=_psi_assumptions(missing),
-        source=PSI_SOURCE,
-    )
+    return _scored("PSI", sheet, possible, PSI_SOURCE, _psi_assumptions(sheet.missing()), assumed)
 
 
 def _psi_criteria(sheet: _Sheet, age: float) -> None:

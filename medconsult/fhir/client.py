@@ -180,6 +180,10 @@ def _raise_translated(error: Exception, what: str) -> NoReturn:
     raise translated from error
 
 
+# How servers answer a search on a resource type (or parameter) they do not support.
+UNSUPPORTED_SEARCH_STATUSES = frozenset({400, 404, 405, 501})
+
+
 def _translate(error: Exception, what: str) -> RuntimeError:
     if isinstance(error, FhirRequestError | FhirUnavailable):
         return error
@@ -189,6 +193,10 @@ def _translate(error: Exception, what: str) -> RuntimeError:
         return FhirAuthError(f"{what}: HTTP 403, the credentials do not grant this (scope?)")
     if isinstance(error, requests.ConnectionError | requests.Timeout):
         return FhirUnavailable(f"FHIR server unreachable during {what}: {type(error).__name__}")
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if what.startswith("search ") and status in UNSUPPORTED_SEARCH_STATUSES:
+        resource_type = what.removeprefix("search ").split("?")[0]
+        return FhirRequestError(f"the FHIR server does not offer {resource_type} or this search (HTTP {status})")
     if isinstance(error, requests.HTTPError) and error.response is not None:
         return FhirRequestError(f"{what}: HTTP {error.response.status_code} {error.response.text[:200]}")
     if isinstance(error, FHIRValidationError):
