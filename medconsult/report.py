@@ -50,7 +50,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         facts_by_id={f.id: f for f in facts},
         records=records,
         images=_images(records, context.out_dir),
-        scores=[r for r in records if r.tool in SCORE_TOOLS],
+        scores=[(r, _score_sources(r)) for r in records if r.tool in SCORE_TOOLS],
         counts=_trace_counts(context.tracer.events),
     )
 
@@ -72,6 +72,14 @@ def _images(records: list, out_dir: Path) -> list[dict]:
                 }
             )
     return images
+
+
+def _score_sources(record) -> str:  # noqa: ANN001 - a ToolRecord
+    """Where a calculator's thresholds come from: its own source, or each marker statement's."""
+    if not record.ok or not record.result:
+        return ""
+    sources = [record.result.get("source")] + [s.get("source") for s in record.result.get("statements", [])]
+    return "; ".join(dict.fromkeys(s for s in sources if s))
 
 
 def _trace_counts(events: list[dict]) -> dict[str, int]:

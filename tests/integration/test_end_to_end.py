@@ -191,10 +191,12 @@ def test_imported_ieee8023_case_shows_vitals_labs_and_scores_without_leaking_the
     assert {"C-reactive protein 86 mg/L", "Procalcitonin 2.39 ng/mL", "Creatinine 1.3 mg/dL"} <= set(labs)
     assert all(observation.fullmatch(reference) for reference in labs.values())
     scores = [r for r in by_kind["score"] if observation.fullmatch(r[3])]
-    assert any(r[2].startswith("eGFR input creatinine: 1.3 mg/dL") for r in scores)
+    assert any(r[2].startswith("eGFR (CKD-EPI 2021) creatinine 1.3 mg/dL") for r in scores)
     assert any(r[2].startswith("SIRS temperature: met") for r in scores)
     assert any(r[2].startswith("procalcitonin 2.39 ng/mL") for r in scores)
     assert any(r[2].startswith("CURB-65 ") and "missing:" in r[2] for r in by_kind["score"])
+    scores_table = report.split("## Scores")[1].split("## Differential")[0]
+    assert "| curb65 | CURB-65 " in scores_table and "Lim WS et al. Thorax 2003" in scores_table
     note = by_kind["note"][0]
     assert "lymphopenia" in note[2] and "[sentence withheld: names the diagnosis]" in note[2]
     assert re.fullmatch(r"`DocumentReference/[0-9a-f-]+`", note[3])

@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from medconsult.clinical.gather import DEFAULT_WINDOW_HOURS, Gathered, gather_inputs
-from medconsult.clinical.scores import Criterion, EgfrResult, Input, Inputs, ScoreResult, format_value
+from medconsult.clinical.scores import Criterion, EgfrResult, Inputs, ScoreResult
 from medconsult.tools.base import Evidence, MedTool, ToolResult
 from medconsult.tools.fhir.common import PatientArgs
 
@@ -39,21 +39,12 @@ class ScoreReport(ToolResult, Reading, ScoreResult):
 
 class EgfrReport(ToolResult, Reading, EgfrResult):
     def evidence(self) -> list[Evidence]:
+        """One statement: the detail already names creatinine, age and sex; it cites the creatinine result."""
         text = f"eGFR (CKD-EPI 2021) {self.detail}"
         if self.category:
             text += f", KDIGO {self.category}"
-        items = [Evidence(kind="score", text=text, value=self.egfr, unit=self.unit)]
-        return items + [_input_evidence("eGFR", i) for i in self.inputs]
-
-
-def _input_evidence(label: str, item: Input) -> Evidence:
-    if isinstance(item.value, bool):
-        value: float | str = "yes" if item.value else "no"
-        text = f"{label} input {item.name}: {value}"
-    else:
-        value = float(item.value)
-        text = f"{label} input {item.name}: {format_value(value, item.unit)}"
-    return Evidence(kind="score", text=text, resource=item.resource, value=value, unit=item.unit)
+        creatinine = next((i.resource for i in self.inputs if i.name == "creatinine"), None)
+        return [Evidence(kind="score", text=text, resource=creatinine, value=self.egfr, unit=self.unit)]
 
 
 def _criterion_evidence(score_name: str, criterion: Criterion) -> Evidence:
@@ -67,7 +58,8 @@ def _criterion_evidence(score_name: str, criterion: Criterion) -> Evidence:
 
 
 def score_statement(result: ScoreResult) -> str:
-    """Score, range, missing inputs and risk group in one sentence, with the source."""
+    """Score, range, missing inputs and risk group in one sentence. The source is in the result and the report's
+    scores table, not here: the statement goes into every prompt, where citations would only cost tokens."""
     if result.points is None:
         return f"{result.score_name} not computed: {result.undetermined}"
     text = f"{result.score_name} {result.points}"
@@ -82,7 +74,7 @@ def score_statement(result: ScoreResult) -> str:
         text += f"; {result.undetermined}"
     if result.assumed_normal_interpretation is not None and result.interpretation is None:
         text += f"; {result.assumed_normal_interpretation.risk_group} if missing values are normal"
-    return f"{text} [{result.source}]"
+    return text
 
 
 def score_summary(result: ScoreResult) -> str:

@@ -12,7 +12,7 @@ class MarkersReport(ToolResult, Reading, MarkerResult):
     def evidence(self) -> list[Evidence]:
         overall = Evidence(kind="score", text=f"infection markers: {self.pattern} ({self.rationale})")
         return [overall] + [
-            Evidence(kind="score", text=f"{s.finding}: {s.meaning} [{s.source}]",
+            Evidence(kind="score", text=f"{s.finding}: {s.meaning}",  # sources: in the result and the report
                      resource=s.resources[0] if s.resources else None)
             for s in self.statements
         ]
