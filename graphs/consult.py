@@ -4,7 +4,7 @@
             │                   encounters | reports | imaging_studies | notes) ─────────────────────────────┐
             ├─ clinical_scores (subgraph: curb65 | crb65 | qsofa | sirs | psi | egfr | markers) ───────────────┤
             └─ imaging         (subgraph: load_images -> segment_lungs -> radiomics) ──────────────────────────┴─┐
-    differential ─┬─ plan ─ report
+    differential ─┬─ plan ─ report ─ sign_off (interrupt: a physician approves, edits or rejects) ─ finalize
                   └──────── report   (no differential: no plan)
 
 The three branches run concurrently; `differential` waits for all of them. Without a differential there is no
@@ -13,24 +13,30 @@ plan: the graph goes straight to the report, which says why.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 
 from medconsult.agents.differential import draft_differential
 from medconsult.agents.evidence import Gap, build_facts
 from medconsult.agents.injection import withhold_echoed_actions
 from medconsult.agents.planner import draft_plan
+from medconsult.fhir.auth import gateway_from_settings
+from medconsult.fhir.client import FhirRequestError, FhirUnavailable
+from medconsult.fhir.writeback import consult_bundle, write_consult
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.ehr import build_ehr_graph
 from medconsult.graphs.imaging import build_imaging_graph
 from medconsult.graphs.nodes import call_tool, tool_updates, traced
 from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
-from medconsult.report import write_report
+from medconsult.report import write_html, write_report
+from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.runner import ToolRecord
 
 
@@ -104,8 +110,43 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
 
 
 async def report(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """The draft the physician reviews (report.md, marked as awaiting sign-off)."""
     path = write_report(state, runtime.context)
     return {"report_path": str(path)}
+
+
+async def sign_off(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Pause until a physician approves, edits or rejects the draft. Re-run on resume, so it only builds the ask."""
+    plan_ = state.get("plan")
+    request = SignOffRequest(
+        case_id=state["case"].id,
+        draft_report=state["report_path"],
+        working_diagnosis=plan_.working_diagnosis if plan_ else None,
+        gaps=len(state.get("gaps", [])),
+    )
+    answer = interrupt(request.model_dump())
+    return {"sign_off": SignOff.model_validate(answer)}
+
+
+async def finalize(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """The signed report (Markdown and HTML); on approval, the draft resources written to FHIR when configured."""
+    context, decision = runtime.context, state["sign_off"]
+    written: list[str] = []
+    gaps: list[Gap] = []
+    if decision.decision != "reject" and context.settings.fhir_write_back and state.get("patient_id"):
+        try:
+            bundle = consult_bundle(
+                state["patient_id"], Path(state["report_path"]).read_text(), state.get("differential"),
+                state.get("plan"), decision.reviewer,
+            )  # fmt: skip
+            gateway = gateway_from_settings(context.settings, context.fhir_base_url)
+            written = await asyncio.to_thread(write_consult, gateway, bundle)
+        except (FhirUnavailable, FhirRequestError) as error:
+            gaps = [Gap(what="FHIR write-back", reason=str(error), source="finalize")]
+    final_state = {**state, "written_resources": written, "gaps": [*state.get("gaps", []), *gaps]}
+    path = write_report(final_state, context)
+    write_html(path)
+    return {"written_resources": written, "gaps": gaps, "report_path": str(path)}
 
 
 def _llm_gap(what: str, error: Exception) -> Gap:
@@ -121,6 +162,8 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
     builder.add_node("differential", traced("differential", differential))
     builder.add_node("plan", traced("plan", plan))
     builder.add_node("report", traced("report", report))
+    builder.add_node("sign_off", sign_off)  # not traced: it is re-run when the physician answers
+    builder.add_node("finalize", traced("finalize", finalize))
 
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "ehr_context")
@@ -129,5 +172,7 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
     builder.add_edge(["ehr_context", "clinical_scores", "imaging"], "differential")
     builder.add_conditional_edges("differential", route_after_differential)
     builder.add_edge("plan", "report")
-    builder.add_edge("report", END)
+    builder.add_edge("report", "sign_off")
+    builder.add_edge("sign_off", "finalize")
+    builder.add_edge("finalize", END)
     return builder.compile(checkpointer=checkpointer, name="consult")

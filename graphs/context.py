@@ -21,3 +21,4 @@ class ConsultContext:
     tracer: Tracer
     out_dir: Path
     model_name: str = "unknown"
+    fhir_base_url: str | None = None  # the server the tools read; sign-off writes back to it

@@ -8,6 +8,7 @@ from medconsult.agents.evidence import Fact, Gap
 from medconsult.agents.injection import WithheldAction
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.cases import Case
+from medconsult.signoff import SignOff
 from medconsult.tools.runner import ToolRecord
 
 
@@ -37,6 +38,8 @@ class ConsultState(TypedDict, total=False):
     plan: TreatmentPlan | None
     withheld_actions: list[WithheldAction]  # plan actions that echoed instructions planted in record text
     report_path: str | None
+    sign_off: SignOff | None  # the physician's decision on the draft
+    written_resources: list[str]  # FHIR references written back after approval
 
 
 class BranchOutput(TypedDict, total=False):
@@ -47,4 +50,4 @@ class BranchOutput(TypedDict, total=False):
 
 
 # Classes the SQLite checkpointer may deserialize (an explicit allow-list instead of any importable class).
-STATE_MODELS = (Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan, WithheldAction)
+STATE_MODELS = (Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan, WithheldAction, SignOff)

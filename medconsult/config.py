@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     fhir_host: str = "127.0.0.1"
     fhir_port: int = 8090
     fhir_timeout_s: float = 15.0
+    fhir_write_back: bool = Field(
+        False, description="after sign-off, write a preliminary DiagnosticReport and a draft CarePlan to the server"
+    )
 
     # --- paths ---------------------------------------------------------------------------------------------
     state_dir: Path = Path(".medconsult")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
+import markdown
 
 from medconsult import __version__
 from medconsult.graphs.scores import SCORE_TOOLS
@@ -33,6 +36,24 @@ def write_report(state: ConsultState, context: ConsultContext) -> Path:
     return path
 
 
+def write_html(markdown_path: Path) -> Path:
+    """report.html beside report.md: one self-contained file (images inlined) a physician can open or share."""
+    body = markdown.markdown(markdown_path.read_text(), extensions=["tables", "sane_lists"])
+    body = _IMAGE_SOURCE.sub(lambda m: m.group(1) + _data_uri(markdown_path.parent / m.group(2)) + '"', body)
+    path = markdown_path.with_suffix(".html")
+    path.write_text(_environment.get_template("report.html.j2").render(body=body, title=markdown_path.parent.name))
+    return path
+
+
+_IMAGE_SOURCE = re.compile(r'(<img[^>]*\bsrc=")([^"]+)"')
+
+
+def _data_uri(picture: Path) -> str:
+    if not picture.is_file():
+        return str(picture)  # left as a link; the report already says what is missing
+    return "data:image/png;base64," + base64.b64encode(picture.read_bytes()).decode()
+
+
 def render_report(state: ConsultState, context: ConsultContext) -> str:
     facts = state.get("facts") or []
     records = sorted(state.get("tool_records", []), key=lambda r: r.started_at)
@@ -46,6 +67,8 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         differential=state.get("differential"),
         plan=state.get("plan"),
         withheld=state.get("withheld_actions") or [],
+        sign_off=state.get("sign_off"),
+        written=state.get("written_resources") or [],
         facts=facts,
         facts_by_id={f.id: f for f in facts},
         records=records,

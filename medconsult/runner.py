@@ -18,6 +18,7 @@ import aiosqlite
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command
 
 from medconsult.cases import Case
 from medconsult.config import Settings
@@ -27,6 +28,7 @@ from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.state import STATE_MODELS
 from medconsult.llm.chat_model import make_chat_model, structured_output_method
 from medconsult.llm.embedded import llm_endpoint
+from medconsult.signoff import Approver, SignOffRequest
 from medconsult.tools.base import ToolContext
 from medconsult.tools.registry import discover_tools
 from medconsult.tracing import Listener, Tracer, now_iso
@@ -51,6 +53,10 @@ class ConsultOutcome:
         return self.out_dir / "report.md"
 
     @property
+    def awaiting_sign_off(self) -> bool:
+        return self.state.get("sign_off") is None and bool(self.state.get("report_path"))
+
+    @property
     def trace_path(self) -> Path:
         return self.out_dir / "trace.jsonl"
 
@@ -71,37 +77,53 @@ def checkpoint_serializer() -> JsonPlusSerializer:
 
 
 async def run_consult(
-    case: Case,
+    case: Case | None,
     settings: Settings,
     services: Services,
     out_dir: Path,
     *,
     listeners: list[Listener] | None = None,
     thread_id: str | None = None,
+    approver: Approver | None = None,
 ) -> ConsultOutcome:
+    """Run a case, or with `case=None` resume `thread_id` from its last checkpoint (completed steps are not repeated).
+
+    The graph pauses for sign-off; `approver` answers (the CLI asks the physician). Without one, the run stops at
+    the pause and `state["sign_off"]` stays unset: resume it later with an approver.
+    """
+    if case is None and thread_id is None:
+        raise ValueError("resuming needs the thread id")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "trace.jsonl").unlink(missing_ok=True)
+    if case is not None:
+        (out_dir / "trace.jsonl").unlink(missing_ok=True)  # a resumed run appends to its trace
     tracer = Tracer(out_dir / "trace.jsonl", listeners)
-    registry = discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir))
     context = ConsultContext(
         settings=settings,
-        tools=registry,
+        tools=discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir)),
         chat_model=services.chat_model,
         structured_output=structured_output_method(settings),
         tracer=tracer,
         out_dir=out_dir,
         model_name=services.model_name,
+        fhir_base_url=services.fhir_base_url,
     )
     thread_id = thread_id or f"{case.id}-{uuid.uuid4().hex[:8]}"
+    config = {"configurable": {"thread_id": thread_id}}
     db_path = settings.resolved_checkpoint_db
     db_path.parent.mkdir(parents=True, exist_ok=True)
     start, clock = now_iso(), time.perf_counter()
     async with aiosqlite.connect(db_path) as connection:
-        saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())
-        graph = build_consult_graph(saver)
-        state = await graph.ainvoke(
-            {"case": case}, {"configurable": {"thread_id": thread_id}}, context=context
-        )
+        graph = build_consult_graph(AsyncSqliteSaver(connection, serde=checkpoint_serializer()))
+        if case is None and not (await graph.aget_state(config)).values:
+            raise ValueError(f"no checkpoint for thread {thread_id!r} in {db_path}")
+        step: Any = {"case": case} if case is not None else None
+        while True:
+            state = await graph.ainvoke(step, config, context=context)
+            pending = state.pop("__interrupt__", None)
+            if not pending or approver is None:
+                break
+            request = SignOffRequest.model_validate(pending[0].value)
+            step = Command(resume=approver(request).model_dump())
     wall_s = time.perf_counter() - clock
     tracer.node("consult", start, wall_s)
     return ConsultOutcome(thread_id, state, out_dir, wall_s)

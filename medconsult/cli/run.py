@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 
 from medconsult.cases import CaseError, case_from_flags, load_case_file
@@ -18,6 +20,8 @@ from medconsult.fhir.client import FhirUnavailable
 from medconsult.llm.models import ModelError
 from medconsult.process import ServiceError
 from medconsult.runner import consult_services, peak_rss_mb, run_consult
+from medconsult.signoff import SignOff, SignOffRequest
+from medconsult.signoff import auto_approve as auto_approve_sign_off
 
 
 def run(
@@ -32,27 +36,44 @@ def run(
         None, formats=["%Y-%m-%d"], help="review the record as it stood on this day"
     ),
     thread_id: str = typer.Option(None, help="checkpoint thread id (default: case id + random suffix)"),
+    resume: str = typer.Option(
+        None, "--resume", metavar="THREAD_ID", help="continue an interrupted or paused run from its checkpoint"
+    ),
+    auto_approve: bool = typer.Option(
+        False, "--auto-approve", help="batch runs: record an automatic approval instead of asking a physician"
+    ),
 ) -> None:
-    """Run one case end to end: record + images -> differential -> plan -> report."""
+    """Run one case end to end: record + images -> differential -> plan -> draft -> sign-off -> final report."""
     settings = Settings()
-    case = _case(settings, case_file, patient, image or [], question, as_of.date() if as_of else None)
-    console.print(f"[bold]case {case.id}[/]: patient {case.patient}, {len(case.images)} image(s)")
+    case = None
+    if resume:
+        thread_id = resume
+        console.print(f"[bold]resuming {resume}[/] from its checkpoint")
+    else:
+        case = _case(settings, case_file, patient, image or [], question, as_of.date() if as_of else None)
+        console.print(f"[bold]case {case.id}[/]: patient {case.patient}, {len(case.images)} image(s)")
+    approver = auto_approve_sign_off if auto_approve else (ask_physician if sys.stdin.isatty() else None)
     try:
         with consult_services(settings) as services:
             console.print(f"FHIR {services.fhir_base_url} · LLM {services.model_name}")
             outcome = asyncio.run(
-                run_consult(case, settings, services, out, listeners=[_progress], thread_id=thread_id)
+                run_consult(
+                    case, settings, services, out, listeners=[_progress], thread_id=thread_id, approver=approver
+                )
             )
-    except (ServiceError, ModelError, FhirUnavailable) as error:
+    except (ServiceError, ModelError, FhirUnavailable, ValueError) as error:
         fail(str(error))
     split = time_split(read_trace(outcome.trace_path))
+    decision = outcome.state.get("sign_off")
     summary = {
-        "case": case.id,
+        "case": outcome.state["case"].id,
         "thread_id": outcome.thread_id,
         "model": services.model_name,
         "time": split,
         "peak_rss_mb": peak_rss_mb(),
         "gaps": [g.model_dump() for g in outcome.state.get("gaps", [])],
+        "sign_off": decision.model_dump() if decision else "awaiting",
+        "written_resources": outcome.state.get("written_resources", []),
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2))
     console.print(
@@ -61,6 +82,13 @@ def run(
         f"{len(summary['gaps'])} gap(s)"
     )
     console.print(f"report: {outcome.report_path}\ntrace:  {outcome.trace_path}\nthread: {outcome.thread_id}")
+    if outcome.awaiting_sign_off:
+        console.print(
+            f"[yellow]awaiting sign-off[/]: read the draft, then `medconsult run --resume {outcome.thread_id} "
+            f"--out {out}` at a terminal (or with --auto-approve for a batch run)"
+        )
+    else:
+        console.print(f"sign-off: {decision.decision} by {decision.reviewer}; html: {out / 'report.html'}")
 
 
 def _case(
@@ -83,6 +111,22 @@ def _case(
     if not patient:
         fail("give --case FILE or --patient ID")
     return case_from_flags(patient, images, question, as_of)
+
+
+def ask_physician(request: SignOffRequest) -> SignOff:
+    """The terminal's sign-off: show what needs attention, then approve, edit (with amendments) or reject."""
+    console.print(f"\n[bold]Sign-off[/] for case {request.case_id}: draft at {request.draft_report}")
+    console.print(f"working diagnosis: {request.working_diagnosis or '(none)'}; {request.gaps} gap(s)")
+    for flag in request.safety_flags:
+        console.print(f"  [red]safety[/] {flag}")
+    if request.unsupported_statements:
+        console.print(f"  [yellow]{request.unsupported_statements} statement(s) not supported by any tool result[/]")
+    choice = typer.prompt("approve, edit or reject?", type=click.Choice(["approve", "edit", "reject"]))
+    reviewer = typer.prompt("your name", default="physician")
+    note = None
+    if choice != "approve":
+        note = typer.prompt("amendments" if choice == "edit" else "reason for rejection")
+    return SignOff(decision=choice, reviewer=reviewer, note=note)
 
 
 def _progress(event: dict[str, Any]) -> None:

@@ -246,3 +246,39 @@ def test_instructions_planted_in_a_note_do_not_steer_the_plan(fhir_server, llm_s
     plan = report.split("## Management plan")[1].split("## Patient record used")[0]
     kept = plan.split("**Withheld from the plan**")[0]
     assert not re.search(r"colchicine|discharge", kept, re.IGNORECASE), kept
+
+
+def test_a_run_killed_mid_way_resumes_from_its_checkpoint(fhir_server, llm_server, tmp_path: Path):
+    """Issue 5: kill -9 once every tool has finished (the differential is being drafted); `--resume` finishes the
+    case without repeating a tool call or an LLM call that had completed."""
+    import signal
+    import time
+
+    base_url, model = llm_server
+    env = {**os.environ, "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
+           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
+    out, thread = tmp_path / "killed", "killed-run-1"
+    args = [str(Path(sys.executable).parent / "medconsult"), "run", "--patient", DEMO_MRN, "--as-of", "2018-09-29",
+            "--out", str(out), "--thread-id", thread, "--auto-approve"]  # fmt: skip
+    process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trace = out / "trace.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        tools = [line for line in trace.read_text().splitlines() if '"kind": "tool"' in line] if trace.exists() else []
+        if len(tools) >= 18:  # the patient lookup, 10 record steps and 7 calculators
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    before = [json.loads(line) for line in trace.read_text().splitlines()]
+
+    resumed = _medconsult(["run", "--resume", thread, "--out", str(out), "--auto-approve"], env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = [json.loads(line) for line in trace.read_text().splitlines()][len(before):]
+    assert not [e for e in after if e["kind"] == "tool"]  # no tool call repeated
+    llm_calls = [e["name"] for e in before + after if e["kind"] == "llm"]
+    assert sorted(llm_calls) == ["differential", "plan"]  # each drafted once, whatever was running at the kill
+    report = (out / "report.md").read_text()
+    assert "**Signed off: approve** by auto-approve" in report and (out / "report.html").is_file()

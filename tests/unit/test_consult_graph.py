@@ -15,6 +15,7 @@ from medconsult.cases import Case
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirUnavailable
 from medconsult.runner import Services, run_consult
+from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.base import MedTool, ToolContext, ToolResult
 from medconsult.tools.fhir.allergies import AllergiesResult
 from medconsult.tools.fhir.clinical_notes import ClinicalNotesResult, NoteArgs, instruction_like_passages
@@ -105,12 +106,16 @@ async def _run(
     tools: ToolRegistry,
     model: FakeToolCallingModel,
     images: list[str] | None = None,
+    approver=None,  # noqa: ANN001
+    resume: str | None = None,
 ):
     monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
     settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite")
     case = Case(id="t1", patient="MRN-1", question="Cough and fever?", images=images or [])
     services = Services("http://127.0.0.1:9/fhir", model, "fake")
-    return await run_consult(case, settings, services, tmp_path / "out")
+    if resume:
+        return await run_consult(None, settings, services, tmp_path / "out", thread_id=resume, approver=approver)
+    return await run_consult(case, settings, services, tmp_path / "out", approver=approver)
 
 
 async def test_whole_case_cites_tool_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -228,3 +233,41 @@ async def test_planted_instructions_stay_data_and_never_reach_the_plan(
     assert "Withheld from the plan" in report and "DocumentReference/n1" in report
     plan_section = report.split("## Management plan")[1].split("**Withheld from the plan**")[0]
     assert "colchicine" not in plan_section
+
+
+async def test_the_draft_waits_for_sign_off_and_resumes_without_repeating_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    BARRIER.reset()
+    paused = await _run(tmp_path, monkeypatch, registry(), FakeToolCallingModel())
+    assert paused.awaiting_sign_off and "awaiting sign-off" in paused.report_path.read_text()
+    assert not (tmp_path / "out" / "report.html").exists()
+    tools_before = [e for e in _trace(paused) if e["kind"] == "tool"]
+
+    def physician(request: SignOffRequest) -> SignOff:
+        assert request.case_id == "t1" and request.draft_report.endswith("report.md")
+        return SignOff(decision="edit", reviewer="Dr Test", note="Add blood cultures before antibiotics.")
+
+    model = FakeToolCallingModel()
+    final = await _run(tmp_path, monkeypatch, registry(), model, approver=physician, resume=paused.thread_id)
+    assert final.state["sign_off"].decision == "edit" and not final.awaiting_sign_off
+    assert model.calls == []  # the differential and plan were checkpointed: no LLM call again
+    assert [e for e in _trace(final) if e["kind"] == "tool"] == tools_before  # nor any tool call
+    report = final.report_path.read_text()
+    assert "**Signed off: edit** by Dr Test" in report and "Add blood cultures before antibiotics." in report
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<table>" in html and "Signed off: edit" in html
+
+
+async def test_a_rejected_draft_is_marked_and_not_written_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    outcome = await _run(
+        tmp_path, monkeypatch, registry(), FakeToolCallingModel(),
+        approver=lambda request: SignOff(decision="reject", reviewer="Dr Test", note="Wrong patient."),
+    )  # fmt: skip
+    report = outcome.report_path.read_text()
+    assert "**Rejected: not for clinical use.**" in report and outcome.state["written_resources"] == []
+
+
+def _trace(outcome) -> list[dict]:  # noqa: ANN001
+    return [json.loads(line) for line in outcome.trace_path.read_text().splitlines()]

@@ -1,0 +1,1 @@
+"""Treatment knowledge base: curated regimens with their sources, validated by a schema."""

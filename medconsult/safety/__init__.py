@@ -1,0 +1,1 @@
+"""Deterministic medication safety review of a drafted plan."""
