@@ -60,7 +60,7 @@ demo: setup
 	@set -e; trap '$(MC) fhir down' EXIT; \
 	$(MC) fhir up; \
 	$(MC) fhir load $(SYNTHEA_BUNDLES); \
-	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/demo-pneumonia.yaml --out out/demo
+	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/demo-pneumonia.yaml --out out/demo --auto-approve
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -129,24 +129,25 @@ async def sign_off(state: ConsultState, runtime: Runtime[ConsultContext]) -> dic
 
 
 async def finalize(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """The signed report (Markdown and HTML); on approval, the draft resources written to FHIR when configured."""
+    """The signed report (Markdown and HTML); on approval, written to FHIR as draft resources when configured."""
     context, decision = runtime.context, state["sign_off"]
+    signed = write_report(state, context)
     written: list[str] = []
     gaps: list[Gap] = []
     if decision.decision != "reject" and context.settings.fhir_write_back and state.get("patient_id"):
         try:
             bundle = consult_bundle(
-                state["patient_id"], Path(state["report_path"]).read_text(), state.get("differential"),
-                state.get("plan"), decision.reviewer,
+                state["patient_id"], signed.read_text(), state.get("differential"), state.get("plan"),
+                decision.reviewer,
             )  # fmt: skip
             gateway = gateway_from_settings(context.settings, context.fhir_base_url)
             written = await asyncio.to_thread(write_consult, gateway, bundle)
         except (FhirUnavailable, FhirRequestError) as error:
             gaps = [Gap(what="FHIR write-back", reason=str(error), source="finalize")]
-    final_state = {**state, "written_resources": written, "gaps": [*state.get("gaps", []), *gaps]}
-    path = write_report(final_state, context)
-    write_html(path)
-    return {"written_resources": written, "gaps": gaps, "report_path": str(path)}
+    if written or gaps:  # the report says where it was written, or why it was not
+        write_report({**state, "written_resources": written, "gaps": [*state.get("gaps", []), *gaps]}, context)
+    write_html(signed)
+    return {"written_resources": written, "gaps": gaps, "report_path": str(signed)}
 
 
 def _llm_gap(what: str, error: Exception) -> Gap:
