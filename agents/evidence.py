@@ -59,11 +59,24 @@ def build_facts(records: list[ToolRecord], result_models: dict[str, type[ToolRes
         except ValidationError:  # a plugin whose result drifted from its model: keep its one-line summary
             items = [Evidence(kind="summary", text=str(record.result.get("summary", record.tool)))]
         collected += [(item, record) for item in items]
+    collected = _distinct_statements(collected)
     collected.sort(key=lambda pair: _kind_rank(pair[0].kind))
     return [
         Fact(id=f"F{number}", result_id=record.id, tool=record.tool, **item.model_dump())
         for number, (item, record) in enumerate(collected, start=1)
     ]
+
+
+def _distinct_statements(collected: list[tuple[Evidence, ToolRecord]]) -> list[tuple[Evidence, ToolRecord]]:
+    """A look-up asked for later (a lab's history) repeats results already listed: keep each statement once."""
+    seen: set[tuple[str | None, str]] = set()
+    kept = []
+    for item, record in collected:
+        key = (item.resource, item.text)
+        if key not in seen:
+            seen.add(key)
+            kept.append((item, record))
+    return kept
 
 
 def _kind_rank(kind: str) -> int:

@@ -4,8 +4,10 @@
             │                   encounters | reports | imaging_studies | notes) ─────────────────────────────┐
             ├─ clinical_scores (subgraph: curb65 | crb65 | qsofa | sirs | psi | egfr | markers) ───────────────┤
             └─ imaging         (subgraph: load_images -> segment_lungs -> radiomics) ──────────────────────────┴─┐
-    differential ─┬─ plan ─ report ─ sign_off (interrupt: a physician approves, edits or rejects) ─ finalize
-                  └──────── report   (no differential: no plan)
+    gather ─ request_evidence ⇄ fetch_evidence (at most `evidence_rounds` rounds) ─ differential ─┐
+    ┌─────────────────────────────────────────────────────────────────────────────────────────────┘
+    ├─ plan ─ report ─ sign_off (interrupt: a physician approves, edits or rejects) ─ finalize
+    └──────── report   (no differential: no plan)
 
 The three branches run concurrently; `differential` waits for all of them. Without a differential there is no
 plan: the graph goes straight to the report, which says why.
@@ -14,6 +16,8 @@ plan: the graph goes straight to the report, which says why.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +28,12 @@ from langgraph.types import interrupt
 
 from medconsult.agents.differential import draft_differential
 from medconsult.agents.evidence import Gap, build_facts
+from medconsult.agents.evidence_requests import (
+    EvidenceRequest,
+    ask_for_evidence,
+    observed_analytes,
+    tool_call_for,
+)
 from medconsult.agents.injection import withhold_echoed_actions
 from medconsult.agents.planner import draft_plan
 from medconsult.fhir.auth import gateway_from_settings
@@ -38,6 +48,7 @@ from medconsult.graphs.state import ConsultInput, ConsultState
 from medconsult.report import write_html, write_report
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.runner import ToolRecord
+from medconsult.tracing import now_iso
 
 
 async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
@@ -59,7 +70,60 @@ async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[
         for path in case.images
         if not Path(path).is_file()
     ]
-    return {**updates, "gaps": gaps, "patient_id": patient_id}
+    rounds = runtime.context.settings.evidence_rounds
+    return {**updates, "gaps": gaps, "patient_id": patient_id, "evidence_rounds": rounds}
+
+
+async def request_evidence(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """One bounded round in which the model may ask for more of the record (schema-constrained, never free)."""
+    context = runtime.context
+    round_number = state.get("evidence_round", 0) + 1
+    records = state.get("tool_records", [])
+    facts = build_facts(records, context.tools.result_models())
+    if not facts or not state.get("patient_id"):
+        return {"evidence_round": round_number, "evidence_requests": []}
+    start, clock = now_iso(), time.perf_counter()
+    try:
+        asked = await ask_for_evidence(
+            context.chat_model, method=context.structured_output, facts=facts, gaps=state.get("gaps", []),
+            analytes=sorted(observed_analytes(records)), question=state["case"].question, as_of=state["case"].as_of,
+            round_number=round_number, rounds=state["evidence_rounds"],
+            config={"callbacks": [context.tracer.llm_callback("request_evidence")]},
+        )  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - the differential goes ahead on the record it has
+        context.tracer.node("request_evidence", start, time.perf_counter() - clock, f"{type(error).__name__}: {error}")
+        return {"evidence_round": round_number, "evidence_requests": []}
+    requests = [r.model_dump() for r in asked.requests]
+    context.tracer.node("request_evidence", start, time.perf_counter() - clock, None, requests=requests)
+    return {"evidence_round": round_number, "evidence_requests": requests}
+
+
+def route_after_request(state: ConsultState) -> Literal["fetch_evidence", "differential"]:
+    return "fetch_evidence" if state.get("evidence_requests") else "differential"
+
+
+async def fetch_evidence(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Run the tool calls the requests map to, in parallel; requests the record cannot answer are skipped."""
+    analytes = observed_analytes(state.get("tool_records", []))
+    base = {"patient_id": state["patient_id"]}
+    if state["case"].as_of:
+        base["as_of"] = state["case"].as_of.isoformat()
+    calls = [tool_call_for(EvidenceRequest.model_validate(r), analytes) for r in state["evidence_requests"]]
+    unique = {(tool, json.dumps(args, sort_keys=True)): (tool, args) for tool, args in filter(None, calls)}
+    outcomes = await asyncio.gather(*(call_tool(runtime, tool, {**base, **args}) for tool, args in unique.values()))
+    records = [o for o in outcomes if isinstance(o, ToolRecord)]
+    return {"tool_records": records, "evidence_requests": []}
+
+
+EvidenceRoute = Literal["request_evidence", "differential"]
+
+
+def route_after_fetch(state: ConsultState) -> EvidenceRoute:
+    return "request_evidence" if state.get("evidence_round", 0) < state["evidence_rounds"] else "differential"
+
+
+def route_to_evidence(state: ConsultState) -> EvidenceRoute:
+    return "request_evidence" if state["evidence_rounds"] > 0 else "differential"
 
 
 async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
@@ -150,6 +214,11 @@ async def finalize(state: ConsultState, runtime: Runtime[ConsultContext]) -> dic
     return {"written_resources": written, "gaps": gaps, "report_path": str(signed)}
 
 
+async def _join(state: ConsultState) -> dict[str, Any]:
+    """Where the three branches meet: the evidence loop starts only once all of them are done."""
+    return {}
+
+
 def _llm_gap(what: str, error: Exception) -> Gap:
     return Gap(what=what, reason=f"LLM step failed ({type(error).__name__}: {str(error)[:300]})", source=what)
 
@@ -160,6 +229,8 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
     builder.add_node("ehr_context", build_ehr_graph())
     builder.add_node("clinical_scores", build_scores_graph())
     builder.add_node("imaging", build_imaging_graph())
+    builder.add_node("request_evidence", request_evidence)  # writes its own trace line, with the requests
+    builder.add_node("fetch_evidence", traced("fetch_evidence", fetch_evidence))
     builder.add_node("differential", traced("differential", differential))
     builder.add_node("plan", traced("plan", plan))
     builder.add_node("report", traced("report", report))
@@ -170,7 +241,11 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
     builder.add_edge("intake", "ehr_context")
     builder.add_edge("intake", "clinical_scores")
     builder.add_edge("intake", "imaging")
-    builder.add_edge(["ehr_context", "clinical_scores", "imaging"], "differential")
+    builder.add_node("gather", _join)
+    builder.add_edge(["ehr_context", "clinical_scores", "imaging"], "gather")
+    builder.add_conditional_edges("gather", route_to_evidence)
+    builder.add_conditional_edges("request_evidence", route_after_request)
+    builder.add_conditional_edges("fetch_evidence", route_after_fetch)
     builder.add_conditional_edges("differential", route_after_differential)
     builder.add_edge("plan", "report")
     builder.add_edge("report", "sign_off")

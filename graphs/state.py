@@ -34,6 +34,9 @@ class ConsultState(TypedDict, total=False):
     tool_records: Annotated[list[ToolRecord], merge_records]
     gaps: Annotated[list[Gap], merge_gaps]
     facts: list[Fact]
+    evidence_rounds: int  # at most this many look-up rounds (from the settings, fixed at intake)
+    evidence_round: int  # rounds of record look-ups the model has had before the differential
+    evidence_requests: list[dict]  # this round's requests, until fetched
     differential: Differential | None
     plan: TreatmentPlan | None
     withheld_actions: list[WithheldAction]  # plan actions that echoed instructions planted in record text

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 900
     llm_timeout_s: float = 600.0
     llm_retries: int = 1
+    evidence_rounds: int = Field(
+        1, ge=0, le=3, description="rounds in which the model may ask for more of the record before the differential"
+    )
 
     embedded_model: str = Field("qwen2.5-1.5b", description="qwen2.5-1.5b or smollm2-135m")
     embedded_threads: int = 2

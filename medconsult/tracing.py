@@ -47,9 +47,10 @@ class Tracer:
         for listener in self.listeners:
             listener(event)
 
-    def node(self, name: str, start: str, duration_s: float, error: str | None = None) -> None:
+    def node(self, name: str, start: str, duration_s: float, error: str | None = None, **detail: Any) -> None:
         self.emit(
             {"kind": "node", "name": name, "start": start, "duration_s": round(duration_s, 4), "error": error}
+            | detail
         )
 
     def tool(self, record: ToolRecord) -> None:

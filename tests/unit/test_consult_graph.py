@@ -108,14 +108,35 @@ async def _run(
     images: list[str] | None = None,
     approver=None,  # noqa: ANN001
     resume: str | None = None,
+    evidence_rounds: int = 0,  # most tests script the differential and plan calls only
 ):
     monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
-    settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite")
+    settings = Settings(
+        state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=evidence_rounds
+    )
     case = Case(id="t1", patient="MRN-1", question="Cough and fever?", images=images or [])
     services = Services("http://127.0.0.1:9/fhir", model, "fake")
     if resume:
         return await run_consult(None, settings, services, tmp_path / "out", thread_id=resume, approver=approver)
     return await run_consult(case, settings, services, tmp_path / "out", approver=approver)
+
+
+async def test_the_model_may_ask_for_more_of_the_record_in_bounded_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    BARRIER.reset()
+    ask = {"requests": [{"kind": "history", "analyte": "Leukocytes", "reason": "is the leukocytosis new?"}]}
+    model = FakeToolCallingModel(script=[ask, ask, None, None])  # asks in both rounds, then differential, plan
+    outcome = await _run(tmp_path, monkeypatch, registry(), model, evidence_rounds=2)
+    trace = _trace(outcome)
+    rounds = [e for e in trace if e["name"] == "request_evidence" and e["kind"] == "node"]
+    assert [r["requests"][0]["analyte"] for r in rounds] == ["Leukocytes", "Leukocytes"]
+    history = [e for e in trace if e["kind"] == "tool" and e["args"].get("latest_per_code") is False]
+    assert history and history[0]["args"]["loinc_codes"] == ["6690-2"]
+    assert [e["name"] for e in trace if e["kind"] == "llm"] == [
+        "request_evidence", "request_evidence", "differential", "plan"
+    ]  # bounded: two rounds, then the differential whatever the model still wants
+    assert outcome.state["differential"] is not None
 
 
 async def test_whole_case_cites_tool_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
