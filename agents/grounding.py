@@ -18,7 +18,6 @@ understanding is attempted.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -188,7 +187,7 @@ UNIT_PATTERNS: list[tuple[str, str]] = [
     (r"[°º] ?C|deg(?:rees?)? ?C(?:elsius)?|Cel|C", "Cel"),
     (r"[°º] ?F|deg(?:rees?)? ?F(?:ahrenheit)?", "degF"),
     (r"%|percent", "%"),
-    (r"mm ?\[?Hg\]?|kPa", "mmHg"),
+    (r"mm ?\[?Hg\]?", "mmHg"), (r"kPa", "kPa"),
     (r"(?:beats?|breaths?) ?(?:/|per) ?min(?:ute)?|bpm|/ ?min|per ?min(?:ute)?", "/min"),
     (r"kg ?/ ?m[2²]", "kg/m2"),
     (r"kg", "kg"), (r"lbs?", "lb"), (r"cm", "cm"), (r"mm", "mm"), (r"fL", "fL"), (r"pg", "pg"), (r"px", "px"),
@@ -272,13 +271,13 @@ class Quantity:
 
 _NUMBER_RE = re.compile(r"(?<![\w.,^*/])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d)")
 _DATE_RE = re.compile(r"(?<!\d)(?:\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{4})(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?(?!\d)")
-_CLASS_RE = re.compile(r"\bclass (IV|V|I{1,3})\b")
+_CLASS_RE = re.compile(r"\b(?i:class) (IV|V|I{1,3})\b")
 _ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
 # Between an analyte and its value: "CRP of 86", "WBC count was 14,000", "C-reactive protein (8.6 mg/dL".
 _FILLER_RE = re.compile(
     r"(?:\s|[:=(,~]|\b(?:of|was|is|are|were|at|count|counts|level|levels|score|value|values|concentration|"
     r"reading|measured|elevated|raised|high|low|increased|decreased|reduced|serum|plasma|blood|total|about|"
-    r"approximately|around|now|rose|rising|fell|falling|from|peaked|peak|up|down|only|still|remains|of)\b)*",
+    r"approximately|around|now|rose|rising|fell|falling|from|peaked|peak|up|down|only|still|remains)\b)*",
     re.IGNORECASE,
 )
 _THRESHOLD_BEFORE_RE = re.compile(
@@ -286,10 +285,12 @@ _THRESHOLD_BEFORE_RE = re.compile(
     r"threshold|maintain\w*|keep)\s*(?:of\s*)?)\s*$",
     re.IGNORECASE,
 )
-_RANGE_BEFORE_RE = re.compile(r"(?:\d\s*(?:-|–|—)|\bbetween\s+\S+\s+and|(?<!from )\b\d+(?:\.\d+)?\s+to)\s*$")
-_RANGE_AFTER_RE = re.compile(r"\s*(?:-|–|—|to|and)\s*\d")
+_RANGE_BEFORE_RE = re.compile(
+    r"(?:\d\s*(?:-|–|—)|\bbetween|\bbetween\s+\S+\s+and|(?<!from )\b\d+(?:\.\d+)?\s+to)\s*$", re.IGNORECASE
+)
+_RANGE_AFTER_RE = re.compile(r"\s*(?:-|–|—|to)\s*\d")
 _YEAR_BEFORE_RE = re.compile(r"\b(?:in|since|from|during|onset|on|of|until|by|year|dated)\s+$", re.IGNORECASE)
-_BP_PAIR_RE = re.compile(r"\s*/\s*(\d{2,3})(?![\d.])")
+_BP_PAIR_RE = re.compile(r"\s*/\s*(\d{2,3})(?!\d|\.\d)")
 _UNIT_IMPLIES = {"Cel": "temperature", "degF": "temperature", "year-old": "age", "kg/m2": "bmi",
                  "mL/min/1.73m2": "egfr", "mmHg": "bp"}
 
@@ -299,7 +300,8 @@ def scan_quantities(text: str, *, record: bool = False) -> list[Quantity]:
     "80 years" is an age rather than a duration."""
     analytes = find_analytes(text)
     found = [*_dates(text), *_classes(text, analytes)]
-    taken = [(q.number_start, q.end) for q in found]
+    # Digits inside a date, a PSI class or an analyte's name ("CRB 65") are not values.
+    taken = [(q.number_start, q.end) for q in found] + [(a.start, a.end) for a in analytes]
     consumed = 0
     for m in _NUMBER_RE.finditer(text):
         if m.start() < consumed or any(a <= m.start() < b for a, b in taken) or _in_name(text, m.start()):
@@ -324,8 +326,8 @@ def _classes(text: str, analytes: list[AnalyteMention]) -> Iterator[Quantity]:
     for m in _CLASS_RE.finditer(text):
         analyte = _attached_analyte(text, m.start(), analytes)
         start = analyte.start if analyte else m.start()
-        yield Quantity("class", float(_ROMAN[m.group(1)]), 0, "class", analyte.analyte if analyte else "psi",
-                       start, m.end(), m.start(), text[start:m.end()])
+        yield Quantity("class", float(_ROMAN[m.group(1)]), 0, "class", analyte.analyte if analyte else None,
+                       start, m.end(), m.start(), text[start : m.end()])
 
 
 def _in_name(text: str, position: int) -> bool:
@@ -339,26 +341,27 @@ def _quantity(text: str, m: re.Match[str], analytes: list[AnalyteMention], recor
     unit_found = match_unit(text, m.end())
     unit, end = unit_found if unit_found else (None, m.end())
     attached = _attached_analyte(text, m.start(), analytes)
-    analyte = attached.analyte if attached else None
+    following = _following_analyte(text, end, analytes) if attached is None and unit is not None else None
+    analyte = (attached or following).analyte if attached or following else None
     if unit == "years" and not record and analyte != "age":
         unit = DOSE  # "for 2 years", "a 6-year history": a duration
     if analyte is None and unit is not None:
         analyte = _UNIT_IMPLIES.get(unit) or ("age" if record and unit == "years" else None)
     start = attached.start if attached else m.start()
-    kind = _kind(text, m, unit, analyte, value, decimals)
+    end = following.end if following else end
+    kind = _kind(text, m, unit, analyte)
     return Quantity(kind, value, decimals, unit if unit != DOSE else None, analyte, start, end, m.start(),
                     text[start:end])
 
 
-def _kind(text: str, m: re.Match[str], unit: str | None, analyte: str | None, value: float,
-          decimals: int) -> QuantityKind:
+def _kind(text: str, m: re.Match[str], unit: str | None, analyte: str | None) -> QuantityKind:
     before = text[max(0, m.start() - 40) : m.start()]
     if unit == DOSE or _THRESHOLD_BEFORE_RE.search(before) or _RANGE_BEFORE_RE.search(before):
         return "skip"
     if _RANGE_AFTER_RE.match(text, m.end()) and not re.search(r"\bfrom\s+$", before, re.IGNORECASE):
         return "skip"
     if unit is None and analyte is None:
-        is_year = decimals == 0 and 1900 <= value <= 2100 and "," not in m.group()
+        is_year = re.fullmatch(r"(?:19|20)\d\d", m.group()) is not None
         return "year" if is_year and _YEAR_BEFORE_RE.search(before) else "skip"
     return "measure"
 
@@ -395,6 +398,11 @@ def _attached_analyte(text: str, position: int, analytes: list[AnalyteMention]) 
         return None
     nearest = before[-1]
     return nearest if _FILLER_RE.fullmatch(text, nearest.end, position) else None
+
+
+def _following_analyte(text: str, position: int, analytes: list[AnalyteMention]) -> AnalyteMention | None:
+    """The analyte right after a value with its unit: "14,000/mm3 white cells", "86 mg/L CRP"."""
+    return next((a for a in analytes if a.start >= position and not text[position : a.start].strip()), None)
 
 
 # --- What the record says -------------------------------------------------------------------------------------
@@ -442,7 +450,12 @@ class Record:
             self._index(fact)
 
     def _index(self, fact: Fact) -> None:
-        quantities = [q for q in scan_quantities(fact.text, record=True) if q.kind not in ("date", "year")]
+        reference = _REFERENCE_RE.search(fact.text)  # a reference range states no value of the patient's
+        in_reference = range(reference.start(), reference.end()) if reference else range(0)
+        quantities = [
+            q for q in scan_quantities(fact.text, record=True)
+            if q.kind not in ("date", "year") and q.number_start not in in_reference
+        ]
         primary = _primary_analyte(fact, quantities)
         trend = _TREND_RE.search(fact.text)
         for position, q in enumerate(quantities):
@@ -580,19 +593,21 @@ def check_quantity(claim: Quantity, record: Record) -> str | None:
         about = record.about(claim.analyte)
         if about:
             return None if any(agrees(claim, v) for v in about) else _differs(about)
-    # No fact names this analyte (or the claim names none): a value that no fact attributes to another analyte,
-    # in the same unit, is accepted; the record's values of other analytes are not.
-    unnamed = [v for v in record.values if v.analyte is None and (claim.unit is None or v.unit is not None)]
-    return None if any(agrees(claim, v) for v in unnamed) else "no tool result has this value"
+    # A claim that names no analyte may be any recorded value in its unit ("86 mg/L (8.6 mg/dL)"). One that names
+    # an analyte the record lacks may only be a value no fact attributes to another analyte: "lactate 4.1 mmol/L"
+    # is not supported by "potassium 4.15 mmol/L".
+    candidates = [
+        v for v in record.values
+        if (claim.analyte is None or v.analyte is None) and (claim.unit is None or v.unit is not None)
+    ]
+    return None if any(agrees(claim, v) for v in candidates) else "no tool result has this value"
 
 
 def _differs(about: list[RecordedValue]) -> str:
-    shown: list[str] = []
+    shown: dict[tuple[str, float], str] = {}  # a fact's value once, as its text first writes it
     for value in about:
-        entry = f"{value.shown} ({value.fact_id})"
-        if entry not in shown:
-            shown.append(entry)
-    return "value differs: record says " + ", ".join(shown[:3])
+        shown.setdefault((value.fact_id, value.value), f"{value.shown} ({value.fact_id})")
+    return "value differs: record says " + ", ".join(list(shown.values())[:3])
 
 
 # --- Findings -------------------------------------------------------------------------------------------------
@@ -813,4 +828,4 @@ def verify_grounding(
     return GroundingReport(checked_numbers=checked_numbers, checked_citations=checked_citations, flags=flags)
 
 
-__all__ = ["GroundingFlag", "GroundingReport", "verify_grounding", "math"]
+__all__ = ["GroundingFlag", "GroundingReport", "verify_grounding"]
