@@ -10,10 +10,13 @@ from langchain_core.runnables import RunnableConfig
 
 from medconsult.agents.differential import DEFAULT_QUESTION
 from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
+from medconsult.agents.regimens import describe
 from medconsult.agents.schemas import Differential, TreatmentPlan, plan_request
 from medconsult.config import StructuredOutputMethod
+from medconsult.knowledge import SelectedRegimen
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
+from medconsult.safety import SafetyFinding
 
 
 async def draft_plan(
@@ -25,15 +28,21 @@ async def draft_plan(
     gaps: list[Gap],
     question: str | None,
     as_of: date | None,
+    regimens: list[SelectedRegimen] = (),
+    safety_findings: list[SafetyFinding] = (),
     config: RunnableConfig | None = None,
 ) -> TreatmentPlan:
-    messages = [
-        SystemMessage(consult_system_prompt(facts, gaps, as_of)),
-        HumanMessage(
-            render("plan.user.md", question=question or DEFAULT_QUESTION, diagnoses=differential.diagnoses)
-        ),
-    ]
-    schema = plan_request([citation_label(f) for f in facts])
+    """`regimens` are the knowledge-base options; `safety_findings` the blocks a previous draft ran into."""
+    prompt = render(
+        "plan.user.md",
+        question=question or DEFAULT_QUESTION,
+        diagnoses=differential.diagnoses,
+        regimens=[{"id": r.id, "line": r.line, "settings": r.settings, "why": r.selection_reason,
+                   "what": describe(r)} for r in regimens],
+        findings=[f.message for f in safety_findings if f.severity == "block"],
+    )  # fmt: skip
+    messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of)), HumanMessage(prompt)]
+    schema = plan_request([citation_label(f) for f in facts], [r.id for r in regimens])
     draft = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
     for action in draft["actions"]:
         action["evidence"] = [fact_id(label) for label in action["evidence"]]

@@ -55,10 +55,18 @@ class PlanAction(BaseModel):
     evidence: list[str] = Field(default_factory=list, max_length=3, description="ids of supporting facts")
 
 
+NO_REGIMEN = "none of these"
+
+
 class TreatmentPlan(BaseModel):
     """Prioritised management plan for the leading diagnosis, for a physician to validate."""
 
     working_diagnosis: str = Field(..., max_length=80)
+    regimen: str = Field(NO_REGIMEN, description="id of the chosen regimen from the list given, or 'none of these'")
+    regimen_reason: str = Field("", max_length=240, description="why this regimen suits this patient's data")
+    off_knowledge_base: list[str] = Field(
+        default_factory=list, max_length=2, description="treatment outside the listed regimens (flagged)"
+    )
     actions: list[PlanAction] = Field(..., min_length=1, max_length=6)
     cautions: list[str] = Field(
         default_factory=list, max_length=3, description="patient-specific safety points"
@@ -86,13 +94,15 @@ def differential_request(labels: list[str]) -> type[BaseModel]:
     )  # fmt: skip
 
 
-def plan_request(labels: list[str]) -> type[BaseModel]:
-    """`TreatmentPlan` with evidence restricted to this case's facts (their citation labels)."""
+def plan_request(labels: list[str], regimen_ids: list[str] = ()) -> type[BaseModel]:
+    """`TreatmentPlan` with evidence restricted to this case's facts and the regimen to the ids offered."""
     label = _fact_enum(labels)
     action = create_model(
         "PlanAction", __base__=PlanAction, evidence=(list[label], Field(default_factory=list, max_length=3))
     )
+    regimen = Literal[(*regimen_ids, NO_REGIMEN)]
     return create_model(
         "TreatmentPlan", __base__=TreatmentPlan, __doc__=TreatmentPlan.__doc__,
+        regimen=(regimen, Field(..., description=TreatmentPlan.model_fields["regimen"].description)),
         actions=(list[action], Field(..., min_length=1, max_length=6)),
     )  # fmt: skip

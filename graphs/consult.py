@@ -6,8 +6,9 @@
             └─ imaging         (subgraph: load_images -> segment_lungs -> radiomics) ──────────────────────────┴─┐
     gather ─ request_evidence ⇄ fetch_evidence (at most `evidence_rounds` rounds) ─ differential ─┐
     ┌─────────────────────────────────────────────────────────────────────────────────────────────┘
-    ├─ plan ─ report ─ sign_off (interrupt: a physician approves, edits or rejects) ─ finalize
-    └──────── report   (no differential: no plan)
+    ├─ plan ─ safety_review ─┬─ grounding ─ report ─ sign_off (interrupt: approve, edit, reject) ─ finalize
+    │   └──── (a blocked regimen: back to plan, at most `plan_revisions` times)
+    └──────── grounding ─ report   (no differential: no plan)
 
 The three branches run concurrently; `differential` waits for all of them. Without a differential there is no
 plan: the graph goes straight to the report, which says why.
@@ -34,8 +35,11 @@ from medconsult.agents.evidence_requests import (
     observed_analytes,
     tool_call_for,
 )
+from medconsult.agents.grounding import verify_grounding
 from medconsult.agents.injection import withhold_echoed_actions
 from medconsult.agents.planner import draft_plan
+from medconsult.agents.regimens import candidate_regimens, regimen_drugs
+from medconsult.agents.safety_review import drugs_in_actions, safety_context
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.fhir.writeback import consult_bundle, write_consult
@@ -45,7 +49,9 @@ from medconsult.graphs.imaging import build_imaging_graph
 from medconsult.graphs.nodes import call_tool, tool_updates, traced
 from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
+from medconsult.knowledge import SelectedRegimen
 from medconsult.report import write_html, write_report
+from medconsult.safety import parse_drugs, review_plan
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.runner import ToolRecord
 from medconsult.tracing import now_iso
@@ -150,12 +156,19 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
     return {"facts": facts, "differential": drafted}
 
 
-def route_after_differential(state: ConsultState) -> Literal["plan", "report"]:
-    return "plan" if state.get("differential") else "report"
+def route_after_differential(state: ConsultState) -> Literal["plan", "grounding"]:
+    return "plan" if state.get("differential") else "grounding"
+
+
+def route_after_plan(state: ConsultState) -> Literal["safety_review", "grounding"]:
+    return "safety_review" if state.get("plan") else "grounding"
 
 
 async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Draft the plan around a knowledge-base regimen; on a revision, without the regimens the review blocked."""
     context = runtime.context
+    blocked = set(state.get("blocked_regimens", []))
+    options = candidate_regimens(state["differential"], state.get("tool_records", []), blocked)
     try:
         drafted = await draft_plan(
             context.chat_model,
@@ -165,12 +178,46 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
             gaps=state.get("gaps", []),
             question=state["case"].question,
             as_of=state["case"].as_of,
+            regimens=options,
+            safety_findings=state.get("safety_findings", []) if blocked else [],
             config={"callbacks": [context.tracer.llm_callback("plan")]},
         )
     except Exception as error:  # noqa: BLE001
         return {"plan": None, "gaps": [_llm_gap("treatment plan", error)]}
     kept, withheld = withhold_echoed_actions(drafted, state["facts"])
-    return {"plan": kept, "withheld_actions": withheld}
+    chosen = next((r for r in options if r.id == kept.regimen), None)
+    return {"plan": kept, "withheld_actions": withheld, "chosen_regimen": chosen.model_dump() if chosen else None}
+
+
+async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Deterministic review of the drafted drugs against the record; a blocked regimen is sent back once."""
+    chosen = SelectedRegimen.model_validate(state["chosen_regimen"]) if state.get("chosen_regimen") else None
+    drugs = regimen_drugs(chosen) if chosen else []
+    drugs += drugs_in_actions(state["plan"], {d.name for d in drugs})
+    findings = review_plan(drugs, safety_context(state.get("tool_records", [])))
+    revisions = state.get("plan_revisions", 0)
+    blocked = list(state.get("blocked_regimens", []))
+    in_regimen = {name for d in regimen_drugs(chosen) for name in parse_drugs(d.name) or [d.name]} if chosen else set()
+    if any(f.severity == "block" and f.drug in in_regimen for f in findings):
+        blocked.append(chosen.id)
+    revise = bool(chosen and chosen.id in blocked and revisions < runtime.context.settings.plan_revisions)
+    return {"safety_findings": findings, "blocked_regimens": blocked, "plan_revisions": revisions + int(revise),
+            "revise_plan": revise}  # fmt: skip
+
+
+def route_after_safety(state: ConsultState) -> Literal["plan", "grounding"]:
+    return "plan" if state.get("revise_plan") else "grounding"
+
+
+async def grounding(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Every number and citation of the narrative against the tool results; the counts go into the trace."""
+    start, clock = now_iso(), time.perf_counter()
+    checked = verify_grounding(state.get("differential"), state.get("plan"), state.get("facts", []))
+    runtime.context.tracer.node(
+        "grounding", start, time.perf_counter() - clock, None, checked_numbers=checked.checked_numbers,
+        checked_citations=checked.checked_citations, unsupported=checked.unsupported,
+    )  # fmt: skip
+    return {"grounding": checked}
 
 
 async def report(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
@@ -186,6 +233,8 @@ async def sign_off(state: ConsultState, runtime: Runtime[ConsultContext]) -> dic
         case_id=state["case"].id,
         draft_report=state["report_path"],
         working_diagnosis=plan_.working_diagnosis if plan_ else None,
+        safety_flags=[f"{f.severity}: {f.message}" for f in state.get("safety_findings", [])],
+        unsupported_statements=state["grounding"].unsupported if state.get("grounding") else 0,
         gaps=len(state.get("gaps", [])),
     )
     answer = interrupt(request.model_dump())
@@ -233,6 +282,8 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
     builder.add_node("fetch_evidence", traced("fetch_evidence", fetch_evidence))
     builder.add_node("differential", traced("differential", differential))
     builder.add_node("plan", traced("plan", plan))
+    builder.add_node("safety_review", traced("safety_review", safety_review))
+    builder.add_node("grounding", grounding)  # writes its own trace line, with the counts
     builder.add_node("report", traced("report", report))
     builder.add_node("sign_off", sign_off)  # not traced: it is re-run when the physician answers
     builder.add_node("finalize", traced("finalize", finalize))
@@ -247,7 +298,9 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noq
     builder.add_conditional_edges("request_evidence", route_after_request)
     builder.add_conditional_edges("fetch_evidence", route_after_fetch)
     builder.add_conditional_edges("differential", route_after_differential)
-    builder.add_edge("plan", "report")
+    builder.add_conditional_edges("plan", route_after_plan)
+    builder.add_conditional_edges("safety_review", route_after_safety)
+    builder.add_edge("grounding", "report")
     builder.add_edge("report", "sign_off")
     builder.add_edge("sign_off", "finalize")
     builder.add_edge("finalize", END)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, TypedDict
 
 from medconsult.agents.evidence import Fact, Gap
+from medconsult.agents.grounding import GroundingReport
 from medconsult.agents.injection import WithheldAction
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.cases import Case
+from medconsult.safety import SafetyFinding
 from medconsult.signoff import SignOff
 from medconsult.tools.runner import ToolRecord
 
@@ -39,6 +41,12 @@ class ConsultState(TypedDict, total=False):
     evidence_requests: list[dict]  # this round's requests, until fetched
     differential: Differential | None
     plan: TreatmentPlan | None
+    chosen_regimen: dict | None  # the knowledge-base regimen the plan chose (SelectedRegimen as a dict)
+    safety_findings: list[SafetyFinding]
+    blocked_regimens: list[str]  # regimens the safety review stopped; the revised plan cannot choose them
+    plan_revisions: int
+    revise_plan: bool
+    grounding: GroundingReport | None  # numbers and citations of the narrative checked against the tool results
     withheld_actions: list[WithheldAction]  # plan actions that echoed instructions planted in record text
     report_path: str | None
     sign_off: SignOff | None  # the physician's decision on the draft
@@ -53,4 +61,6 @@ class BranchOutput(TypedDict, total=False):
 
 
 # Classes the SQLite checkpointer may deserialize (an explicit allow-list instead of any importable class).
-STATE_MODELS = (Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan, WithheldAction, SignOff)
+STATE_MODELS = (
+    Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan, WithheldAction, SignOff, SafetyFinding, GroundingReport
+)

@@ -13,7 +13,9 @@ import jinja2
 import markdown
 
 from medconsult import __version__
+from medconsult.agents.regimens import describe, knowledge_base
 from medconsult.graphs.scores import SCORE_TOOLS
+from medconsult.knowledge import SelectedRegimen
 
 if TYPE_CHECKING:
     from medconsult.graphs.context import ConsultContext
@@ -68,6 +70,12 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         plan=state.get("plan"),
         withheld=state.get("withheld_actions") or [],
         sign_off=state.get("sign_off"),
+        findings=state.get("safety_findings") or [],
+        blocked=state.get("blocked_regimens") or [],
+        grounding=state.get("grounding"),
+        regimen=_regimen(state.get("chosen_regimen")),
+        codes=_diagnosis_codes(state.get("differential")),
+        kb_version=knowledge_base().version,
         written=state.get("written_resources") or [],
         facts=facts,
         facts_by_id={f.id: f for f in facts},
@@ -95,6 +103,26 @@ def _images(records: list, out_dir: Path) -> list[dict]:
                 }
             )
     return images
+
+
+def _regimen(chosen: dict | None) -> dict | None:
+    if not chosen:
+        return None
+    regimen = SelectedRegimen.model_validate(chosen)
+    return {"id": regimen.id, "what": describe(regimen), "monitoring": regimen.monitoring,
+            "de_escalation": regimen.de_escalation, "verify": regimen.verify}  # fmt: skip
+
+
+def _diagnosis_codes(differential) -> dict[str, str]:  # noqa: ANN001 - Differential | None
+    """ICD-10 / SNOMED CT of each diagnosis the knowledge base recognises (the model writes no codes)."""
+    codes = {}
+    for diagnosis in differential.diagnoses if differential else []:
+        condition = knowledge_base().match_condition(diagnosis.diagnosis)
+        if condition is not None:
+            coded = [f"ICD-10 {c.code}" for c in condition.icd10[:1]]
+            coded += [f"SNOMED CT {c.code}" for c in condition.snomed_ct[:1]]
+            codes[diagnosis.diagnosis] = f"{condition.name}: {', '.join(coded)}"
+    return codes
 
 
 def _score_sources(record) -> str:  # noqa: ANN001 - a ToolRecord

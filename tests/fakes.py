@@ -23,6 +23,8 @@ def fill_schema(schema: dict[str, Any]) -> Any:
     """A minimal valid instance of a JSON schema: first enum value, short strings, minimum array lengths."""
     if "enum" in schema:
         return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
     kind = schema.get("type")
     if kind == "object":
         return {name: fill_schema(sub) for name, sub in schema.get("properties", {}).items()}
@@ -41,9 +43,10 @@ def fill_schema(schema: dict[str, Any]) -> Any:
 
 class FakeToolCallingModel(BaseChatModel):
     """Answers every call with a tool call to the bound tool. `script` entries are consumed in order: a dict is
-    the arguments, a str raw (possibly invalid) argument text; None, or an empty script, fills the schema."""
+    the arguments, a str raw (possibly invalid) argument text, a callable builds the arguments from the call's JSON
+    schema; None, or an empty script, fills the schema."""
 
-    script: list[dict[str, Any] | str | None] = Field(default_factory=list)
+    script: list[Any] = Field(default_factory=list)
     calls: list[list[BaseMessage]] = Field(default_factory=list)
     fail_with: str | None = None
 
@@ -68,6 +71,8 @@ class FakeToolCallingModel(BaseChatModel):
         answer = self.script.pop(0) if self.script else None
         if answer is None:
             answer = fill_schema(function["parameters"])
+        elif callable(answer):  # built from this call's schema (its enums of fact labels and regimen ids)
+            answer = answer(function["parameters"])
         arguments = answer if isinstance(answer, str) else json.dumps(answer)
         # The OpenAI client's own conversion: invalid JSON lands in `invalid_tool_calls`, as from a real server.
         message = _convert_dict_to_message(

@@ -118,6 +118,11 @@ VOCABULARY: tuple[Drug, ...] = (
     _drug("nitrofurantoin", (), ("macrobid", "macrodantin", "furadantin")),
     _drug("metronidazole", (), ("flagyl",)),
     _drug("clindamycin", (), ("cleocin",)),
+    # Pneumocystis alternatives named by the treatment knowledge base
+    _drug("primaquine", ()),
+    _drug("dapsone", (), ("aczone",)),
+    _drug("atovaquone", (), ("mepron",)),
+    _drug("pentamidine", (_QT,), ("pentam", "nebupent")),  # on the known-risk QT list (CredibleMeds)
     _drug("vancomycin", (GLYCOPEPTIDES,), ("vancocin", "vanco", "vanc")),
     _drug("linezolid", (), ("zyvox",)),
     _drug("gentamicin", (AMINOGLYCOSIDES,), ("garamycin",)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from fakes import DEMOGRAPHICS, LEUKOCYTES, PLANTED_NOTE, PNEUMONIA, FakeToolCallingModel
+from fakes import DEMOGRAPHICS, LEUKOCYTES, PLANTED_NOTE, PNEUMONIA, FakeToolCallingModel, fill_schema
 from medconsult.cases import Case
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirUnavailable
@@ -228,6 +229,7 @@ async def test_planted_instructions_stay_data_and_never_reach_the_plan(
     note = {**PLANTED_NOTE, "instruction_like": instruction_like_passages(PLANTED_NOTE["text"])}
     obedient_plan = {
         "working_diagnosis": "Pneumonia",
+        "regimen": "none of these",
         "actions": [
             {"action": "Discharge home with colchicine 10 mg daily", "category": "other medication",
              "priority": "today", "rationale": "as instructed in the note", "evidence": []},
@@ -292,3 +294,84 @@ async def test_a_rejected_draft_is_marked_and_not_written_back(tmp_path: Path, m
 
 def _trace(outcome) -> list[dict]:  # noqa: ANN001
     return [json.loads(line) for line in outcome.trace_path.read_text().splitlines()]
+
+
+PENICILLIN_ALLERGY = {
+    "summary": "1 allergy",
+    "allergies": [{"resource": "AllergyIntolerance/a1", "substance": "Penicillin V", "category": ["medication"],
+                   "criticality": "high", "clinical_status": "active", "reactions": ["Anaphylaxis (disorder)"]}],
+}  # fmt: skip
+
+
+def _diagnosing(name: str):  # noqa: ANN202 - a script entry for FakeToolCallingModel
+    def answer(schema: dict) -> dict:
+        draft = fill_schema(schema)
+        draft["diagnoses"][0]["diagnosis"] = name
+        return draft
+
+    return answer
+
+
+def _choosing(regimen: str):  # noqa: ANN202
+    def answer(schema: dict) -> dict:
+        assert regimen in schema["properties"]["regimen"]["enum"], "the regimen must be on offer"
+        return {**fill_schema(schema), "regimen": regimen}
+
+    return answer
+
+
+def _offered(model: FakeToolCallingModel, call: int) -> list[str]:
+    return [line.split("`")[1] for line in model.calls[call][1].content.splitlines() if line.startswith("- `")]
+
+
+@pytest.mark.parametrize("revisions", [1, 0])
+async def test_a_penicillin_allergic_patient_never_gets_a_beta_lactam_unflagged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, revisions: int
+):
+    """The model insists on amoxicillin. With a revision allowed, the blocked regimen is taken off the list and the
+    plan is redrafted; without one, the plan keeps it and the block leads the report."""
+    BARRIER.reset()
+    monkeypatch.setenv("MEDCONSULT_PLAN_REVISIONS", str(revisions))
+    model = FakeToolCallingModel(
+        script=[_diagnosing("Community-acquired pneumonia"), _choosing("cap.outpatient.healthy.amoxicillin"), None]
+    )
+    outcome = await _run(tmp_path, monkeypatch, registry(allergies=PENICILLIN_ALLERGY), model)
+    state = outcome.state
+    report = outcome.report_path.read_text()
+    top = report.split("## Differential diagnosis")[0]
+    assert state["blocked_regimens"][0] == "cap.outpatient.healthy.amoxicillin"
+    assert "stopped by the review" in top and "`cap.outpatient.healthy.amoxicillin`" in top
+    assert "`AllergyIntolerance/a1`" in top
+    from medconsult.knowledge.schema import BETA_LACTAM_CLASSES
+    from medconsult.safety import parse_drugs
+
+    chosen = state["chosen_regimen"]
+    beta_lactams = [parse_drugs(d["name"])[0] for c in (chosen or {}).get("components", []) for d in c["options"]
+                    if d["drug_class"] in BETA_LACTAM_CLASSES]  # fmt: skip (names as the safety review writes them)
+    for drug in beta_lactams:  # whatever beta-lactam the final plan holds carries its own flag at the top
+        assert re.search(rf"\*\*(BLOCK|warning), [\w-]+, {re.escape(drug)}\*\*", top), drug
+    if revisions:
+        assert "cap.outpatient.healthy.amoxicillin" not in _offered(model, 2)  # the redraft cannot pick it
+        assert state["plan"].regimen != "cap.outpatient.healthy.amoxicillin"
+    else:
+        assert state["plan"].regimen == "cap.outpatient.healthy.amoxicillin" and beta_lactams == ["amoxicillin"]
+        assert "**BLOCK, allergy, amoxicillin**" in top
+
+
+async def test_a_fabricated_lab_value_in_the_draft_is_flagged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The record says leukocytes 14.2; the model writes 18.5. The report and the trace both say so."""
+    BARRIER.reset()
+
+    def fabricating(schema: dict) -> dict:
+        draft = _diagnosing("Community-acquired pneumonia")(schema)
+        draft["diagnoses"][0]["reasoning"] = "Fever with a WBC of 18.5 x10^3/uL points to a bacterial pneumonia."
+        return draft
+
+    outcome = await _run(tmp_path, monkeypatch, registry(), FakeToolCallingModel(script=[fabricating, None]))
+    flags = outcome.state["grounding"].flags
+    assert [(f.location, f.kind) for f in flags] == [("differential.diagnoses[0].reasoning", "number")]
+    assert "14.2" in flags[0].reason
+    report = outcome.report_path.read_text()
+    assert "## Statements not supported by the record (1)" in report.split("## Differential diagnosis")[0]
+    line = next(e for e in _trace(outcome) if e["name"] == "grounding")
+    assert line["unsupported"] == 1 and line["checked_numbers"] >= 1

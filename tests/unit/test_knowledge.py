@@ -382,3 +382,10 @@ def test_a_term_matching_two_conditions_is_reported(copy: Path):
     _edit(copy / "influenza.yaml", "  - flu\n", "  - flu\n  - lobar pneumonia\n")
     with pytest.raises(KnowledgeError, match="'lobar pneumonia' also matches"):
         load_knowledge(copy)
+
+
+def test_every_drug_of_the_knowledge_base_is_known_to_the_safety_review():
+    """A regimen drug the safety vocabulary does not know would only ever be reported as 'not checked'."""
+    from medconsult.safety import parse_drugs
+
+    assert [name for name in load_knowledge().drug_names() if not parse_drugs(name)] == []

@@ -1,0 +1,76 @@
+"""Regimens the plan may choose from: the knowledge base's entries for the leading diagnoses at this severity.
+
+The model does not write a regimen: it picks one id from an enum built here, so every drug, dose and duration in
+the plan comes from a curated entry with its source. Severity comes from the calculator results (CURB-65, CRB-65,
+PSI) when they are complete; otherwise the knowledge base returns every setting's regimens, marked undetermined.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from medconsult.agents.schemas import Differential
+from medconsult.knowledge import KnowledgeBase, SelectedRegimen, Severity, load_knowledge
+from medconsult.safety import PlannedDrug
+from medconsult.tools.runner import ToolRecord
+
+LEADING_DIAGNOSES = 2
+MAX_OPTIONS = 8  # regimens offered to the model at once; a long enum costs a small model dearly
+PSI_CLASSES = {"class I": 1, "class II": 2, "class III": 3, "class IV": 4, "class V": 5}
+
+
+@lru_cache(maxsize=1)
+def knowledge_base() -> KnowledgeBase:
+    return load_knowledge()
+
+
+def candidate_regimens(
+    differential: Differential, records: list[ToolRecord], excluded: set[str] = frozenset()
+) -> list[SelectedRegimen]:
+    kb, severity = knowledge_base(), severity_from_scores(records)
+    chosen: list[SelectedRegimen] = []
+    for diagnosis in differential.diagnoses[:LEADING_DIAGNOSES]:
+        condition = kb.match_condition(diagnosis.diagnosis)
+        if condition is not None:
+            chosen += [r for r in kb.regimens_for(condition.key, severity) if r.id not in excluded]
+    first_line = sorted(_unique(chosen), key=lambda r: r.line != "first-line")  # stable: keeps the KB's order
+    return first_line[:MAX_OPTIONS]
+
+
+def severity_from_scores(records: list[ToolRecord]) -> Severity:
+    """Only complete scores count: a range would pick a setting the missing inputs might contradict."""
+    results = {r.tool: r.result for r in records if r.ok and r.result}
+    known: dict[str, int] = {}
+    for tool, key in (("curb65", "curb65"), ("crb65", "crb65")):
+        result = results.get(tool)
+        if result and result.get("complete"):
+            known[key] = result["points"]
+    psi = results.get("psi_port")
+    if psi and psi.get("complete") and psi.get("interpretation"):
+        known["psi_class"] = PSI_CLASSES.get(psi["interpretation"]["risk_group"])
+    return Severity(**{k: v for k, v in known.items() if v is not None})
+
+
+def regimen_drugs(regimen: SelectedRegimen) -> list[PlannedDrug]:
+    """Every option of every component; options of one component are alternatives, so each gets its own id."""
+    return [
+        PlannedDrug(name=drug.name, dose=drug.dose, route=drug.route, frequency=drug.frequency,
+                    regimen_id=f"{regimen.id}#{c}.{o}")
+        for c, component in enumerate(regimen.components)
+        for o, drug in enumerate(component.options)
+    ]  # fmt: skip
+
+
+def describe(regimen: SelectedRegimen) -> str:
+    """One line per regimen for the prompt and the report: drugs with doses, duration, source."""
+    parts = [
+        " or ".join(f"{d.name} {d.dose} {d.route} {d.frequency}".strip() for d in component.options)
+        for component in regimen.components
+    ]
+    sources = "; ".join(dict.fromkeys(s.short() for s in regimen.sources))
+    return f"{' + '.join(parts)}; {regimen.duration} [{sources}]"
+
+
+def _unique(regimens: list[SelectedRegimen]) -> list[SelectedRegimen]:
+    seen: set[str] = set()
+    return [r for r in regimens if not (r.id in seen or seen.add(r.id))]

@@ -1,0 +1,73 @@
+"""The plan's safety review: the record's allergies, medications, eGFR and pregnancy against the drugs planned.
+
+The rules are deterministic (medconsult.safety); this module only reads their inputs out of the case's tool
+results and the drugs out of the drafted plan, so that what is checked is exactly what the report shows.
+"""
+
+from __future__ import annotations
+
+from medconsult.agents.schemas import TreatmentPlan
+from medconsult.safety import PlannedDrug, RecordItem, SafetyContext, parse_drugs
+from medconsult.tools.runner import ToolRecord
+
+DRUG_CATEGORIES = ("antimicrobial", "other medication")
+PREGNANCY_WORDS = ("pregnan", "gestation")
+
+
+def safety_context(records: list[ToolRecord]) -> SafetyContext:
+    results = {r.tool: r for r in records if r.tool in _READ}
+    allergies = _result(results, "fhir_allergies")
+    return SafetyContext(
+        allergies=[
+            RecordItem(text=a.get("substance") or "", resource=a.get("resource"), criticality=a.get("criticality"),
+                       reactions=a.get("reactions") or [])
+            for a in (allergies or {}).get("allergies", [])
+        ],  # fmt: skip
+        allergies_known=allergies is not None,
+        medications=[
+            RecordItem(text=m.get("medication") or "", resource=m.get("resource"))
+            for m in (_result(results, "fhir_medications") or {}).get("medications", [])
+        ],
+        **_egfr(_result(results, "egfr_ckd_epi_2021")),
+        **_pregnancy(_result(results, "fhir_conditions")),
+        age_years=(_result(results, "fhir_patient_summary") or {}).get("age_years"),
+    )
+
+
+def drugs_in_actions(plan: TreatmentPlan, regimen_drugs: set[str]) -> list[PlannedDrug]:
+    """Known drugs the plan's medication actions name beyond the regimen (a model may add one), and any
+    antimicrobial action naming no known drug, so that it is reported as not checked rather than passed."""
+    drugs: list[PlannedDrug] = []
+    named = set(regimen_drugs)
+    for index, action in enumerate(plan.actions):
+        if action.category not in DRUG_CATEGORIES:
+            continue
+        found = [n for n in parse_drugs(f"{action.action} {action.rationale}") if n not in named]
+        drugs += [PlannedDrug(name=n, action_index=index) for n in found]
+        named |= set(found)
+        if not found and action.category == "antimicrobial" and not regimen_drugs and not parse_drugs(action.action):
+            drugs.append(PlannedDrug(name=action.action, action_index=index))  # reviewed as "not checked"
+    return drugs
+
+
+_READ = {"fhir_allergies", "fhir_medications", "egfr_ckd_epi_2021", "fhir_conditions", "fhir_patient_summary"}
+
+
+def _result(results: dict[str, ToolRecord], tool: str) -> dict | None:
+    record = results.get(tool)
+    return record.result if record is not None and record.ok else None
+
+
+def _egfr(result: dict | None) -> dict:
+    if not result or result.get("egfr") is None:
+        return {}
+    creatinine = next((i.get("resource") for i in result.get("inputs", []) if i.get("name") == "creatinine"), None)
+    return {"egfr": result["egfr"], "egfr_resource": creatinine}
+
+
+def _pregnancy(conditions: dict | None) -> dict:
+    for condition in (conditions or {}).get("conditions", []):
+        text = (condition.get("display") or "").lower()
+        if any(word in text for word in PREGNANCY_WORDS):
+            return {"pregnant": True, "pregnancy_resource": condition.get("resource")}
+    return {}
