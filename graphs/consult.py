@@ -201,8 +201,9 @@ async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -
     if any(f.severity == "block" and f.drug in in_regimen for f in findings):
         blocked.append(chosen.id)
     revise = bool(chosen and chosen.id in blocked and revisions < runtime.context.settings.plan_revisions)
+    reviewed = list(dict.fromkeys(name for d in drugs for name in parse_drugs(d.name) or [d.name]))
     return {"safety_findings": findings, "blocked_regimens": blocked, "plan_revisions": revisions + int(revise),
-            "revise_plan": revise}  # fmt: skip
+            "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
 
 
 def route_after_safety(state: ConsultState) -> Literal["plan", "grounding"]:

@@ -71,6 +71,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         withheld=state.get("withheld_actions") or [],
         sign_off=state.get("sign_off"),
         findings=state.get("safety_findings") or [],
+        reviewed_drugs=state.get("reviewed_drugs"),
         blocked=state.get("blocked_regimens") or [],
         grounding=state.get("grounding"),
         regimen=_regimen(state.get("chosen_regimen")),
