@@ -17,8 +17,6 @@ plan: the graph goes straight to the report, which says why.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,32 +27,26 @@ from langgraph.types import interrupt
 
 from medconsult.agents.differential import draft_differential
 from medconsult.agents.evidence import Gap, build_facts
-from medconsult.agents.evidence_requests import (
-    EvidenceRequest,
-    ask_for_evidence,
-    observed_analytes,
-    tool_call_for,
-)
-from medconsult.agents.grounding import verify_grounding
-from medconsult.agents.injection import withhold_echoed_actions
-from medconsult.agents.planner import draft_plan
-from medconsult.agents.regimens import candidate_regimens, regimen_drugs
-from medconsult.agents.safety_review import drugs_in_actions, safety_context
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.fhir.writeback import consult_bundle, write_consult
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.ehr import build_ehr_graph
+from medconsult.graphs.evidence_loop import (
+    fetch_evidence,
+    request_evidence,
+    route_after_fetch,
+    route_after_request,
+    route_to_evidence,
+)
 from medconsult.graphs.imaging import build_imaging_graph
-from medconsult.graphs.nodes import call_tool, tool_updates, traced
+from medconsult.graphs.nodes import call_tool, llm_gap, tool_updates, traced
 from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
-from medconsult.knowledge import SelectedRegimen
+from medconsult.graphs.treatment import grounding, plan, route_after_safety, safety_review
 from medconsult.report import write_html, write_report
-from medconsult.safety import parse_drugs, review_plan
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.runner import ToolRecord
-from medconsult.tracing import now_iso
 
 
 async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
@@ -80,58 +72,6 @@ async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[
     return {**updates, "gaps": gaps, "patient_id": patient_id, "evidence_rounds": rounds}
 
 
-async def request_evidence(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """One bounded round in which the model may ask for more of the record (schema-constrained, never free)."""
-    context = runtime.context
-    round_number = state.get("evidence_round", 0) + 1
-    records = state.get("tool_records", [])
-    facts = build_facts(records, context.tools.result_models())
-    if not facts or not state.get("patient_id"):
-        return {"evidence_round": round_number, "evidence_requests": []}
-    start, clock = now_iso(), time.perf_counter()
-    try:
-        asked = await ask_for_evidence(
-            context.chat_model, method=context.structured_output, facts=facts, gaps=state.get("gaps", []),
-            analytes=sorted(observed_analytes(records)), question=state["case"].question, as_of=state["case"].as_of,
-            round_number=round_number, rounds=state["evidence_rounds"],
-            config={"callbacks": [context.tracer.llm_callback("request_evidence")]},
-        )  # fmt: skip
-    except Exception as error:  # noqa: BLE001 - the differential goes ahead on the record it has
-        context.tracer.node("request_evidence", start, time.perf_counter() - clock, f"{type(error).__name__}: {error}")
-        return {"evidence_round": round_number, "evidence_requests": []}
-    requests = [r.model_dump() for r in asked.requests]
-    context.tracer.node("request_evidence", start, time.perf_counter() - clock, None, requests=requests)
-    return {"evidence_round": round_number, "evidence_requests": requests}
-
-
-def route_after_request(state: ConsultState) -> Literal["fetch_evidence", "differential"]:
-    return "fetch_evidence" if state.get("evidence_requests") else "differential"
-
-
-async def fetch_evidence(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """Run the tool calls the requests map to, in parallel; requests the record cannot answer are skipped."""
-    analytes = observed_analytes(state.get("tool_records", []))
-    base = {"patient_id": state["patient_id"]}
-    if state["case"].as_of:
-        base["as_of"] = state["case"].as_of.isoformat()
-    calls = [tool_call_for(EvidenceRequest.model_validate(r), analytes) for r in state["evidence_requests"]]
-    unique = {(tool, json.dumps(args, sort_keys=True)): (tool, args) for tool, args in filter(None, calls)}
-    outcomes = await asyncio.gather(*(call_tool(runtime, tool, {**base, **args}) for tool, args in unique.values()))
-    records = [o for o in outcomes if isinstance(o, ToolRecord)]
-    return {"tool_records": records, "evidence_requests": []}
-
-
-EvidenceRoute = Literal["request_evidence", "differential"]
-
-
-def route_after_fetch(state: ConsultState) -> EvidenceRoute:
-    return "request_evidence" if state.get("evidence_round", 0) < state["evidence_rounds"] else "differential"
-
-
-def route_to_evidence(state: ConsultState) -> EvidenceRoute:
-    return "request_evidence" if state["evidence_rounds"] > 0 else "differential"
-
-
 async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
     context = runtime.context
     facts = build_facts(state.get("tool_records", []), context.tools.result_models())
@@ -152,7 +92,7 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
             config={"callbacks": [context.tracer.llm_callback("differential")]},
         )
     except Exception as error:  # noqa: BLE001 - an LLM failure must leave a report, not a crash
-        return {"facts": facts, "differential": None, "gaps": [_llm_gap("differential", error)]}
+        return {"facts": facts, "differential": None, "gaps": [llm_gap("differential", error)]}
     return {"facts": facts, "differential": drafted}
 
 
@@ -162,63 +102,6 @@ def route_after_differential(state: ConsultState) -> Literal["plan", "grounding"
 
 def route_after_plan(state: ConsultState) -> Literal["safety_review", "grounding"]:
     return "safety_review" if state.get("plan") else "grounding"
-
-
-async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """Draft the plan around a knowledge-base regimen; on a revision, without the regimens the review blocked."""
-    context = runtime.context
-    blocked = set(state.get("blocked_regimens", []))
-    options = candidate_regimens(state["differential"], state.get("tool_records", []), blocked)
-    try:
-        drafted = await draft_plan(
-            context.chat_model,
-            method=context.structured_output,
-            differential=state["differential"],
-            facts=state["facts"],
-            gaps=state.get("gaps", []),
-            question=state["case"].question,
-            as_of=state["case"].as_of,
-            regimens=options,
-            safety_findings=state.get("safety_findings", []) if blocked else [],
-            config={"callbacks": [context.tracer.llm_callback("plan")]},
-        )
-    except Exception as error:  # noqa: BLE001
-        return {"plan": None, "gaps": [_llm_gap("treatment plan", error)]}
-    kept, withheld = withhold_echoed_actions(drafted, state["facts"])
-    chosen = next((r for r in options if r.id == kept.regimen), None)
-    return {"plan": kept, "withheld_actions": withheld, "chosen_regimen": chosen.model_dump() if chosen else None}
-
-
-async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """Deterministic review of the drafted drugs against the record; a blocked regimen is sent back once."""
-    chosen = SelectedRegimen.model_validate(state["chosen_regimen"]) if state.get("chosen_regimen") else None
-    drugs = regimen_drugs(chosen) if chosen else []
-    drugs += drugs_in_actions(state["plan"], {d.name for d in drugs})
-    findings = review_plan(drugs, safety_context(state.get("tool_records", [])))
-    revisions = state.get("plan_revisions", 0)
-    blocked = list(state.get("blocked_regimens", []))
-    in_regimen = {name for d in regimen_drugs(chosen) for name in parse_drugs(d.name) or [d.name]} if chosen else set()
-    if any(f.severity == "block" and f.drug in in_regimen for f in findings):
-        blocked.append(chosen.id)
-    revise = bool(chosen and chosen.id in blocked and revisions < runtime.context.settings.plan_revisions)
-    reviewed = list(dict.fromkeys(name for d in drugs for name in parse_drugs(d.name) or [d.name]))
-    return {"safety_findings": findings, "blocked_regimens": blocked, "plan_revisions": revisions + int(revise),
-            "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
-
-
-def route_after_safety(state: ConsultState) -> Literal["plan", "grounding"]:
-    return "plan" if state.get("revise_plan") else "grounding"
-
-
-async def grounding(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """Every number and citation of the narrative against the tool results; the counts go into the trace."""
-    start, clock = now_iso(), time.perf_counter()
-    checked = verify_grounding(state.get("differential"), state.get("plan"), state.get("facts", []))
-    runtime.context.tracer.node(
-        "grounding", start, time.perf_counter() - clock, None, checked_numbers=checked.checked_numbers,
-        checked_citations=checked.checked_citations, unsupported=checked.unsupported,
-    )  # fmt: skip
-    return {"grounding": checked}
 
 
 async def report(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
@@ -267,10 +150,6 @@ async def finalize(state: ConsultState, runtime: Runtime[ConsultContext]) -> dic
 async def _join(state: ConsultState) -> dict[str, Any]:
     """Where the three branches meet: the evidence loop starts only once all of them are done."""
     return {}
-
-
-def _llm_gap(what: str, error: Exception) -> Gap:
-    return Gap(what=what, reason=f"LLM step failed ({type(error).__name__}: {str(error)[:300]})", source=what)
 
 
 def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noqa: ANN201 - CompiledStateGraph

@@ -60,3 +60,7 @@ def tool_updates(outcome: ToolRecord | Gap, missing: str) -> dict[str, Any]:
 def _plain_reason(error: str | None) -> str:
     """The FHIR errors' messages already say what happened ("FHIR server unreachable during ..."): drop the class."""
     return re.sub(r"^Fhir\w+: ", "", error or "failed")
+
+
+def llm_gap(what: str, error: Exception) -> Gap:
+    return Gap(what=what, reason=f"LLM step failed ({type(error).__name__}: {str(error)[:300]})", source=what)

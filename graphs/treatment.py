@@ -1,0 +1,81 @@
+"""Treatment nodes: the plan around a knowledge-base regimen, its deterministic safety review, and the grounding
+check of the whole narrative.
+
+    plan -> safety_review -> (a blocked regimen, revisions left: plan again) -> grounding
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+
+from medconsult.agents.grounding import verify_grounding
+from medconsult.agents.injection import withhold_echoed_actions
+from medconsult.agents.planner import draft_plan
+from medconsult.agents.regimens import candidate_regimens, regimen_drugs
+from medconsult.agents.safety_review import drugs_in_actions, safety_context
+from medconsult.graphs.context import ConsultContext
+from medconsult.graphs.nodes import llm_gap
+from medconsult.graphs.state import ConsultState
+from medconsult.knowledge import SelectedRegimen
+from medconsult.safety import parse_drugs, review_plan
+from medconsult.tracing import now_iso
+
+
+async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Draft the plan around a knowledge-base regimen; on a revision, without the regimens the review blocked."""
+    context = runtime.context
+    blocked = set(state.get("blocked_regimens", []))
+    options = candidate_regimens(state["differential"], state.get("tool_records", []), blocked)
+    try:
+        drafted = await draft_plan(
+            context.chat_model,
+            method=context.structured_output,
+            differential=state["differential"],
+            facts=state["facts"],
+            gaps=state.get("gaps", []),
+            question=state["case"].question,
+            as_of=state["case"].as_of,
+            regimens=options,
+            safety_findings=state.get("safety_findings", []) if blocked else [],
+            config={"callbacks": [context.tracer.llm_callback("plan")]},
+        )
+    except Exception as error:  # noqa: BLE001
+        return {"plan": None, "gaps": [llm_gap("treatment plan", error)]}
+    kept, withheld = withhold_echoed_actions(drafted, state["facts"])
+    chosen = next((r for r in options if r.id == kept.regimen), None)
+    return {"plan": kept, "withheld_actions": withheld, "chosen_regimen": chosen.model_dump() if chosen else None}
+
+
+async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Deterministic review of the drafted drugs against the record; a blocked regimen is sent back once."""
+    chosen = SelectedRegimen.model_validate(state["chosen_regimen"]) if state.get("chosen_regimen") else None
+    drugs = regimen_drugs(chosen) if chosen else []
+    drugs += drugs_in_actions(state["plan"], {d.name for d in drugs})
+    findings = review_plan(drugs, safety_context(state.get("tool_records", [])))
+    revisions = state.get("plan_revisions", 0)
+    blocked = list(state.get("blocked_regimens", []))
+    in_regimen = {name for d in regimen_drugs(chosen) for name in parse_drugs(d.name) or [d.name]} if chosen else set()
+    if any(f.severity == "block" and f.drug in in_regimen for f in findings):
+        blocked.append(chosen.id)
+    revise = bool(chosen and chosen.id in blocked and revisions < runtime.context.settings.plan_revisions)
+    reviewed = list(dict.fromkeys(name for d in drugs for name in parse_drugs(d.name) or [d.name]))
+    return {"safety_findings": findings, "blocked_regimens": blocked, "plan_revisions": revisions + int(revise),
+            "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
+
+
+def route_after_safety(state: ConsultState) -> Literal["plan", "grounding"]:
+    return "plan" if state.get("revise_plan") else "grounding"
+
+
+async def grounding(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+    """Every number and citation of the narrative against the tool results; the counts go into the trace."""
+    start, clock = now_iso(), time.perf_counter()
+    checked = verify_grounding(state.get("differential"), state.get("plan"), state.get("facts", []))
+    runtime.context.tracer.node(
+        "grounding", start, time.perf_counter() - clock, None, checked_numbers=checked.checked_numbers,
+        checked_citations=checked.checked_citations, unsupported=checked.unsupported,
+    )  # fmt: skip
+    return {"grounding": checked}
