@@ -7,6 +7,8 @@ fails validation (a reply cut at max_tokens, for one) is sent back once with the
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -39,7 +41,7 @@ async def structured_call(
         result = await runnable.ainvoke(history, config=config)
         parsed = result.get("parsed")
         if isinstance(parsed, schema):
-            return parsed
+            return _without_echo(parsed, schema, history[len(messages) :])
         problem = _describe_failure(result)
         history = [
             *messages,
@@ -49,6 +51,21 @@ async def structured_call(
             ),
         ]
     raise StructuredOutputError(f"{schema.__name__}: {problem}")
+
+
+def _without_echo(parsed: Schema, schema: type[Schema], repairs: list[BaseMessage]) -> Schema:
+    """Small models copy the repair request into the answer's free text; that text is ours, not the answer."""
+    if not repairs:
+        return parsed
+    sentences = [s.strip() for m in repairs for s in re.split(r"(?<=[.)])\s+", str(m.content)) if s.strip()]
+    text = json.dumps(parsed.model_dump(mode="json"))
+    for sentence in sentences:
+        text = text.replace(json.dumps(sentence)[1:-1], "")
+    cleaned = re.sub(r" {2,}", " ", text).replace(' "', '"').replace('" ', '"') if text else text
+    try:
+        return schema.model_validate(json.loads(cleaned))
+    except (ValueError, TypeError):  # the cleaning broke a constraint: keep the answer as given
+        return parsed
 
 
 def _describe_failure(result: dict) -> str:

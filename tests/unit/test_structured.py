@@ -39,3 +39,19 @@ async def test_gives_up_after_the_repair_attempt():
     with pytest.raises(StructuredOutputError):
         await structured_call(model, Answer, [HumanMessage("q")], method="function_calling")
     assert len(model.calls) == 2
+
+
+class Note(BaseModel):
+    """A note."""
+
+    text: str
+
+
+async def test_the_repair_request_echoed_into_the_answer_is_removed():
+    """Seen with qwen2.5-1.5b: the repaired plan's rationale ended with our own repair sentence."""
+    echoed = "Chest radiograph to confirm. Answer again with one Note object that matches the schema exactly."
+    model = FakeToolCallingModel(script=['{"text": ', {"text": echoed}])
+    answer = await structured_call(model, Note, [HumanMessage("q")], method="function_calling")
+    assert answer.text == "Chest radiograph to confirm."
+    untouched = FakeToolCallingModel(script=[{"text": echoed}])  # no repair asked: nothing is ours to remove
+    assert (await structured_call(untouched, Note, [HumanMessage("q")], method="function_calling")).text == echoed
