@@ -6,6 +6,7 @@ import typer
 
 from medconsult.cli.bench import bench
 from medconsult.cli.cases import cases_app
+from medconsult.cli.evaluate import evaluate
 from medconsult.cli.fhir import fhir_app
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
@@ -18,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("run")(run)
 app.command("graph")(graph)
 app.command("bench")(bench)
+app.command("eval")(evaluate)
 app.add_typer(fhir_app, name="fhir")
 app.add_typer(tools_app, name="tools")
 app.add_typer(llm_app, name="llm")
