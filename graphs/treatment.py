@@ -50,7 +50,8 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
 
 
 async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """Deterministic review of the drafted drugs against the record; a blocked regimen is sent back once."""
+    """Deterministic review of the drafted drugs against the record; a blocked regimen sends the plan back
+    (at most `plan_revisions` times), and the redraft cannot choose it again."""
     chosen = SelectedRegimen.model_validate(state["chosen_regimen"]) if state.get("chosen_regimen") else None
     drugs = regimen_drugs(chosen) if chosen else []
     drugs += drugs_in_actions(state["plan"], {d.name for d in drugs})
