@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -163,7 +162,6 @@ def test_constant_ranking_baseline_gets_a_high_top3_on_an_imbalanced_suite():
 
 # --- Trajectory -----------------------------------------------------------------------------------------------
 
-DEMO = Path(__file__).resolve().parents[2] / "out" / "demo" / "trace.jsonl"
 
 
 def _tool(name: str, start: int, **args) -> dict:
@@ -220,18 +218,6 @@ def test_agentevals_trajectory_pairs_each_call_with_its_result_in_start_order():
     assert first["function"]["name"] == "fhir_find_patient"
     assert json.loads(first["function"]["arguments"]) == {"query": "ieee8023-101"}
     assert messages[1] == {"role": "tool", "tool_call_id": first["id"], "content": "fhir_find_patient done"}
-
-
-@pytest.mark.skipif(not DEMO.exists(), reason="no demo run in out/demo")
-def test_demo_trace_scores():
-    lines = [json.loads(line) for line in DEMO.read_text().splitlines() if line.strip()]
-    tools = [e for e in lines if e["kind"] == "tool"]
-    messages = to_agentevals_trajectory(lines)
-    assert len(messages) == 2 * len(tools)
-    assert trajectory_score(lines, {"fhir_allergies"}, set(), "2018-09-29").passed
-    cost = cost_score(lines)
-    assert cost["llm_calls"] == sum(e["kind"] == "llm" for e in lines)
-    assert cost["prompt_tokens"] == sum(e.get("prompt_tokens") or 0 for e in lines)
 
 
 # --- Grounding, safety, cost ----------------------------------------------------------------------------------
