@@ -41,6 +41,10 @@ def evaluate(
     (out / "results.jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in results))
     counts = Counter(r["status"] for r in results)
     console.print(f"[bold]{len(results)} case(s)[/]: {dict(counts)}; results: {out / 'results.jsonl'}")
+    from medconsult.evals.scorecard import write_scorecard
+
+    write_scorecard(out)
+    console.print(f"scorecard: {out / 'scorecard.md'}")
 
 
 def _progress(case: str, status: str) -> None:
