@@ -53,16 +53,17 @@ async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -
     """Deterministic review of the drafted drugs against the record; a blocked regimen sends the plan back
     (at most `plan_revisions` times), and the redraft cannot choose it again."""
     chosen = SelectedRegimen.model_validate(state["chosen_regimen"]) if state.get("chosen_regimen") else None
-    drugs = regimen_drugs(chosen) if chosen else []
-    drugs += drugs_in_actions(state["plan"], {d.name for d in drugs})
+    in_regimen = regimen_drugs(chosen) if chosen else []
+    drugs = in_regimen + drugs_in_actions(state["plan"], {d.name for d in in_regimen})
     findings = review_plan(drugs, safety_context(state.get("tool_records", [])))
+    generic = {d.name: parse_drugs(d.name) or [d.name] for d in drugs}  # names as the findings write them
+    regimen_names = {name for d in in_regimen for name in generic[d.name]}
     revisions = state.get("plan_revisions", 0)
     blocked = list(state.get("blocked_regimens", []))
-    in_regimen = {name for d in regimen_drugs(chosen) for name in parse_drugs(d.name) or [d.name]} if chosen else set()
-    if any(f.severity == "block" and f.drug in in_regimen for f in findings):
+    if any(f.severity == "block" and f.drug in regimen_names for f in findings):
         blocked.append(chosen.id)
     revise = bool(chosen and chosen.id in blocked and revisions < runtime.context.settings.plan_revisions)
-    reviewed = list(dict.fromkeys(name for d in drugs for name in parse_drugs(d.name) or [d.name]))
+    reviewed = list(dict.fromkeys(name for names in generic.values() for name in names))
     return {"safety_findings": findings, "blocked_regimens": blocked, "plan_revisions": revisions + int(revise),
             "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
 

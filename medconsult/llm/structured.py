@@ -7,9 +7,8 @@ fails validation (a reply cut at max_tokens, for one) is sent back once with the
 
 from __future__ import annotations
 
-import json
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -58,14 +57,23 @@ def _without_echo(parsed: Schema, schema: type[Schema], repairs: list[BaseMessag
     if not repairs:
         return parsed
     sentences = [s.strip() for m in repairs for s in re.split(r"(?<=[.)])\s+", str(m.content)) if s.strip()]
-    text = json.dumps(parsed.model_dump(mode="json"))
-    for sentence in sentences:
-        text = text.replace(json.dumps(sentence)[1:-1], "")
-    cleaned = re.sub(r" {2,}", " ", text).replace(' "', '"').replace('" ', '"') if text else text
     try:
-        return schema.model_validate(json.loads(cleaned))
+        return schema.model_validate(_strip_sentences(parsed.model_dump(mode="json"), sentences))
     except (ValueError, TypeError):  # the cleaning broke a constraint: keep the answer as given
         return parsed
+
+
+def _strip_sentences(value: Any, sentences: list[str]) -> Any:
+    """The same structure with `sentences` removed from every string in it, and nothing else touched."""
+    if isinstance(value, str):
+        for sentence in sentences:
+            value = value.replace(sentence, "")
+        return re.sub(r" {2,}", " ", value).strip()
+    if isinstance(value, list):
+        return [_strip_sentences(v, sentences) for v in value]
+    if isinstance(value, dict):
+        return {k: _strip_sentences(v, sentences) for k, v in value.items()}
+    return value
 
 
 def _describe_failure(result: dict) -> str:
