@@ -1,7 +1,7 @@
 """Running a suite of cases through the consult graph: per-case isolation, resume, a result file per case.
 
-A suite is a folder of case files (YAML/JSON, as `medconsult cases import` writes them). Each case runs with
-automatic sign-off into RUN_DIR/cases/<case id>/; its `result.json` (status, timings, label, the drafted
+The case files come from evals/suites.py (a suite folder, prepared). Each case runs with automatic sign-off
+into RUN_DIR/cases/<case id>/; its `result.json` (status, timings, label, the drafted
 differential and plan, safety findings, grounding counts) marks it finished, so running the suite again skips it.
 A case that crashes or times out is recorded with its error and the run goes on.
 """
@@ -11,52 +11,52 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from medconsult.cases import CaseError, CaseFile, load_case_file
 from medconsult.config import Settings
+from medconsult.evals.calculator_check import tool_results
+from medconsult.evals.measure import answer_checks, calculator_check
 from medconsult.evals.trace_stats import read_trace, time_split
+from medconsult.fhir.auth import gateway_from_settings
+from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.runner import Services, run_consult
 from medconsult.signoff import auto_approve
 
-CASE_SUFFIXES = (".yaml", ".yml", ".json")
-Progress = Callable[[str, str], None]  # (case id, status)
-
-
-def suite_cases(suite: Path) -> list[Path]:
-    """Case files of a suite folder, in name order; the import report and other JSON without a patient are not."""
-    files = sorted(p for p in suite.iterdir() if p.suffix in CASE_SUFFIXES and p.is_file())
-    return [p for p in files if p.name != "import-report.json"]
+Progress = Callable[[dict[str, Any]], None]  # called with each case's result as it ends
 
 
 async def run_suite(
-    suite: Path,
+    files: list[Path],
     settings: Settings,
     services: Services,
     run_dir: Path,
     *,
+    agent: str = "consult",
     limit: int | None = None,
     concurrency: int = 1,
     case_timeout_s: float = 1800.0,
     progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Every case of the suite (the first `limit`), at most `concurrency` at once; returns their results."""
-    files = suite_cases(suite)[:limit]
+    files = files[:limit]
     gate = asyncio.Semaphore(concurrency)
 
     async def one(path: Path) -> dict[str, Any]:
         async with gate:
-            result = await _run_case(path, settings, services, run_dir, case_timeout_s)
+            result = await _run_case(path, agent, settings, services, run_dir, case_timeout_s)
             if progress:
-                progress(result["case"], result["status"])
+                progress(result)
             return result
 
     return list(await asyncio.gather(*(one(p) for p in files)))
 
 
-async def _run_case(path: Path, settings: Settings, services: Services, run_dir: Path, timeout_s: float) -> dict:
+async def _run_case(
+    path: Path, agent: str, settings: Settings, services: Services, run_dir: Path, timeout_s: float
+) -> dict:
     try:
         case_file = load_case_file(path, settings.resolved_data_dir)
     except (CaseError, ValueError) as error:
@@ -66,31 +66,73 @@ async def _run_case(path: Path, settings: Settings, services: Services, run_dir:
     if finished.is_file():
         return {**json.loads(finished.read_text()), "resumed": True}
     clock = time.perf_counter()
-    base = {"case": case_file.id, "case_file": str(path), "label": case_file.label}
+    base = {"case": case_file.id, "case_file": str(path), "as_of": case_file.as_of, "label": case_file.label,
+            "agent": agent, "model": services.model_name}  # fmt: skip
     try:
-        outcome = await asyncio.wait_for(
-            run_consult(case_file.to_case(), settings, services, out, approver=auto_approve,
-                        thread_id=f"eval-{run_dir.name}-{case_file.id}"),
+        outputs = await asyncio.wait_for(
+            AGENTS[agent](case_file, settings, services, out, f"eval-{run_dir.name}-{case_file.id}"),
             timeout=timeout_s,
-        )  # fmt: skip
+        )
     except TimeoutError:
         return _record(out, {**base, "status": "timeout", "error": f"no result within {timeout_s:.0f} s"})
     except Exception as error:  # noqa: BLE001 - one case's failure must not stop the suite
         return _record(out, {**base, "status": "error", "error": f"{type(error).__name__}: {error}"})
-    return _record(out, {**base, "status": "done", "wall_s": round(time.perf_counter() - clock, 2),
-                         **_outputs(case_file, outcome.state, out)})  # fmt: skip
+    wall_s = round(time.perf_counter() - clock, 2)
+    measured = await asyncio.to_thread(measurements, case_file, outputs, out, settings, services.fhir_base_url)
+    measured["measure_s"] = round(time.perf_counter() - clock - wall_s, 2)
+    return _record(out, {**base, "status": "done", "wall_s": wall_s, **outputs, **measured,
+                         "time": time_split(read_trace(out / "trace.jsonl"))})  # fmt: skip
 
 
-def _outputs(case_file: CaseFile, state: dict, out: Path) -> dict[str, Any]:
-    """What the scorers read, in plain JSON: the drafts, the reviews and the cost."""
+def measurements(case_file: CaseFile, outputs: dict[str, Any], out: Path, settings: Settings,
+                 fhir_base_url: str) -> dict[str, Any]:  # fmt: skip
+    """Taken after the agent finished (not part of its time): answer checks and calculator agreement."""
+    measured: dict[str, Any] = {"checks": answer_checks(case_file.label, out / "report.md")}
+    gateway = gateway_from_settings(settings, fhir_base_url)
+    try:
+        measured["calculator_agreement"] = calculator_check(
+            outputs.get("calculators") or {}, outputs.get("patient_id"), case_file.as_of, gateway
+        )
+    except (FhirUnavailable, FhirRequestError) as error:
+        measured["calculator_agreement"] = None
+        measured["measurement_error"] = f"calculator recomputation: {error}"
+    return measured
+
+
+async def run_consult_graph(case_file: CaseFile, settings: Settings, services: Services, out: Path,
+                            thread_id: str) -> dict[str, Any]:  # fmt: skip
+    """The consult graph with automatic sign-off; its outputs as the scorers read them."""
+    outcome = await run_consult(case_file.to_case(), settings, services, out, approver=auto_approve,
+                                thread_id=thread_id)  # fmt: skip
+    return _outputs(outcome.state)
+
+
+async def run_react_baseline(case_file: CaseFile, settings: Settings, services: Services, out: Path,
+                             thread_id: str) -> dict[str, Any]:  # fmt: skip
+    from medconsult.graphs.react import run_react
+
+    outputs = await run_react(case_file.to_case(), settings, services, out)
+    return outputs | {"calculators": tool_results(outputs.pop("tool_records"))}
+
+
+# An agent under evaluation: (case file, settings, services, case folder, thread id) -> outputs for the scorers.
+AgentRun = Callable[[CaseFile, Settings, Services, Path, str], Awaitable[dict[str, Any]]]
+AGENTS: dict[str, AgentRun] = {"consult": run_consult_graph, "react": run_react_baseline}
+
+
+def _outputs(state: dict) -> dict[str, Any]:
+    """What the scorers read, in plain JSON: the drafts, the reviews and the grounding check."""
     dump = lambda value: value.model_dump(mode="json") if value is not None else None  # noqa: E731
     return {
         "differential": dump(state.get("differential")),
         "plan": dump(state.get("plan")),
         "safety_findings": [f.model_dump(mode="json") for f in state.get("safety_findings", [])],
+        "first_draft_findings": [f.model_dump(mode="json") for f in state.get("first_draft_findings", [])],
         "grounding": dump(state.get("grounding")),
         "gaps": [g.model_dump(mode="json") for g in state.get("gaps", [])],
-        "time": time_split(read_trace(out / "trace.jsonl")),
+        "patient_id": state.get("patient_id"),
+        "calculators": tool_results(state.get("tool_records", [])),
+        "trajectory": [{"tool": r.tool, "args": r.args, "ok": r.ok} for r in state.get("tool_records", [])],
     }
 
 

@@ -43,6 +43,7 @@ class ConsultState(TypedDict, total=False):
     plan: TreatmentPlan | None
     chosen_regimen: dict | None  # the knowledge-base regimen the plan chose (SelectedRegimen as a dict)
     safety_findings: list[SafetyFinding]
+    first_draft_findings: list[SafetyFinding]  # the review of the first draft, kept for evaluation (before vs after)
     reviewed_drugs: list[str]  # what the safety review checked
     blocked_regimens: list[str]  # regimens the safety review stopped; the revised plan cannot choose them
     plan_revisions: int

@@ -64,8 +64,9 @@ async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -
         blocked.append(chosen.id)
     revise = bool(chosen and chosen.id in blocked and revisions < runtime.context.settings.plan_revisions)
     reviewed = list(dict.fromkeys(name for names in generic.values() for name in names))
-    return {"safety_findings": findings, "blocked_regimens": blocked, "plan_revisions": revisions + int(revise),
-            "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
+    first_draft = state["first_draft_findings"] if "first_draft_findings" in state else findings
+    return {"safety_findings": findings, "first_draft_findings": first_draft, "blocked_regimens": blocked,
+            "plan_revisions": revisions + int(revise), "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
 
 
 def route_after_safety(state: ConsultState) -> Literal["plan", "grounding"]:

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 600.0
     llm_retries: int = 1
     plan_revisions: int = Field(1, ge=0, le=3, description="redrafts of a plan whose regimen the safety review blocked")
+    react_max_steps: int = Field(6, ge=1, le=20, description="tool calls the ReAct baseline may make before answering")
     evidence_rounds: int = Field(
         1, ge=0, le=3, description="rounds in which the model may ask for more of the record before the differential"
     )

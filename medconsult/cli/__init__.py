@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import typer
 
 from medconsult.cli.bench import bench
 from medconsult.cli.cases import cases_app
-from medconsult.cli.evaluate import evaluate
+from medconsult.cli.evaluate import eval_app
 from medconsult.cli.fhir import fhir_app
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
@@ -16,13 +19,21 @@ from medconsult.cli.tools import tools_app
 from medconsult.cli.trace import trace_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+@app.callback()
+def _stop_services_on_sigterm() -> None:
+    """A terminated command (a timeout, a batch scheduler) unwinds like Ctrl-C, so the servers it started stop."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 app.command("run")(run)
 app.command("graph")(graph)
 app.command("bench")(bench)
-app.command("eval")(evaluate)
 app.add_typer(fhir_app, name="fhir")
 app.add_typer(tools_app, name="tools")
 app.add_typer(llm_app, name="llm")
 app.add_typer(trace_app, name="trace")
 app.add_typer(seg_app, name="seg")
 app.add_typer(cases_app, name="cases")
+app.add_typer(eval_app, name="eval")

@@ -380,6 +380,7 @@ async def test_a_fabricated_lab_value_in_the_draft_is_flagged(tmp_path: Path, mo
 async def test_a_suite_runs_case_by_case_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Two cases and a broken case file: the broken one is recorded and the run goes on; a re-run skips them."""
     from medconsult.evals.runner import run_suite
+    from medconsult.evals.suites import case_files
 
     suite = tmp_path / "suite"
     suite.mkdir()
@@ -390,12 +391,13 @@ async def test_a_suite_runs_case_by_case_and_resumes(tmp_path: Path, monkeypatch
     settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=0)
     model = FakeToolCallingModel()
     seen: list[tuple[str, str]] = []
-    results = await run_suite(suite, settings, Services("http://127.0.0.1:9/fhir", model, "fake"), tmp_path / "run",
-                              progress=lambda case, status: seen.append((case, status)))  # fmt: skip
+    results = await run_suite(case_files(suite), settings, Services("http://127.0.0.1:9/fhir", model, "fake"),
+                              tmp_path / "run", progress=lambda r: seen.append((r["case"], r["status"])))  # fmt: skip
     assert sorted(seen) == [("a", "done"), ("b", "done"), ("broken", "invalid")]
     done = {r["case"]: r for r in results if r["status"] == "done"}
     assert done["a"]["label"] == {"finding": "Pneumonia"} and done["a"]["differential"]["diagnoses"]
     assert done["a"]["time"]["llm_calls"] == 2 and (tmp_path / "run/cases/a/report.html").is_file()
     calls = len(model.calls)
-    again = await run_suite(suite, settings, Services("http://127.0.0.1:9/fhir", model, "fake"), tmp_path / "run")
+    services = Services("http://127.0.0.1:9/fhir", model, "fake")
+    again = await run_suite(case_files(suite), settings, services, tmp_path / "run")
     assert len(model.calls) == calls and all(r.get("resumed") for r in again if r["status"] == "done")

@@ -85,8 +85,9 @@ def test_readme_shows_the_current_graph():
 
     from medconsult.cli import app
 
-    result = CliRunner().invoke(app, ["graph"])
-    assert result.exit_code == 0
-    assert result.stdout.strip() in (REPO / "README.md").read_text(), (
-        "README diagram is stale: paste `medconsult graph`"
-    )
+    for args in (["graph"], ["graph", "--react"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0
+        assert result.stdout.strip() in (REPO / "README.md").read_text(), (
+            f"README diagram is stale: paste `medconsult {' '.join(args)}`"
+        )

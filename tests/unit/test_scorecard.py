@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from medconsult.evals.scorecard import build_scorecard, write_scorecard
+from medconsult.evals.scorecard import build_scorecard, case_metrics, write_scorecard
 
 
-def _result(case: str, finding: str, diagnoses: list[str], *, flags: int = 0, blocks: int = 0) -> dict:
+def _flag(kind: str) -> dict[str, str]:
+    return {"location": "plan.actions[0].rationale", "statement": "CRP 250 mg/L.", "claim": "CRP 250 mg/L",
+            "reason": "not in the record", "kind": kind}  # fmt: skip
+
+
+def _finding(severity: str = "block") -> dict[str, str]:
+    return {"rule": "allergy", "severity": severity, "drug": "amoxicillin", "message": "penicillin allergy",
+            "source": "label"}  # fmt: skip
+
+
+def _result(case: str, finding: str | None, diagnoses: list[str], *, flags: int = 0, blocks: int = 0,
+            blocks_before: int = 0, checks: list[bool] | None = None) -> dict[str, Any]:  # fmt: skip
     return {
-        "case": case, "status": "done", "label": {"finding": finding},
+        "case": case, "status": "done", "agent": "consult", "label": {"finding": finding} if finding else {},
         "differential": {"diagnoses": [{"diagnosis": d} for d in diagnoses]},
-        "grounding": {"flags": [{"kind": "number"}] * flags},
-        "safety_findings": [{"severity": "block"}] * blocks,
-        "time": {"wall_s": 10.0, "llm_calls": 3, "prompt_tokens": 6000, "completion_tokens": 400},
+        "grounding": {"checked_numbers": 4, "checked_citations": 2, "flags": [_flag("number")] * flags},
+        "safety_findings": [_finding()] * blocks,
+        "first_draft_findings": [_finding()] * blocks_before,
+        "checks": [{"name": f"c{i}", "kind": "answer", "expected": "x", "passed": p, "detail": ""}
+                   for i, p in enumerate(checks or [])],
+        "time": {"wall_s": 10.0, "llm_calls": 3, "tool_calls": 5, "prompt_tokens": 6000, "completion_tokens": 400},
     }  # fmt: skip
+
+
+def _write(run_dir: Path, results: list[dict[str, Any]]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+    return run_dir
 
 
 def test_scorecard_catches_a_wrong_diagnosis_a_fabrication_and_an_unsafe_plan(tmp_path: Path):
@@ -25,9 +46,9 @@ def test_scorecard_catches_a_wrong_diagnosis_a_fabrication_and_an_unsafe_plan(tm
         _result("unsafe", "Pneumocystis", ["Pneumocystis pneumonia"], blocks=1),
         {"case": "crashed", "status": "error", "error": "boom", "label": {"finding": "COVID-19"}},
     ]
-    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
-    card = build_scorecard(tmp_path)
+    card = build_scorecard(_write(tmp_path, results))
     assert card["status"] == {"done": 3, "error": 1}
+    assert card["agent"] == "consult"
     assert card["metrics"]["top1"]["mean"] == round(2 / 3, 4) and card["metrics"]["top1"]["n"] == 3
     assert card["metrics"]["unsupported_statements"]["mean"] == round(2 / 3, 4)
     assert card["metrics"]["safety_blocks_left"]["mean"] == round(1 / 3, 4)
@@ -37,4 +58,85 @@ def test_scorecard_catches_a_wrong_diagnosis_a_fabrication_and_an_unsafe_plan(tm
     assert card["references"]["majority"]["top1"] is not None
     write_scorecard(tmp_path)
     markdown = (tmp_path / "scorecard.md").read_text()
-    assert "| top1 | 0.667 |" in markdown and "constant_ranking" in markdown
+    assert "| top1 | 0.667 |" in markdown and "constant_ranking" in markdown and "Agent: consult" in markdown
+
+
+def test_a_fabricated_value_is_counted_and_lowers_the_supported_share():
+    clean = case_metrics(_result("clean", "COVID-19", ["COVID-19 pneumonia"]))
+    fabricated = case_metrics(_result("fabricated", "COVID-19", ["COVID-19 pneumonia"], flags=1))
+    assert clean is not None and fabricated is not None
+    assert clean["fabricated_values"] == 0 and clean["numbers_supported"] == 1.0
+    assert fabricated["fabricated_values"] == 1 and fabricated["numbers_supported"] == 0.75
+    assert fabricated["citations_supported"] == 1.0  # a number flag says nothing about the citations
+
+
+def test_an_unsafe_first_draft_fixed_by_the_review_shows_before_and_after():
+    fixed = case_metrics(_result("fixed", "COVID-19", ["COVID-19"], blocks_before=1))
+    left = case_metrics(_result("left", "COVID-19", ["COVID-19"], blocks_before=2, blocks=1))
+    assert fixed is not None and left is not None
+    assert (fixed["safety_violations_before"], fixed["safety_violations_after"]) == (1, 0)
+    assert (left["safety_violations_before"], left["safety_violations_after"], left["safety_blocks_left"]) == (2, 1, 1)
+
+
+def test_a_warning_is_not_a_violation():
+    result = _result("warned", "COVID-19", ["COVID-19"])
+    result["first_draft_findings"] = [_finding("warn")]
+    metrics = case_metrics(result)
+    assert metrics is not None and metrics["safety_violations_before"] == 0
+
+
+def test_unlabelled_cases_keep_their_grounding_safety_checks_and_cost(tmp_path: Path):
+    results = [
+        _result("q1", None, [], checks=[True, True, False, True], flags=1),
+        _result("q2", None, [], checks=[True, False], blocks_before=1),
+        _result("q3", None, []),  # no checks: not counted in checks_passed
+    ]
+    card = build_scorecard(_write(tmp_path, results))
+    metrics = card["metrics"]
+    assert metrics["top1"] is None and metrics["balanced_accuracy"] is None
+    assert card["references"] is None and card["confusion"] == {}
+    assert metrics["checks_passed"]["mean"] == round((0.75 + 0.5) / 2, 4) and metrics["checks_passed"]["n"] == 2
+    assert metrics["fabricated_values"]["mean"] == round(1 / 3, 4) and metrics["fabricated_values"]["n"] == 3
+    assert metrics["safety_violations_before"]["mean"] == round(1 / 3, 4)
+    assert metrics["tool_calls"]["mean"] == 5 and metrics["wall_s"]["n"] == 3
+    assert [c["top1"] for c in card["per_case"]] == [None, None, None]
+
+
+def test_a_case_without_grounding_or_checks_has_none_not_zero():
+    result = _result("bare", "COVID-19", ["COVID-19"])
+    del result["grounding"], result["checks"]
+    metrics = case_metrics(result)
+    assert metrics is not None
+    assert metrics["numbers_supported"] is None and metrics["fabricated_values"] is None
+    assert metrics["checks_passed"] is None and metrics["top1"] is True
+
+
+def test_nothing_checked_gives_no_share():
+    result = _result("unchecked", "COVID-19", ["COVID-19"])
+    result["grounding"] = {"checked_numbers": 0, "checked_citations": 0, "flags": []}
+    metrics = case_metrics(result)
+    assert metrics is not None and metrics["numbers_supported"] is None and metrics["fabricated_values"] == 0
+
+
+def test_an_empty_run_scores_without_crashing(tmp_path: Path):
+    card = write_scorecard(_write(tmp_path, []))
+    assert card["cases"] == 0 and card["metrics"]["top1"] is None and card["plots"] == []
+    assert "Agent: -" in (tmp_path / "scorecard.md").read_text()
+
+
+def test_a_trajectory_that_skips_the_allergies_fails_and_is_exported_for_agentevals(tmp_path: Path):
+    run = _write(tmp_path, [_result("skipped", "COVID-19", ["COVID-19"]) | {"as_of": "2020-03-02"}])
+    trace = run / "cases" / "skipped" / "trace.jsonl"
+    trace.parent.mkdir(parents=True)
+    calls = [("fhir_find_patient", {"query": "MRN-1"}), ("fhir_conditions", {"patient_id": "p1"}),
+             ("fhir_medications", {"patient_id": "p1"}), ("fhir_observations", {"patient_id": "p1",
+             "as_of": "2020-03-09"}), ("load_image", {"path": "x.dcm"})]  # fmt: skip
+    trace.write_text("".join(json.dumps({"kind": "tool", "name": n, "args": a, "result_id": f"{n}:1",
+                                         "summary": "ok", "error": None}) + "\n" for n, a in calls))  # fmt: skip
+    case = build_scorecard(run)["per_case"][0]
+    assert case["trajectory_passed"] is False
+    assert case["required_tools_called"] == 5 / 6  # fhir_allergies is missing
+    assert case["argument_problems"] == 1  # observations read a week past the case's day
+    exported = json.loads((trace.parent / "trajectory.json").read_text())
+    assert [c["function"]["name"] for m in exported if m["role"] == "assistant" for c in m["tool_calls"]] == [
+        n for n, _ in calls]

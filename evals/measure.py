@@ -1,0 +1,50 @@
+"""Measurements the harness takes after an agent finishes a case, from outside the agent.
+
+- answer checks: the case label's expected answers (evals/record_checks.py) against the final report's text;
+- calculator agreement: the calculators the agent ran against an independent recomputation (evals/calculator_check.py)
+  from the raw FHIR resources, read here as JSON without the project's record tools.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from fhirclient.models.condition import Condition
+from fhirclient.models.observation import Observation
+from fhirclient.models.patient import Patient
+
+from medconsult.evals.calculator_check import calculator_agreement, recompute_calculators
+from medconsult.evals.record_checks import score_checks
+from medconsult.fhir.client import FhirGateway
+
+RECORD_LIMIT = 2000  # resources of one type for one patient; the recomputation filters by date itself
+
+
+def answer_checks(label: dict[str, Any] | None, report: Path) -> list[dict[str, Any]] | None:
+    checks = (label or {}).get("checks")
+    if not checks:
+        return None
+    text = report.read_text() if report.is_file() else ""
+    return [result.model_dump(mode="json") for result in score_checks(checks, text)]
+
+
+def raw_record(gateway: FhirGateway, patient_id: str) -> dict[str, list[dict]]:
+    """The patient, its observations and conditions as plain FHIR JSON."""
+    patient_id = patient_id.removeprefix("Patient/")
+    return {
+        "Patient": [gateway.read(Patient, patient_id).as_json()],
+        "Observation": [o.as_json() for o in gateway.search(Observation, {"patient": patient_id}, RECORD_LIMIT)],
+        "Condition": [c.as_json() for c in gateway.search(Condition, {"patient": patient_id}, RECORD_LIMIT)],
+    }
+
+
+def calculator_check(
+    calculators: dict[str, dict], patient_id: str | None, as_of: date | None, gateway: FhirGateway
+) -> list[dict[str, Any]] | None:
+    """None when the agent ran none of the checked calculators or never identified the patient."""
+    if not calculators or not patient_id:
+        return None
+    recomputed = recompute_calculators(raw_record(gateway, patient_id), as_of or date.today())
+    return calculator_agreement(recomputed, calculators)
