@@ -26,6 +26,7 @@ from medconsult.tools.base import ToolResult
 from medconsult.tools.runner import ToolRecord
 
 FINAL = "final_answer"
+PATIENT_LOOKUP = "fhir_find_patient"
 OBSERVATION_CHARS = 1200  # per tool result: six steps and the answer fit an 8k context
 ARGS_SET_BY_HARNESS = ("as_of",)
 GRAMMAR_STRING_CAP = 256  # the case's review date: later records must stay hidden, whatever the model asks
@@ -89,9 +90,15 @@ def _capped(field: FieldInfo) -> tuple[Any, FieldInfo]:
     return field.annotation, field
 
 
+def ordered_tools(tools: list[BaseTool]) -> list[BaseTool]:
+    """The order a clinician works in: find the patient, read the record, then the rest (image, calculators).
+    Small models lean towards the first option of a list, so the prompt and the schema both use this order."""
+    return sorted(tools, key=lambda t: (t.name != PATIENT_LOOKUP, not t.name.startswith("fhir_"), t.name))
+
+
 def _by_arguments(tools: list[BaseTool]) -> list[list[BaseTool]]:
     groups: dict[str, list[BaseTool]] = {}
-    for tool in sorted(tools, key=lambda t: t.name):
+    for tool in ordered_tools(tools):
         key = json.dumps(_arguments_model(tool).model_json_schema(), sort_keys=True)
         groups.setdefault(key, []).append(tool)
     return list(groups.values())

@@ -7,6 +7,7 @@ PSI) when they are complete; otherwise the knowledge base returns every setting'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from medconsult.agents.schemas import Differential
@@ -25,14 +26,20 @@ def knowledge_base() -> KnowledgeBase:
 
 
 def candidate_regimens(
-    differential: Differential, records: list[ToolRecord], excluded: set[str] = frozenset()
+    differential: Differential,
+    records: list[ToolRecord],
+    excluded: set[str] = frozenset(),
+    acceptable: Callable[[SelectedRegimen], bool] | None = None,
 ) -> list[SelectedRegimen]:
+    """Knowledge-base regimens for the leading diagnoses at the scored severity, first-line first; `acceptable`
+    screens them before the list is cut to its size (a redraft offers only what the safety review would pass)."""
     kb, severity = knowledge_base(), severity_from_scores(records)
     chosen: list[SelectedRegimen] = []
     for diagnosis in differential.diagnoses[:LEADING_DIAGNOSES]:
         condition = kb.match_condition(diagnosis.diagnosis)
         if condition is not None:
-            chosen += [r for r in kb.regimens_for(condition.key, severity) if r.id not in excluded]
+            chosen += [r for r in kb.regimens_for(condition.key, severity)
+                       if r.id not in excluded and (acceptable is None or acceptable(r))]  # fmt: skip
     first_line = sorted(_unique(chosen), key=lambda r: r.line != "first-line")  # stable: keeps the KB's order
     return first_line[:MAX_OPTIONS]
 

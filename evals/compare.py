@@ -54,12 +54,14 @@ def render_comparison(comparison: dict[str, Any]) -> str:
              "| metric | A | B | B - A | 95% CI | n |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, value in comparison["metrics"].items():
         if value is None:
-            lines.append(f"| {name} | - | - | - | - | 0 |")
             continue
         low, high = value["ci95"]
         mark = " *" if low > 0 or high < 0 else ""
         lines.append(f"| {name} | {value['mean_a']:.3g} | {value['mean_b']:.3g} | {value['difference']:+.3g}{mark} "
                      f"| {low:.3g} to {high:.3g} | {value['n']} |")  # fmt: skip
+    absent = [name for name, value in comparison["metrics"].items() if value is None]
+    if absent:
+        lines += ["", f"No pair has: {', '.join(absent)}"]
     for side in ("a", "b"):
         if comparison[f"only_in_{side}"]:
             lines += ["", f"Scored only in {side.upper()}: {', '.join(comparison[f'only_in_{side}'])}"]

@@ -29,6 +29,7 @@ from medconsult.agents.react_baseline import (
     ReactAnswer,
     check_answer,
     observation,
+    ordered_tools,
     render_answer,
     review_answer,
     step_model,
@@ -82,7 +83,8 @@ async def think(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, 
         context.tracer.node("react_step", start, time.perf_counter() - clock, f"{type(error).__name__}: {error}")
         return {"pending": None, "failed_steps": failed, "problem": f"step {failed} failed: {error}"}
     action = step.action
-    context.tracer.node("react_step", start, time.perf_counter() - clock, None, action=action.tool)
+    context.tracer.node("react_step", start, time.perf_counter() - clock, None, action=action.tool,
+                        thought=step.thought)  # fmt: skip
     said = AIMessage(json.dumps(step.model_dump(mode="json")))
     if action.tool == FINAL:
         return {"messages": [said], "answer": action.answer, "pending": None, "problem": None}
@@ -125,7 +127,7 @@ def build_react_graph():
 
 
 def opening_messages(case: Case, tools: ToolRegistry, max_steps: int) -> list[BaseMessage]:
-    listed = sorted(tools.tools.values(), key=lambda t: t.name)
+    listed = ordered_tools(list(tools.tools.values()))
     return [
         SystemMessage(render("react.system.md", tools=listed, max_steps=max_steps)),
         HumanMessage(render("react.user.md", case_id=case.id, patient=case.patient, as_of=case.as_of,

@@ -7,6 +7,7 @@ check of the whole narrative.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -20,7 +21,7 @@ from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import llm_gap
 from medconsult.graphs.state import ConsultState
 from medconsult.knowledge import SelectedRegimen
-from medconsult.safety import parse_drugs, review_plan
+from medconsult.safety import SafetyContext, parse_drugs, review_plan
 from medconsult.tracing import now_iso
 
 
@@ -28,7 +29,10 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
     """Draft the plan around a knowledge-base regimen; on a revision, without the regimens the review blocked."""
     context = runtime.context
     blocked = set(state.get("blocked_regimens", []))
-    options = candidate_regimens(state["differential"], state.get("tool_records", []), blocked)
+    records = state.get("tool_records", [])
+    # A redraft offers only regimens the review would pass: one blocked beta-lactam must not lead to its sibling.
+    passes = _passes_review(safety_context(records)) if blocked else None
+    options = candidate_regimens(state["differential"], records, blocked, passes)
     try:
         drafted = await draft_plan(
             context.chat_model,
@@ -67,6 +71,10 @@ async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -
     first_draft = state["first_draft_findings"] if "first_draft_findings" in state else findings
     return {"safety_findings": findings, "first_draft_findings": first_draft, "blocked_regimens": blocked,
             "plan_revisions": revisions + int(revise), "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
+
+
+def _passes_review(record: SafetyContext) -> Callable[[SelectedRegimen], bool]:
+    return lambda regimen: not any(f.severity == "block" for f in review_plan(regimen_drugs(regimen), record))
 
 
 def route_after_safety(state: ConsultState) -> Literal["plan", "grounding"]:

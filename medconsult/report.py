@@ -73,6 +73,9 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         findings=state.get("safety_findings") or [],
         reviewed_drugs=state.get("reviewed_drugs"),
         blocked=state.get("blocked_regimens") or [],
+        stopped_for=[f for f in state.get("first_draft_findings") or [] if f.severity == "block"]
+        if state.get("blocked_regimens") else [],
+        redrafted=bool(state.get("plan_revisions")),
         grounding=state.get("grounding"),
         regimen=_regimen(state.get("chosen_regimen")),
         codes=_diagnosis_codes(state.get("differential")),

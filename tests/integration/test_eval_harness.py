@@ -2,7 +2,7 @@
 
 The model's answers are meaningless at 135M parameters; what is checked is the harness: the suite's own records are
 loaded, each agent's case is recorded with its measurements, the scorecard and plots are written, resume skips
-finished cases, and two runs compare.
+finished cases, a judge model grades a run, and two runs compare.
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ def test_both_agents_run_a_bundled_suite_and_the_runs_compare(env: dict[str, str
 
     again = _eval(["safety-traps", "--agent", "react", "--limit", "1", "--out", str(runs["react"])], env, tmp_path)
     assert again.returncode == 0 and "resumed" in again.stdout
+
+    judged = _eval(["judge", str(runs["consult"])], env, tmp_path)  # the same small model as the judge
+    assert judged.returncode == 0, judged.stdout + judged.stderr
+    verdict = json.loads((runs["consult"] / "cases" / case["case"] / "judge.json").read_text())
+    assert 1 <= verdict["reasoning_quality"] <= 5 and verdict["judge"] == env["MEDCONSULT_LLM_MODEL"]
 
     compared = _eval(["compare", str(runs["consult"]), str(runs["react"]), "--out", str(tmp_path / "c.json")],
                      env, tmp_path)  # fmt: skip

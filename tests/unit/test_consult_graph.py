@@ -342,6 +342,7 @@ async def test_a_penicillin_allergic_patient_never_gets_a_beta_lactam_unflagged(
     assert state["blocked_regimens"][0] == "cap.outpatient.healthy.amoxicillin"
     assert "stopped by the review" in top and "`cap.outpatient.healthy.amoxicillin`" in top
     assert "`AllergyIntolerance/a1`" in top
+    from medconsult.agents.regimens import knowledge_base
     from medconsult.knowledge.schema import BETA_LACTAM_CLASSES
     from medconsult.safety import parse_drugs
 
@@ -351,8 +352,14 @@ async def test_a_penicillin_allergic_patient_never_gets_a_beta_lactam_unflagged(
     for drug in beta_lactams:  # whatever beta-lactam the final plan holds carries its own flag at the top
         assert re.search(rf"\*\*(BLOCK|warning), [\w-]+, {re.escape(drug)}\*\*", top), drug
     if revisions:
-        assert "cap.outpatient.healthy.amoxicillin" not in _offered(model, 2)  # the redraft cannot pick it
+        offered = _offered(model, 2)
+        assert "cap.outpatient.healthy.amoxicillin" not in offered  # the redraft cannot pick it
         assert state["plan"].regimen != "cap.outpatient.healthy.amoxicillin"
+        # nor any other regimen the review would block (another beta-lactam): only what passes is offered
+        kb = knowledge_base()
+        assert offered and not [r for r in offered if any(
+            d.drug_class in BETA_LACTAM_CLASSES for c in kb.regimen(r).components for d in c.options)]  # fmt: skip
+        assert not [f for f in state["safety_findings"] if f.severity == "block"]
     else:
         assert state["plan"].regimen == "cap.outpatient.healthy.amoxicillin" and beta_lactams == ["amoxicillin"]
         assert "**BLOCK, allergy, amoxicillin**" in top

@@ -89,6 +89,8 @@ def test_every_tool_is_a_choice_and_tools_with_the_same_arguments_share_a_branch
     assert names == {*registry().tools, "final_answer"}
     shared = next(t["enum"] for t in tools if "enum" in t)
     assert set(shared) == {"fhir_allergies", "fhir_patient_summary"}  # both take just a patient id
+    first = schema["properties"]["action"]["oneOf"][0]["$ref"].split("/")[-1]
+    assert branches[first]["properties"]["tool"]["const"] == "fhir_find_patient"  # the order a clinician works in
     assert all("as_of" not in json.dumps(b) for b in branches.values())  # the harness sets it
 
 

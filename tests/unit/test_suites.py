@@ -1,0 +1,67 @@
+"""Suites: bundled names and folders, the manifest's case selection and bundles, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medconsult.evals.suites import (
+    SuiteError,
+    bundled_suites,
+    case_files,
+    prepare_suite,
+    read_manifest,
+    resolve_suite,
+)
+
+
+def _suite(tmp_path: Path, manifest: str | None) -> Path:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in ("b", "a", "c"):
+        (suite / f"{name}.yaml").write_text(f"id: {name}\npatient: MRN-{name}\n")
+    (suite / "import-report.json").write_text("{}")
+    if manifest is not None:
+        (suite / "suite.yaml").write_text(manifest)
+    return suite
+
+
+def test_the_bundled_suites_are_found_by_name_and_a_folder_path_wins():
+    assert {"ieee8023-dev", "synthea-records", "safety-traps"} <= set(bundled_suites())
+    assert resolve_suite("safety-traps").name == "safety-traps"
+    assert read_manifest(resolve_suite("ieee8023-dev")).import_.format == "ieee8023"
+
+
+def test_an_unknown_suite_names_the_bundled_ones():
+    with pytest.raises(SuiteError, match="no suite folder or bundled suite named 'nope'.*safety-traps"):
+        resolve_suite("nope")
+
+
+def test_a_plain_folder_runs_every_case_file_in_name_order(tmp_path: Path):
+    suite = _suite(tmp_path, None)
+    files = prepare_suite(suite, tmp_path, tmp_path / "imports", None)
+    assert [p.name for p in files] == ["a.yaml", "b.yaml", "c.yaml"] and files == case_files(suite)
+
+
+def test_the_manifest_selects_cases_in_its_order_and_names_missing_ones(tmp_path: Path):
+    suite = _suite(tmp_path, "description: two\ncases: [c, a]\n")
+    assert [p.stem for p in prepare_suite(suite, tmp_path, tmp_path / "imports", None)] == ["c", "a"]
+    (suite / "suite.yaml").write_text("cases: [a, zz]\n")
+    with pytest.raises(SuiteError, match="cases not found .*: zz"):
+        prepare_suite(suite, tmp_path, tmp_path / "imports", None)
+
+
+def test_a_missing_bundle_folder_or_data_set_is_a_clear_error(tmp_path: Path):
+    suite = _suite(tmp_path, 'fhir_bundles: ["{data}/nowhere"]\n')
+    with pytest.raises(SuiteError, match="bundle path .*nowhere does not exist"):
+        prepare_suite(suite, tmp_path, tmp_path / "imports", None)
+    (suite / "suite.yaml").write_text('import: {format: ieee8023, source: "{data}/absent"}\n')
+    with pytest.raises(SuiteError, match="the ieee8023 data set is not at"):
+        prepare_suite(suite, tmp_path, tmp_path / "imports", None)
+
+
+def test_an_invalid_manifest_is_reported_with_its_path(tmp_path: Path):
+    suite = _suite(tmp_path, "cases: [a]\nunknown_key: 1\n")
+    with pytest.raises(SuiteError, match="suite.yaml"):
+        read_manifest(suite)
