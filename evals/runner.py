@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ async def _run_case(
             "agent": agent, "model": services.model_name}  # fmt: skip
     try:
         outputs = await asyncio.wait_for(
-            AGENTS[agent](case_file, settings, services, out, f"eval-{run_dir.name}-{case_file.id}"),
+            AGENTS[agent](case_file, settings, services, out, _thread_id(run_dir, case_file.id)),
             timeout=timeout_s,
         )
     except TimeoutError:
@@ -81,7 +82,18 @@ async def _run_case(
     measured = await asyncio.to_thread(measurements, case_file, outputs, out, settings, services.fhir_base_url)
     measured["measure_s"] = round(time.perf_counter() - clock, 3)
     return _record(out, {**base, "status": "done", "wall_s": wall_s, **outputs, **measured,
-                         "time": time_split(read_trace(out / "trace.jsonl"))})  # fmt: skip
+                         "time": time_split(_trace(out))})  # fmt: skip
+
+
+def _trace(out: Path) -> list[dict[str, Any]]:
+    trace = out / "trace.jsonl"
+    return read_trace(trace) if trace.is_file() else []
+
+
+def _thread_id(run_dir: Path, case: str) -> str:
+    """A fresh checkpoint thread per attempt: re-running a case that crashed or was killed must start from nothing,
+    not from the state its last attempt left in the checkpointer."""
+    return f"eval-{run_dir.name}-{case}-{uuid.uuid4().hex[:8]}"
 
 
 def measurements(case_file: CaseFile, outputs: dict[str, Any], out: Path, settings: Settings,

@@ -65,3 +65,26 @@ def test_an_invalid_manifest_is_reported_with_its_path(tmp_path: Path):
     suite = _suite(tmp_path, "cases: [a]\nunknown_key: 1\n")
     with pytest.raises(SuiteError, match="suite.yaml"):
         read_manifest(suite)
+
+
+async def test_a_retried_case_starts_a_fresh_checkpoint_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A case killed or crashed mid-way is retried from nothing, not from the state its last attempt left."""
+    from medconsult.config import Settings
+    from medconsult.evals import runner
+
+    threads: list[str] = []
+
+    async def crashing_then_fine(case_file, settings, services, out, thread_id):  # noqa: ANN001, ANN202
+        threads.append(thread_id)
+        if len(threads) == 1:
+            raise RuntimeError("killed")
+        return {"differential": None}
+
+    monkeypatch.setitem(runner.AGENTS, "consult", crashing_then_fine)
+    suite = _suite(tmp_path, "cases: [a]\n")
+    services = runner.Services("http://127.0.0.1:9/fhir", None, "fake")
+    settings = Settings(state_dir=tmp_path / "state")
+    first = await runner.run_suite(case_files(suite)[:1], settings, services, tmp_path / "run")
+    second = await runner.run_suite(case_files(suite)[:1], settings, services, tmp_path / "run")
+    assert [first[0]["status"], second[0]["status"]] == ["error", "done"]
+    assert len(set(threads)) == 2 and all(t.startswith("eval-run-a-") for t in threads)
