@@ -154,12 +154,14 @@ def check_answer(answer: ReactAnswer, facts: list[Fact]) -> GroundingReport:
 
 def review_answer(answer: ReactAnswer, context: SafetyContext) -> list[SafetyFinding]:
     """The consult graph's deterministic safety review, run after the fact on the drugs the answer names."""
-    drugs = [
-        PlannedDrug(name=name, action_index=index)
-        for index, action in enumerate(answer.plan)
-        if action.category in DRUG_CATEGORIES
-        for name in parse_drugs(f"{action.action} {action.rationale}")
-    ]
+    drugs: list[PlannedDrug] = []
+    for index, action in enumerate(answer.plan):
+        if action.category not in DRUG_CATEGORIES:
+            continue
+        named = parse_drugs(f"{action.action} {action.rationale}")
+        if not named and action.category == "antimicrobial":
+            named = [action.action]  # "antibiotics" names no drug: reported as not checked, as the consult does
+        drugs += [PlannedDrug(name=name, action_index=index) for name in named]
     return review_plan(drugs, context) if drugs else []
 
 

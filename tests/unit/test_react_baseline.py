@@ -165,3 +165,12 @@ async def test_a_model_that_never_answers_ends_with_a_reason(tmp_path: Path, mon
     outputs = run["outputs"]
     assert outputs["differential"] is None and "failed" in outputs["gaps"][0]["reason"]
     assert "No answer" in (tmp_path / "out/report.md").read_text()
+
+
+async def test_an_antibiotic_the_answer_does_not_name_is_reported_as_not_checked(tmp_path: Path, monkeypatch):
+    run = await _run(tmp_path, monkeypatch, registry(PENICILLIN_ANAPHYLAXIS), [
+        step("fhir_find_patient", {"query": "MRN-1"}),
+        step("final_answer", answer=answer(action="Administer antibiotics")),
+    ])  # fmt: skip
+    findings = run["outputs"]["safety_findings"]
+    assert [(f["rule"], f["drug"]) for f in findings] == [("unknown-drug", "Administer antibiotics")]
