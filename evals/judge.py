@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from medconsult.config import StructuredOutputMethod
-from medconsult.llm.structured import structured_call
+from medconsult.llm.structured import StructuredOutputError, structured_call
 from medconsult.prompts import render
 
 REPORT_CHARS = 12_000  # the report's head: differential and plan come first; the evidence catalogue is cut
@@ -25,7 +25,7 @@ REPORT_CHARS = 12_000  # the report's head: differential and plan come first; th
 
 class JudgeVerdict(BaseModel):
     diagnosis_in_differential: bool
-    reasoning_quality: int = Field(..., ge=1, le=5)
+    reasoning_quality: Literal[1, 2, 3, 4, 5]  # an enum: grammars enforce it, unlike minimum/maximum
     unsafe_recommendation: bool
     rationale: str = Field(..., max_length=500)
 
@@ -46,8 +46,12 @@ async def judge_run(run_dir: Path, model: BaseChatModel, method: StructuredOutpu
         report = result_file.parent / "report.md"
         if result.get("status") != "done" or not result.get("label") or target.exists() or not report.is_file():
             continue
-        verdict = await judge_report(model, method, _reference(result["label"]), report.read_text())
-        target.write_text(json.dumps({"judge": judge_name, **verdict.model_dump()}, indent=2))
+        try:
+            verdict = (await judge_report(model, method, _reference(result["label"]), report.read_text())).model_dump()
+        except StructuredOutputError as error:  # one unusable verdict must not stop the others; it is retried
+            (result_file.parent / "judge-error.txt").write_text(str(error))
+            continue
+        target.write_text(json.dumps({"judge": judge_name, **verdict}, indent=2))
         judged += 1
     return judged
 

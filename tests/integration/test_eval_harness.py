@@ -51,7 +51,9 @@ def test_both_agents_run_a_bundled_suite_and_the_runs_compare(env: dict[str, str
     assert consult["patient_id"] and {"fhir_allergies", "load_image"} <= {c["tool"] for c in consult["trajectory"]}
 
     again = _eval(["safety-traps", "--agent", "react", "--limit", "1", "--out", str(runs["react"])], env, tmp_path)
-    assert again.returncode == 0 and "resumed" in again.stdout
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resumed" in again.stdout + again.stderr  # the progress line of a skipped case
+    assert json.loads((runs["react"] / "results.jsonl").read_text().splitlines()[0])["resumed"] is True
 
     judged = _eval(["judge", str(runs["consult"])], env, tmp_path)  # the same small model as the judge
     assert judged.returncode == 0, judged.stdout + judged.stderr
