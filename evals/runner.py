@@ -79,7 +79,10 @@ async def _run_case(
     except Exception as error:  # noqa: BLE001 - one case's failure must not stop the suite
         return _record(out, {**base, "status": "error", "error": f"{type(error).__name__}: {error}"})
     wall_s, clock = round(time.perf_counter() - clock, 2), time.perf_counter()
-    measured = await asyncio.to_thread(measurements, case_file, outputs, out, settings, services.fhir_base_url)
+    try:
+        measured = await asyncio.to_thread(measurements, case_file, outputs, out, settings, services.fhir_base_url)
+    except Exception as error:  # noqa: BLE001 - a measurement bug must not lose the agent's finished case
+        measured = {"measurement_error": f"{type(error).__name__}: {error}"}
     measured["measure_s"] = round(time.perf_counter() - clock, 3)
     return _record(out, {**base, "status": "done", "wall_s": wall_s, **outputs, **measured,
                          "time": time_split(_trace(out))})  # fmt: skip
