@@ -25,10 +25,11 @@ async def draft_differential(
     gaps: list[Gap],
     question: str | None,
     as_of: date | None,
+    synthetic_dates: bool = False,
     config: RunnableConfig | None = None,
 ) -> Differential:
     messages = [
-        SystemMessage(consult_system_prompt(facts, gaps, as_of)),
+        SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)),
         HumanMessage(render("differential.user.md", question=question or DEFAULT_QUESTION)),
     ]
     schema = differential_request([citation_label(f) for f in facts])

@@ -111,10 +111,14 @@ def fact_id(label: str) -> str:
     return match.group(1)
 
 
-def consult_system_prompt(facts: list[Fact], gaps: list[Gap], as_of: date | None) -> str:
-    """Shared by every reasoning step, byte for byte, so servers reuse its cached prefix (llama.cpp, vLLM)."""
+def consult_system_prompt(facts: list[Fact], gaps: list[Gap], as_of: date | None, synthetic_dates: bool = False) -> str:
+    """Shared by every reasoning step, byte for byte, so servers reuse its cached prefix (llama.cpp, vLLM).
+
+    `synthetic_dates`: the record's dates were shifted to an arbitrary day (imported data sets): the prompt says the
+    calendar date is unknown, so neither the year nor the season can act as a prior for a cause."""
     return render(
-        "consult.system.md", record=record_block(facts, gaps), as_of=as_of.isoformat() if as_of else None
+        "consult.system.md", record=record_block(facts, gaps), as_of=as_of.isoformat() if as_of else None,
+        synthetic_dates=synthetic_dates,
     )
 
 

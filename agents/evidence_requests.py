@@ -67,12 +67,13 @@ async def ask_for_evidence(
     analytes: list[str],
     question: str | None,
     as_of: date | None,
+    synthetic_dates: bool = False,
     round_number: int,
     rounds: int,
     config: RunnableConfig | None = None,
 ) -> EvidenceRequests:
     messages = [
-        SystemMessage(consult_system_prompt(facts, gaps, as_of)),
+        SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)),
         HumanMessage(
             render("evidence_request.user.md", question=question or DEFAULT_QUESTION, round=round_number, rounds=rounds)
         ),

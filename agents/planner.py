@@ -28,6 +28,7 @@ async def draft_plan(
     gaps: list[Gap],
     question: str | None,
     as_of: date | None,
+    synthetic_dates: bool = False,
     regimens: list[SelectedRegimen] = (),
     safety_findings: list[SafetyFinding] = (),
     config: RunnableConfig | None = None,
@@ -41,7 +42,7 @@ async def draft_plan(
                    "what": describe(r)} for r in regimens],
         findings=[f.message for f in safety_findings if f.severity == "block"],
     )  # fmt: skip
-    messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of)), HumanMessage(prompt)]
+    messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)), HumanMessage(prompt)]
     schema = plan_request([citation_label(f) for f in facts], [r.id for r in regimens])
     draft = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
     for action in draft["actions"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from langchain_core.tools import BaseTool
@@ -21,6 +22,7 @@ from medconsult.agents.evidence import Fact
 from medconsult.agents.grounding import GroundingReport, verify_grounding
 from medconsult.agents.safety_review import DRUG_CATEGORIES
 from medconsult.agents.schemas import ActionCategory, Likelihood
+from medconsult.cases import Case
 from medconsult.safety import PlannedDrug, SafetyContext, SafetyFinding, parse_drugs, review_plan
 from medconsult.tools.base import ToolResult
 from medconsult.tools.runner import ToolRecord
@@ -114,9 +116,20 @@ def _call_model(group: list[BaseTool]) -> type[BaseModel]:
     )
 
 
-def tool_arguments(tool: BaseTool, arguments: BaseModel, as_of: date | None) -> dict[str, Any]:
-    """The model's arguments plus the harness's; validated by the tool's own schema (its validators included)."""
+def image_aliases(case: Case) -> dict[str, str]:
+    """"image-1.dcm" -> the file's path. The model names images by alias: a path can name the data set or the
+    source's diagnosis (folder and file names), which must not reach it."""
+    return {f"image-{index}{Path(path).suffix.lower()}": path for index, path in enumerate(case.images, start=1)}
+
+
+def tool_arguments(
+    tool: BaseTool, arguments: BaseModel, as_of: date | None, images: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The model's arguments plus the harness's (as_of; an image alias replaced by its path); validated by the
+    tool's own schema (its validators included)."""
     values = arguments.model_dump(mode="json", exclude_none=True)
+    values = {key: (images or {}).get(value.strip(), value) if isinstance(value, str) else value
+              for key, value in values.items()}  # fmt: skip
     if "as_of" in tool.args_schema.model_fields and as_of is not None:
         values["as_of"] = as_of.isoformat()
     tool.args_schema.model_validate(values)

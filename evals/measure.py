@@ -1,6 +1,8 @@
 """Measurements the harness takes after an agent finishes a case, from outside the agent.
 
-- answer checks: the case label's expected answers (evals/record_checks.py) against the final report's text;
+- answer checks: the case label's expected answers (evals/record_checks.py) against the text the model wrote (its
+  summary, reasoning, differential and plan), never the report's record catalogue or score tables, which the
+  template fills from the tool results whatever the model says; both agents are checked on the same fields;
 - calculator agreement: the calculators the agent ran against an independent recomputation (evals/calculator_check.py)
   from the raw FHIR resources, read here as JSON without the project's record tools.
 """
@@ -8,7 +10,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from fhirclient.models.condition import Condition
@@ -22,12 +23,25 @@ from medconsult.fhir.client import FhirGateway
 RECORD_LIMIT = 2000  # resources of one type for one patient; the recomputation filters by date itself
 
 
-def answer_checks(label: dict[str, Any] | None, report: Path) -> list[dict[str, Any]] | None:
+def answer_checks(label: dict[str, Any] | None, outputs: dict[str, Any]) -> list[dict[str, Any]] | None:
     checks = (label or {}).get("checks")
     if not checks:
         return None
-    text = report.read_text() if report.is_file() else ""
-    return [result.model_dump(mode="json") for result in score_checks(checks, text)]
+    return [result.model_dump(mode="json") for result in score_checks(checks, model_text(outputs))]
+
+
+def model_text(outputs: dict[str, Any]) -> str:
+    """Every field the model wrote, one per line, from the agent's outputs (the same shape for both agents)."""
+    differential = outputs.get("differential") or {}
+    plan = outputs.get("plan") or {}
+    parts: list[Any] = [differential.get("summary")]
+    for diagnosis in differential.get("diagnoses") or []:
+        parts += [diagnosis.get("diagnosis"), diagnosis.get("reasoning"), diagnosis.get("discriminating_test")]
+    parts += [plan.get("working_diagnosis"), plan.get("regimen_reason"), *(plan.get("off_knowledge_base") or [])]
+    for action in plan.get("actions") or []:
+        parts += [action.get("action"), action.get("rationale")]
+    parts += plan.get("cautions") or []
+    return "\n".join(str(part) for part in parts if part)
 
 
 def raw_record(gateway: FhirGateway, patient_id: str) -> dict[str, list[dict]]:

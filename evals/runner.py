@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medconsult.cases import CaseError, CaseFile, load_case_file
+from medconsult.clinical.etiology import reveals
 from medconsult.config import Settings
 from medconsult.evals.calculator_check import tool_results
 from medconsult.evals.measure import answer_checks, calculator_check
@@ -67,8 +69,10 @@ async def _run_case(
     if finished.is_file():
         return {**json.loads(finished.read_text()), "resumed": True}
     clock = time.perf_counter()
-    base = {"case": case_file.id, "case_file": str(path), "as_of": case_file.as_of, "label": case_file.label,
-            "agent": agent, "model": services.model_name}  # fmt: skip
+    label = case_file.label or {}
+    base = {"case": case_file.id, "case_file": str(path), "patient": label.get("patient") or case_file.patient,
+            "as_of": case_file.as_of, "label": case_file.label, "agent": agent,
+            "model": services.model_name}  # fmt: skip
     try:
         outputs = await asyncio.wait_for(
             AGENTS[agent](case_file, settings, services, out, _thread_id(run_dir, case_file.id)),
@@ -79,13 +83,36 @@ async def _run_case(
     except Exception as error:  # noqa: BLE001 - one case's failure must not stop the suite
         return _record(out, {**base, "status": "error", "error": f"{type(error).__name__}: {error}"})
     wall_s, clock = round(time.perf_counter() - clock, 2), time.perf_counter()
+    seen = outputs.pop("seen", [])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SEEN_FILE).write_text(json.dumps(seen, indent=1))  # what the model was shown, for `eval score` to recheck
+    unreachable = llm_unreachable(_trace(out))
+    if unreachable:
+        return _record(out, {**base, "status": "llm_unavailable", "wall_s": wall_s, "error": unreachable,
+                             **outputs, "time": time_split(_trace(out))})  # fmt: skip
     try:
         measured = await asyncio.to_thread(measurements, case_file, outputs, out, settings, services.fhir_base_url)
     except Exception as error:  # noqa: BLE001 - a measurement bug must not lose the agent's finished case
         measured = {"measurement_error": f"{type(error).__name__}: {error}"}
+    measured |= label_visibility(case_file.label, seen)
     measured["measure_s"] = round(time.perf_counter() - clock, 3)
     return _record(out, {**base, "status": "done", "wall_s": wall_s, **outputs, **measured,
                          "time": time_split(_trace(out))})  # fmt: skip
+
+
+def cases_asked(files: list[Path], data_dir: Path) -> list[dict[str, Any]]:
+    """The cases asked for, as their results will name them, with patient and label: a case that never runs is
+    still scored (as a miss). A file that does not load is named by its stem."""
+    asked = []
+    for path in files:
+        try:
+            case_file = load_case_file(path, data_dir)
+        except (CaseError, ValueError):
+            asked.append({"case": path.stem})
+            continue
+        label = case_file.label or {}
+        asked.append({"case": case_file.id, "patient": label.get("patient") or case_file.patient, "label": label})
+    return asked
 
 
 def _trace(out: Path) -> list[dict[str, Any]]:
@@ -99,10 +126,45 @@ def _thread_id(run_dir: Path, case: str) -> str:
     return f"eval-{run_dir.name}-{case}-{uuid.uuid4().hex[:8]}"
 
 
+# What a failed LLM call says when the server could not be reached or answered with a server error; a model that
+# answered with something unusable (invalid JSON) did run, and its case is a finished miss.
+_UNREACHABLE = re.compile(
+    r"APIConnectionError|APITimeoutError|ConnectError|ConnectTimeout|Connection (?:error|refused|reset)"
+    r"|InternalServerError|ServiceUnavailable|RemoteProtocolError|Error code: 5\d\d",
+    re.IGNORECASE,
+)
+
+
+def llm_unreachable(trace: list[dict[str, Any]]) -> str | None:
+    """Why no LLM step could reach the model, or None: the case made no successful LLM call and at least one
+    failed for the server (connection refused, timeout, 5xx). Such a case is `llm_unavailable`, not a finished
+    case with an empty differential, and a resumed run retries it."""
+    calls = [line for line in trace if line.get("kind") == "llm"]
+    if any(not line.get("error") for line in calls):
+        return None
+    errors = [str(line["error"]) for line in calls if _UNREACHABLE.search(str(line.get("error")))]
+    return f"LLM server unreachable: {errors[0][:300]}" if errors else None
+
+
+SEEN_FILE = "seen.json"
+
+
+def label_visibility(label: dict[str, Any] | None, seen: list[dict[str, str]]) -> dict[str, Any]:
+    """Whether any statement the agent saw gives its label away, by the scorer's own vocabulary (what the masker
+    withholds). Scores are left out: "favours bacterial" is the markers calculator's inference from the labs, which
+    the agent is meant to have, not the label."""
+    finding = (label or {}).get("finding")
+    if not finding:
+        return {}
+    hits = [{"kind": item["kind"], "words": words, "text": item["text"][:200]} for item in seen
+            if item.get("kind") != "score" and (words := reveals(item["text"], finding))]  # fmt: skip
+    return {"label_visible": bool(hits), "label_visible_in": hits[:5]}
+
+
 def measurements(case_file: CaseFile, outputs: dict[str, Any], out: Path, settings: Settings,
                  fhir_base_url: str) -> dict[str, Any]:  # fmt: skip
     """Taken after the agent finished (not part of its time): answer checks and calculator agreement."""
-    measured: dict[str, Any] = {"checks": answer_checks(case_file.label, out / "report.md")}
+    measured: dict[str, Any] = {"checks": answer_checks(case_file.label, outputs)}
     gateway = gateway_from_settings(settings, fhir_base_url)
     try:
         measured["calculator_agreement"] = calculator_check(
@@ -127,7 +189,8 @@ async def run_react_baseline(case_file: CaseFile, settings: Settings, services: 
     from medconsult.graphs.react import run_react
 
     outputs = await run_react(case_file.to_case(), settings, services, out)
-    return outputs | {"calculators": tool_results(outputs.pop("tool_records"))}
+    records = outputs.pop("tool_records")
+    return outputs | {"calculators": tool_results(records)}
 
 
 # An agent under evaluation: (case file, settings, services, case folder, thread id) -> outputs for the scorers.
@@ -148,7 +211,15 @@ def _outputs(state: dict) -> dict[str, Any]:
         "patient_id": state.get("patient_id"),
         "calculators": tool_results(state.get("tool_records", [])),
         "trajectory": [{"tool": r.tool, "args": r.args, "ok": r.ok} for r in state.get("tool_records", [])],
+        "seen": seen_statements(state.get("facts") or [], state.get("gaps", [])),
     }
+
+
+def seen_statements(facts: list, gaps: list) -> list[dict[str, str]]:  # noqa: ANN001 - Fact, Gap
+    """What the model was shown: each fact's kind and text, and each gap (the record block's MISSING lines)."""
+    return [{"kind": f.kind, "text": f.text} for f in facts] + [
+        {"kind": "gap", "text": f"{g.what}: {g.reason}"} for g in gaps
+    ]
 
 
 def _record(out: Path, result: dict[str, Any]) -> dict[str, Any]:

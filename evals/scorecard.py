@@ -1,15 +1,20 @@
-"""The scorecard of a suite run: each metric with a 95% bootstrap interval, beside the reference predictors.
+"""The scorecard of a suite run: each metric with a 95% patient-bootstrap interval, beside the reference predictors.
 
-Read from RUN_DIR/results.jsonl (evals/runner.py); written as RUN_DIR/scorecard.json, scorecard.md and plots/. Diagnosis
-metrics are at the etiology-class level (and pathogen level where the label names one); the majority-class and
-constant-ranking references are computed from the same labels, because on an imbalanced suite a constant answer
-already scores high.
+Read from RUN_DIR/results.jsonl (evals/runner.py) and RUN_DIR/run.json (the cases asked for); written as
+RUN_DIR/scorecard.json, scorecard.md and plots/.
+
+Denominators. Every case asked for is in the scorecard. A case that crashed, timed out, lost its LLM or never ran
+is a miss on every outcome metric (`MISS_IF_UNFINISHED`: diagnosis hits, answer checks, trajectory), never left
+out; the finished share is shown beside. Metrics that are shares of what a case produced (numbers supported,
+citations supported, calculators agreeing) and counts and cost are over the cases that produced them, with their n.
+Etiology metrics leave out cases whose label names no etiology ("Pneumonia"), and list them.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +25,18 @@ from medconsult.evals.judge import judge_metrics
 from medconsult.evals.scorers import (
     balanced_accuracy,
     diagnosis_scores,
-    etiology_class,
     grounding_score,
+    macro_recall,
     reference_baselines,
+    scorable_class,
     to_agentevals_trajectory,
     trajectory_score,
 )
-from medconsult.evals.stats import bootstrap_ci
+from medconsult.evals.stats import grouped_bootstrap_ci, grouped_mean_ci
 from medconsult.evals.trace_stats import read_trace
+
+FINISHED = "done"
+NOT_RUN = "not_run"  # asked for, but no result: the run was stopped before it
 
 
 def load_results(run_dir: Path) -> list[dict[str, Any]]:
@@ -38,21 +47,45 @@ def load_results(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def case_metrics(result: dict[str, Any]) -> dict[str, Any] | None:
-    """One finished case's numbers; None for a case that did not finish.
+def asked_results(run_dir: Path) -> list[dict[str, Any]]:
+    """One result per case asked for (run.json `cases_asked`: the case, its patient and label); a case asked for
+    without a result is `not_run`, and a miss like any other unfinished case."""
+    results = load_results(run_dir)
+    run = run_dir / "run.json"
+    asked = json.loads(run.read_text()).get("cases_asked") if run.is_file() else None
+    if not asked:
+        return results
+    by_case = {r["case"]: r for r in results}
+    entries = [entry if isinstance(entry, dict) else {"case": entry} for entry in asked]
+    return [by_case.get(e["case"], {**e, "status": NOT_RUN, "error": "not run"}) for e in entries]
+
+
+def patient_of(result: dict[str, Any]) -> str:
+    """The bootstrap's unit: the case's patient (several images of one patient are one draw)."""
+    return str(result.get("patient") or (result.get("label") or {}).get("patient") or result["case"])
+
+
+def case_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """One case's numbers. A case that did not finish misses every outcome metric; the rest are None for it.
 
     A case without a label finding (a record-questions suite) still gets its grounding, safety, checks and cost
     metrics; its diagnosis metrics are None.
     """
-    if result.get("status") != "done":
-        return None
-    cost = result.get("time") or {}
-    return {
+    finished = result.get("status") == FINISHED
+    metrics: dict[str, Any] = {
         "case": result["case"],
+        "patient": patient_of(result),
+        "status": result.get("status"),
+        "label_visible": result.get("label_visible"),
         **_diagnosis_metrics(result),
+        "checks_passed": _checks_passed(result.get("checks")) if finished else _miss_if(_has_checks(result)),
+    }
+    if not finished:
+        return metrics | dict.fromkeys(OUTPUT_METRICS)
+    cost = result.get("time") or {}
+    return metrics | {
         **_grounding_metrics(result.get("grounding")),
         **_safety_metrics(result),
-        "checks_passed": _checks_passed(result.get("checks")),
         "calculators_agree": _calculators_agree(result.get("calculator_agreement")),
         "trap_findings_after": _trap_findings(result),
         "wall_s": cost.get("wall_s", result.get("wall_s")),
@@ -63,6 +96,14 @@ def case_metrics(result: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _miss_if(applies: bool) -> float | None:
+    return 0.0 if applies else None
+
+
+def _has_checks(result: dict[str, Any]) -> bool:
+    return bool((result.get("label") or {}).get("checks"))
+
+
 _NO_DIAGNOSIS = dict.fromkeys(("label_class", "predicted_class", "top1", "top3", "pathogen_top1", "pathogen_top3"))
 
 
@@ -71,6 +112,8 @@ def _diagnosis_metrics(result: dict[str, Any]) -> dict[str, Any]:
     if not finding:
         return dict(_NO_DIAGNOSIS)
     ranked = [d["diagnosis"] for d in (result.get("differential") or {}).get("diagnoses", [])]
+    if result.get("status") != FINISHED:
+        ranked = []  # whatever an unfinished case left is not an answer: a miss
     scored = diagnosis_scores(ranked, finding)
     return {
         "label_class": scored.label_class,
@@ -138,46 +181,97 @@ DEFAULT_REQUIRED_TOOLS = frozenset({"fhir_find_patient", "fhir_conditions", "fhi
 
 def trajectory_metrics(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     """Required tools called, forbidden ones not, arguments sane, from the case's trace; the trajectory is also
-    written in agentevals' message format (cases/<id>/trajectory.json) for its strict/unordered/subset matchers."""
+    written in agentevals' message format (cases/<id>/trajectory.json) for its strict/unordered/subset matchers.
+    A case that did not finish fails its trajectory (the tools it did call still count for required_tools_called)."""
+    finished = result.get("status") == FINISHED
     trace = run_dir / "cases" / result["case"] / "trace.jsonl"
     if not trace.is_file():
-        return dict.fromkeys(("trajectory_passed", "required_tools_called", "argument_problems"))
+        if finished:
+            return dict.fromkeys(("trajectory_passed", "required_tools_called", "argument_problems"))
+        return {"trajectory_passed": False, "required_tools_called": 0.0, "argument_problems": None}
     lines = read_trace(trace)
     label = result.get("label") or {}
     required = set(label.get("required_tools") or DEFAULT_REQUIRED_TOOLS)
     score = trajectory_score(lines, required, set(label.get("forbidden_tools") or ()), result.get("as_of"))
     (trace.parent / "trajectory.json").write_text(json.dumps(to_agentevals_trajectory(lines), indent=1))
     return {
-        "trajectory_passed": score.passed,
+        "trajectory_passed": score.passed and finished,
         "required_tools_called": 1 - len(score.missing_required) / len(required) if required else None,
         "argument_problems": len(score.argument_problems),
     }
 
 
+def visibility_metrics(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """label_visible rechecked with today's vocabulary over what the agent was shown (cases/<id>/seen.json), so a
+    rescored run applies the same check as a new one; the runner's own verdict where the file is absent."""
+    from medconsult.evals.runner import SEEN_FILE, label_visibility
+
+    seen = run_dir / "cases" / result["case"] / SEEN_FILE
+    if result.get("status") != FINISHED or not seen.is_file():
+        return {}
+    return {"label_visible": label_visibility(result.get("label"), json.loads(seen.read_text())).get("label_visible")}
+
+
 def scored_cases(run_dir: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The metrics of every finished case, its trajectory's included."""
-    return [m | trajectory_metrics(run_dir, r) | judge_metrics(run_dir, r["case"]) for r in results
-            if (m := case_metrics(r)) is not None]  # fmt: skip
+    """The metrics of every case asked for, finished or not, its trajectory and judge verdicts included."""
+    cases = [case_metrics(r) | visibility_metrics(run_dir, r) | trajectory_metrics(run_dir, r)
+             | judge_metrics(run_dir, r["case"]) for r in results]  # fmt: skip
+    if any(c["judge_diagnosis_in_differential"] is not None for c in cases):
+        for case in cases:  # a judged run: a case that never reached the judge is a miss there too
+            if case["status"] != FINISHED and case["label_class"] is not None:
+                case["judge_diagnosis_in_differential"] = False
+    return cases
 
 
 def build_scorecard(run_dir: Path) -> dict[str, Any]:
-    results = load_results(run_dir)
+    results = asked_results(run_dir)
     cases = scored_cases(run_dir, results)
-    labels = [(r.get("label") or {}).get("finding") for r in results if r.get("status") == "done"]
+    finished = sum(r.get("status") == FINISHED for r in results)
     scorecard: dict[str, Any] = {
         "run": str(run_dir),
         "agent": _agent(results),
         "cases": len(results),
-        "status": dict(Counter(r["status"] for r in results)),
-        "metrics": {name: _interval([c[name] for c in cases]) for name in METRICS},
-        "references": _references([label for label in labels if label]),
+        "patients": len({c["patient"] for c in cases}),
+        "finished": finished,
+        "finished_share": round(finished / len(results), 4) if results else None,
+        "status": dict(Counter(r.get("status") for r in results)),
+        "etiology": _etiology_coverage(results),
+        "label_visible": _label_visibility(cases),
+        "metrics": {name: _interval(cases, name) for name in METRICS},
+        "references": _references([(r.get("label") or {}).get("finding") for r in results]),
         "confusion": _confusion(cases),
         "per_case": cases,
     }
-    scored = [(c["predicted_class"], c["label_class"]) for c in cases if c["label_class"] is not None]
-    balanced = {"point": balanced_accuracy(scored), "n": len(scored)} if scored else None
-    scorecard["metrics"]["balanced_accuracy"] = balanced
+    scored = [c for c in cases if scorable_class_of(c) is not None]
+    for name, statistic in (("balanced_accuracy", balanced_accuracy), ("macro_recall", macro_recall)):
+        scorecard["metrics"][name] = _class_interval(scored, statistic)
     return scorecard
+
+
+def scorable_class_of(case: dict[str, Any]) -> str | None:
+    return scorable_class(case["label_class"]) if case.get("label_class") else None
+
+
+def _etiology_coverage(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which cases the etiology metrics score, and which labels they leave out (no etiology named)."""
+    excluded = []
+    scored = 0
+    for result in results:
+        finding = (result.get("label") or {}).get("finding")
+        if not finding:
+            continue
+        if scorable_class(finding) is None:
+            excluded.append({"case": result["case"], "label": finding})
+        else:
+            scored += 1
+    return {"scored": scored, "excluded": excluded}
+
+
+def _label_visibility(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many cases had their label in a fact the agent saw (evals/runner.py checks every fact it saw)."""
+    checked = [c for c in cases if c.get("label_visible") is not None]
+    visible = [c["case"] for c in checked if c["label_visible"]]
+    return {"checked": len(checked), "visible": len(visible), "cases": visible}
 
 
 def _agent(results: list[dict[str, Any]]) -> str | None:
@@ -194,31 +288,53 @@ METRICS = (*SHARE_METRICS, "unsupported_statements", "fabricated_values", "safet
            "safety_violations_after", "safety_blocks_left", "trap_findings_after", "argument_problems",
            "judge_reasoning_quality", "wall_s", "llm_calls", "tool_calls", "prompt_tokens",
            "completion_tokens")  # fmt: skip
+# Outcome metrics: an unfinished case scores 0 on them (where they apply to its label), never None.
+MISS_IF_UNFINISHED = ("top1", "top3", "pathogen_top1", "pathogen_top3", "checks_passed", "trajectory_passed",
+                      "required_tools_called", "judge_diagnosis_in_differential")  # fmt: skip
+# Measured on what a finished case produced: None for a case that did not finish.
+OUTPUT_METRICS = tuple(m for m in METRICS if m not in MISS_IF_UNFINISHED and not m.startswith("judge_"))
 
 
-def _references(labels: list[str]) -> dict[str, Any] | None:
-    if not labels or all(etiology_class(label) is None for label in labels):
+def _references(labels: list[str | None]) -> dict[str, Any] | None:
+    labels = [label for label in labels if label]
+    if not any(scorable_class(label) for label in labels):
         return None
     references = reference_baselines(labels)
     return {k: v.model_dump() if hasattr(v, "model_dump") else v for k, v in references.items()}
 
 
-def _interval(values: list[Any]) -> dict[str, Any] | None:
-    """Mean with a 95% bootstrap interval over the cases that have the value (booleans as 0/1)."""
-    numbers = [float(v) for v in values if v is not None]
-    if not numbers:
+def _interval(cases: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """Mean with a 95% patient-bootstrap interval over the cases that have the value (booleans as 0/1)."""
+    having = [(float(c[name]), c["patient"]) for c in cases if c.get(name) is not None]
+    if not having:
         return None
-    point, low, high = bootstrap_ci(numbers)
+    numbers, patients = [v for v, _ in having], [p for _, p in having]
+    point, low, high = grouped_mean_ci(numbers, patients)
     return {"mean": round(point, 4), "ci95": [round(low, 4), round(high, 4)], "n": len(numbers),
-            "median": round(float(np.median(numbers)), 4)}  # fmt: skip
+            "patients": len(set(patients)), "median": round(float(np.median(numbers)), 4)}  # fmt: skip
+
+
+def _class_interval(scored: list[dict[str, Any]], statistic: Callable[[list], float]) -> dict[str, Any] | None:
+    """A class-averaged statistic of the top-1 answers with its patient-bootstrap interval (a replicate averages over
+    the classes it drew)."""
+    if not scored:
+        return None
+    pairs = [(c["predicted_class"], scorable_class_of(c)) for c in scored]
+    point, low, high = grouped_bootstrap_ci(pairs, [c["patient"] for c in scored], statistic)
+    return {"mean": round(point, 4), "ci95": [round(low, 4), round(high, 4)], "n": len(pairs),
+            "patients": len({c["patient"] for c in scored})}  # fmt: skip
 
 
 def _confusion(cases: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Label class -> predicted top-1 class -> count ("none" where nothing mappable was predicted)."""
+    """Label class -> predicted top-1 class -> count ("none" where nothing was predicted, "unfinished" where the
+    case did not finish); only labels with an etiology class."""
     matrix: dict[str, Counter[str]] = {}
     for case in cases:
-        if case["label_class"] is not None:
-            matrix.setdefault(case["label_class"], Counter())[case["predicted_class"] or "none"] += 1
+        label = scorable_class_of(case)
+        if label is None:
+            continue
+        predicted = case["predicted_class"] or ("none" if case["status"] == FINISHED else "unfinished")
+        matrix.setdefault(label, Counter())[predicted] += 1
     return {label: dict(row) for label, row in sorted(matrix.items())}
 
 
@@ -234,25 +350,30 @@ def write_scorecard(run_dir: Path) -> dict[str, Any]:
 
 
 def render_markdown(scorecard: dict[str, Any]) -> str:
+    finished = scorecard.get("finished_share")
     lines = [f"# Scorecard: {scorecard['run']}", "", f"Agent: {scorecard.get('agent') or '-'}", "",
-             f"Cases: {scorecard['cases']} ({scorecard['status']})", "",
-             "| metric | mean | 95% CI | n |", "|---|---|---|---|"]  # fmt: skip
+             f"Cases asked for: {scorecard['cases']} ({scorecard.get('patients', '-')} patients); finished: "
+             f"{scorecard.get('finished', '-')}" + (f" ({finished:.0%})" if finished is not None else "")
+             + f"; status: {scorecard['status']}", ""]  # fmt: skip
+    lines += _coverage_lines(scorecard)
+    lines += ["| metric | mean | 95% CI (patients resampled) | n |", "|---|---|---|---|"]
     for name, value in scorecard["metrics"].items():
         if value is None:
             lines.append(f"| {name} | - | - | 0 |")
-        elif "ci95" in value:
+        else:
             low, high = value["ci95"]
             lines.append(f"| {name} | {value['mean']:.3g} | {low:.3g}-{high:.3g} | {value['n']} |")
-        else:
-            lines.append(f"| {name} | {value['point']:.3g} | - | {value['n']} |")
+    lines += ["", "Outcome metrics (" + ", ".join(MISS_IF_UNFINISHED) + ") count a case that did not finish as a "
+              "miss; the others are over the cases that produced them."]  # fmt: skip
     references = scorecard.get("references")
     if references:
         lines += ["", "Reference predictors on the same labels:", "",
-                  "| predictor | ranking | top-1 | top-3 | balanced |", "|---|---|---|---|---|"]  # fmt: skip
+                  "| predictor | ranking | top-1 | top-3 | balanced | macro-recall |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
         for name in ("majority", "constant_ranking"):
             ref = references[name]
             lines.append(f"| {name} | {', '.join(ref['ranking'])} | {ref['top1']:.3g} | {ref['top3']:.3g} | "
-                         f"{ref['balanced_accuracy']:.3g} |")  # fmt: skip
+                         f"{ref['balanced_accuracy']:.3g} | {ref['macro_recall']:.3g} |")  # fmt: skip
     if scorecard["confusion"]:
         predicted = sorted({p for row in scorecard["confusion"].values() for p in row})
         lines += ["", "Confusion (rows: label class, columns: predicted top-1 class):", "",
@@ -262,3 +383,18 @@ def render_markdown(scorecard: dict[str, Any]) -> str:
     if scorecard.get("plots"):
         lines += ["", "Plots:", ""] + [f"- [{Path(p).name}]({p})" for p in scorecard["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _coverage_lines(scorecard: dict[str, Any]) -> list[str]:
+    lines = []
+    etiology = scorecard.get("etiology") or {}
+    if etiology.get("scored") or etiology.get("excluded"):
+        excluded = etiology.get("excluded") or []
+        lines.append(f"Etiology metrics score {etiology.get('scored', 0)} case(s); left out (the label names no "
+                     f"etiology): {len(excluded)}" + (" (" + ", ".join(f"{e['case']}: {e['label']}" for e in excluded)
+                                                       + ")" if excluded else ""))  # fmt: skip
+    visible = scorecard.get("label_visible") or {}
+    if visible.get("checked"):
+        lines.append(f"Label visible to the agent (a fact it saw names the answer): {visible['visible']} of "
+                     f"{visible['checked']} case(s)" + (f": {', '.join(visible['cases'])}" if visible["cases"] else ""))
+    return [line for text in lines for line in (text, "")]

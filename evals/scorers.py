@@ -1,132 +1,47 @@
-"""Scorers for the case-suite eval: plain functions over one finished case's outputs and its label.
+"""Scorers for the case-suite eval: plain functions over one case's outputs and its label.
 
 Diagnoses are compared at two levels. The ieee8023 labels mostly name an organism ("Streptococcus",
 "Pneumocystis") while a radiograph plus a record rarely pins one down, so the primary score is at the
 etiology level (bacterial / viral / fungal / covid-19 / other / normal); the pathogen level is reported too,
-only for labels that name an organism. Text matching is by regular expressions, deliberately: the scorer must
-be deterministic and cheap, and the synonyms below are the ones the labels and drafted diagnoses use.
+only for labels that name an organism. Labels and drafted diagnoses are read with the project's one etiology
+vocabulary (`medconsult.clinical.etiology`), the same the note masker uses: a label that names no cause
+("Pneumonia") is not scored at etiology level, and a drafted diagnosis that names none ("community-acquired
+pneumonia", "bacterial or viral pneumonia") reads `unspecified`, which never matches a label.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, computed_field
 
 from medconsult.agents.grounding import GroundingReport
+from medconsult.clinical.etiology import ETIOLOGIES, Etiology, Reading, etiology_class, pathogen
 from medconsult.evals.trace_stats import time_split
 from medconsult.safety import SafetyFinding
-
-Etiology = Literal["bacterial", "viral", "fungal", "covid-19", "other", "normal"]
-
-# --- Etiology and pathogen ------------------------------------------------------------------------------------
-# (pattern, normalised pathogen, etiology). Genus level where the labels are genus level ("Streptococcus").
-_PATHOGENS: tuple[tuple[str, str, Etiology], ...] = (
-    (r"covid|sars[- ]?cov[- ]?2|2019[- ]ncov|(?:novel )?coronavirus", "sars-cov-2", "covid-19"),
-    (r"streptococc\w*|\bstrep\b|pneumococc\w*|\bs\. ?pneumoniae", "streptococcus", "bacterial"),
-    (r"staphylococc\w*|\bstaph\b|\bmrsa\b|\bs\. ?aureus", "staphylococcus aureus", "bacterial"),
-    (r"klebsiella", "klebsiella", "bacterial"),
-    (r"\be\. ?coli\b|escherichia", "escherichia coli", "bacterial"),
-    (r"legionell\w*", "legionella", "bacterial"),
-    (r"mycoplasma", "mycoplasma", "bacterial"),
-    (r"chlamydophila|chlamydia pneumoniae", "chlamydophila", "bacterial"),
-    (r"haemophilus|hemophilus|\bh\. ?influenzae", "haemophilus influenzae", "bacterial"),
-    (r"pseudomonas", "pseudomonas", "bacterial"),
-    (r"moraxella", "moraxella", "bacterial"),
-    (r"tubercul\w*|\btb\b|mycobacteri\w*", "mycobacterium tuberculosis", "bacterial"),
-    (r"pneumocystis|\bpcp\b|\bpjp\b", "pneumocystis", "fungal"),
-    (r"aspergill\w*", "aspergillus", "fungal"),
-    (r"histoplasm\w*", "histoplasma", "fungal"),
-    (r"cryptococc\w*", "cryptococcus", "fungal"),
-    (r"varicella|chickenpox|\bvzv\b", "varicella-zoster virus", "viral"),
-    (r"\binfluenza\b|\bflu\b|\bh1n1\b", "influenza virus", "viral"),  # \b: not "influenzae"
-    (r"\brsv\b|respiratory syncytial", "respiratory syncytial virus", "viral"),
-    (r"adenovir\w*", "adenovirus", "viral"),
-    (r"cytomegalovir\w*|\bcmv\b", "cytomegalovirus", "viral"),
-)
-
-# Classes named without an organism. Checked only when no pathogen is named, in this order.
-_GENERIC: tuple[tuple[str, Etiology], ...] = (
-    (r"\bviral\b|\bvirus\b", "viral"),
-    (r"\bfungal\b|\bmycos[ie]s\b", "fungal"),
-    (r"\bbacteri\w*", "bacterial"),
-    (r"atypical pneumonia", "bacterial"),  # the classic atypical organisms are bacterial
-    (
-        r"lipoid|\bards\b|respiratory distress syndrome|aspiration|o?edema|heart failure|atelecta\w*|effusion"
-        r"|malignan\w*|carcinoma|cancer|neoplasm|\bmass\b|metasta\w*|embolism|fibrosis|interstitial lung"
-        r"|sarcoid\w*|\bcopd\b|bronchiectasis|pneumothorax|contusion",
-        "other",
-    ),
-    (r"no finding|no acute|\bnormal\b|unremarkable|no (?:radiographic )?abnormalit", "normal"),
-)
-
-# Pneumonia with no organism, cause or class named ("Pneumonia", "community-acquired pneumonia").
-_UNSPECIFIED_PNEUMONIA = (
-    r"pneumonia|pneumonitis|\bcap\b|\bhap\b|consolidation|lower respiratory tract infection"
-)
-UNSPECIFIED_PNEUMONIA_CLASS: Etiology = "bacterial"
-
-
-def _search(pattern: str, text: str) -> re.Match[str] | None:
-    return re.search(pattern, text, flags=re.IGNORECASE)
-
-
-def _first_pathogen(text: str) -> tuple[str, Etiology] | None:
-    """The pathogen mentioned first: a diagnosis names its main organism before any superinfection."""
-    hits = [(m.start(), name, cls) for pattern, name, cls in _PATHOGENS if (m := _search(pattern, text))]
-    if not hits:
-        return None
-    _, name, cls = min(hits)
-    return name, cls
-
-
-def pathogen(text: str) -> str | None:
-    """Normalised organism name ("streptococcus", "pneumocystis", "sars-cov-2"...), None where none is named."""
-    found = _first_pathogen(text)
-    return found[0] if found else None
-
-
-def etiology_class(text: str | None) -> Etiology | None:
-    """Map a label or a drafted diagnosis to its etiology class; None when it cannot be mapped.
-
-    A named organism decides the class ("COVID-19, ARDS" -> covid-19, "Mycoplasma Bacterial Pneumonia" ->
-    bacterial); otherwise a named class ("viral pneumonia"), then non-infectious disease -> "other" (lipoid,
-    ARDS alone, aspiration without an organism, oedema...), then no finding -> "normal".
-
-    Modelling choice: pneumonia with nothing more said (the label "Pneumonia", "community-acquired pneumonia")
-    maps to UNSPECIFIED_PNEUMONIA_CLASS, "bacterial", because bacteria are the commonest cause of
-    community-acquired pneumonia and the empirical treatment targets them. It makes the label "Pneumonia"
-    scorable at the price of counting a drafted "community-acquired pneumonia" as right for a bacterial label.
-    """
-    if not text or not text.strip():
-        return None
-    found = _first_pathogen(text)
-    if found:
-        return found[1]
-    for pattern, cls in _GENERIC:
-        if _search(pattern, text):
-            return cls
-    if _search(_UNSPECIFIED_PNEUMONIA, text):
-        return UNSPECIFIED_PNEUMONIA_CLASS
-    return None
 
 
 # --- Diagnosis ------------------------------------------------------------------------------------------------
 class DiagnosisScore(BaseModel):
     """Top-k hits at etiology level, and at pathogen level where the label names an organism (else None)."""
 
-    label_class: Etiology | None
-    predicted_classes: list[Etiology | None]
-    top1: bool | None  # None: the label itself cannot be mapped, so the case is not scored
+    label_class: Reading | None
+    predicted_classes: list[Reading | None]
+    top1: bool | None  # None: the label names no etiology ("Pneumonia", unmapped), so the case is not scored
     top3: bool | None
     label_pathogen: str | None
     pathogen_top1: bool | None
     pathogen_top3: bool | None
+
+
+def scorable_class(label: str | None) -> Etiology | None:
+    """The label's etiology class when it has one; None for "Pneumonia" (unspecified) or an unmapped label."""
+    reading = etiology_class(label)
+    return reading if reading in ETIOLOGIES else None
 
 
 def _hit(predicted: list[Any], expected: Any, k: int) -> bool | None:
@@ -134,15 +49,15 @@ def _hit(predicted: list[Any], expected: Any, k: int) -> bool | None:
 
 
 def diagnosis_scores(ranked: list[str], label: str) -> DiagnosisScore:
-    """Score a ranked differential (most likely first) against the case's label."""
+    """Score a ranked differential (most likely first) against the case's label; an empty one misses."""
     label_class, label_pathogen = etiology_class(label), pathogen(label)
     classes = [etiology_class(d) for d in ranked]
     pathogens = [pathogen(d) for d in ranked]
     return DiagnosisScore(
         label_class=label_class,
         predicted_classes=classes,
-        top1=_hit(classes, label_class, 1),
-        top3=_hit(classes, label_class, 3),
+        top1=_hit(classes, scorable_class(label), 1),
+        top3=_hit(classes, scorable_class(label), 3),
         label_pathogen=label_pathogen,
         pathogen_top1=_hit(pathogens, label_pathogen, 1),
         pathogen_top3=_hit(pathogens, label_pathogen, 3),
@@ -153,7 +68,7 @@ def balanced_accuracy(pairs: list[tuple[str | None, str]]) -> float:
     """Mean over the label classes present of the recall on that class; pairs are (predicted, label).
 
     Plain accuracy on this suite rewards saying "COVID-19" every time (COVID-19 is the commonest label);
-    macro-averaged recall gives each class the same weight. A None prediction counts as a miss.
+    macro-averaged recall gives each class the same weight. A None or "unspecified" prediction is a miss.
     """
     if not pairs:
         raise ValueError("balanced_accuracy needs at least one (predicted, label) pair")
@@ -162,19 +77,33 @@ def balanced_accuracy(pairs: list[tuple[str | None, str]]) -> float:
     return sum(hits[label] / total for label, total in totals.items()) / len(totals)
 
 
+def macro_recall(pairs: list[tuple[str | None, str]]) -> float:
+    """Recall averaged over every etiology class that is a label or a prediction (scikit-learn's macro recall):
+    a class the agent predicts but no case has adds a zero, so scattering answers over absent classes costs."""
+    if not pairs:
+        raise ValueError("macro_recall needs at least one (predicted, label) pair")
+    totals: Counter[str] = Counter(label for _, label in pairs)
+    hits: Counter[str] = Counter(label for predicted, label in pairs if predicted == label)
+    classes = set(totals) | {predicted for predicted, _ in pairs if predicted in ETIOLOGIES}
+    return sum(hits[c] / totals[c] if totals[c] else 0.0 for c in classes) / len(classes)
+
+
 class BaselineScore(BaseModel):
     ranking: list[Etiology]  # what the predictor answers for every case, most likely first
     top1: float
     top3: float
     balanced_accuracy: float
+    macro_recall: float
 
 
 def _constant_predictor_score(ranking: list[Etiology], classes: list[Etiology]) -> BaselineScore:
+    pairs = [(ranking[0], c) for c in classes]
     return BaselineScore(
         ranking=ranking,
         top1=sum(c == ranking[0] for c in classes) / len(classes),
         top3=sum(c in ranking[:3] for c in classes) / len(classes),
-        balanced_accuracy=balanced_accuracy([(ranking[0], c) for c in classes]),
+        balanced_accuracy=balanced_accuracy(pairs),
+        macro_recall=macro_recall(pairs),
     )
 
 
@@ -182,10 +111,10 @@ def reference_baselines(labels: list[str]) -> dict[str, Any]:
     """Label-only predictors to print beside the agent: what a score is worth on this class mix.
 
     "majority" answers the commonest class for every case; "constant_ranking" answers the three commonest
-    classes, in order of frequency (ties alphabetical), for every case. Labels that map to no class are left
-    out and counted.
+    classes, in order of frequency (ties alphabetical), for every case. Labels without an etiology class
+    ("Pneumonia") are left out and counted, as in the agent's etiology metrics.
     """
-    mapped = [etiology_class(label) for label in labels]
+    mapped = [scorable_class(label) for label in labels]
     classes = [c for c in mapped if c is not None]
     if not classes:
         raise ValueError("no label maps to an etiology class")

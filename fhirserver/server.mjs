@@ -9,6 +9,10 @@
 //     first narrowed to that patient's resources;
 //   - GET /metadata: a CapabilityStatement built from the loaded search-parameter definitions;
 //   - paging: `self`/`next` links on search Bundles, so clients can follow them.
+// It also guards the loopback server against the browser of the person running it: a web page they visit can send
+// requests to 127.0.0.1, so requests must name this server in Host (no DNS rebinding), carry no foreign Origin,
+// and send a body only as FHIR JSON (a form or text/plain POST, which a page can send without a CORS preflight, is
+// refused). It listens on loopback only, unless started with --allow-remote.
 //
 // Usage: node --experimental-websocket server.mjs --host 127.0.0.1 --port 8090 --data PATH.json
 import { createServer } from 'node:http';
@@ -32,8 +36,15 @@ const { values: args } = parseArgs({
     data: { type: 'string' },
     'save-delay-ms': { type: 'string', default: '300' },
     'max-body-mb': { type: 'string', default: '64' },
+    'allow-remote': { type: 'boolean', default: false },
   },
 });
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+if (!LOOPBACK.has(args.host) && !args['allow-remote']) {
+  console.error(`refusing to listen on ${args.host}: this server has no authentication; use a loopback address`);
+  process.exit(2);
+}
 
 const BASE = '/fhir';
 const MAX_BODY = Number(args['max-body-mb']) * 1024 * 1024;
@@ -210,8 +221,47 @@ function readBody(req) {
   });
 }
 
+// ---- request guards ------------------------------------------------------------------------------
+const BODY_TYPES = new Set(['application/fhir+json', 'application/json', 'application/json-patch+json']);
+
+function loopbackAuthority(authority) {
+  try {
+    const { hostname, port } = new URL(`http://${authority}`);
+    return LOOPBACK.has(hostname) && (port || '80') === String(args.port);
+  } catch {
+    return false;
+  }
+}
+
+// Why a request must be refused, as [status, OperationOutcome], or undefined.
+function refusal(req) {
+  if (!args['allow-remote'] && !loopbackAuthority(req.headers.host ?? '')) {
+    return outcome(421, 'error', 'security', 'Host must name this loopback server (127.0.0.1 or localhost, its port)');
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && !args['allow-remote']) {
+    let allowed = false;
+    try {
+      const parsed = new URL(origin);
+      allowed = parsed.protocol === 'http:' && loopbackAuthority(parsed.host);
+    } catch {
+      allowed = false;
+    }
+    if (!allowed) return outcome(403, 'error', 'security', `requests from origin ${origin} are not accepted`);
+  }
+  if (['POST', 'PUT', 'PATCH'].includes(req.method)) {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (!BODY_TYPES.has(type)) {
+      return outcome(415, 'error', 'not-supported', `Content-Type ${type || '(none)'} is not FHIR JSON`);
+    }
+  }
+  return undefined;
+}
+
 async function handle(req, res) {
-  const url = new URL(req.url, `http://${req.headers.host ?? `${args.host}:${args.port}`}`);
+  const refused = refusal(req);
+  if (refused) return send(res, ...refused);
+  const url = new URL(req.url, `http://${args.host}:${args.port}`);
   if (url.pathname === '/healthz') return send(res, 200, { status: 'ok', resources: countResources() });
   if (!url.pathname.startsWith(BASE)) return send(res, ...outcome(404, 'error', 'not-found', 'FHIR base is /fhir'));
   const path = url.pathname.slice(BASE.length) || '/';

@@ -89,6 +89,7 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
             gaps=state.get("gaps", []),
             question=state["case"].question,
             as_of=state["case"].as_of,
+            synthetic_dates=state["case"].synthetic_dates,
             config={"callbacks": [context.tracer.llm_callback("differential")]},
         )
     except Exception as error:  # noqa: BLE001 - an LLM failure must leave a report, not a crash

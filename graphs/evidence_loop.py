@@ -42,6 +42,7 @@ async def request_evidence(state: ConsultState, runtime: Runtime[ConsultContext]
         asked = await ask_for_evidence(
             context.chat_model, method=context.structured_output, facts=facts, gaps=state.get("gaps", []),
             analytes=sorted(observed_analytes(records)), question=state["case"].question, as_of=state["case"].as_of,
+            synthetic_dates=state["case"].synthetic_dates,
             round_number=round_number, rounds=state["evidence_rounds"],
             config={"callbacks": [context.tracer.llm_callback("request_evidence")]},
         )  # fmt: skip

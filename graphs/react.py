@@ -28,6 +28,7 @@ from medconsult.agents.react_baseline import (
     FINAL,
     ReactAnswer,
     check_answer,
+    image_aliases,
     observation,
     ordered_tools,
     render_answer,
@@ -98,7 +99,7 @@ async def act(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, An
     tool = context.tools.get(call["tool"])
     record, error = None, None
     try:
-        arguments = tool_arguments(tool, call["arguments"], state["case"].as_of)
+        arguments = tool_arguments(tool, call["arguments"], state["case"].as_of, image_aliases(state["case"]))
     except ValidationError as invalid:
         error = f"invalid arguments for {tool.name}: {invalid.errors()[0]['msg']}"
     else:
@@ -127,11 +128,14 @@ def build_react_graph():
 
 
 def opening_messages(case: Case, tools: ToolRegistry, max_steps: int) -> list[BaseMessage]:
+    """The task as the model reads it: no case id and no file path (either may name the data set it came from),
+    the images by their aliases."""
     listed = ordered_tools(list(tools.tools.values()))
     return [
         SystemMessage(render("react.system.md", tools=listed, max_steps=max_steps)),
-        HumanMessage(render("react.user.md", case_id=case.id, patient=case.patient, as_of=case.as_of,
-                            images=case.images, question=case.question or "Differential diagnosis and management.")),
+        HumanMessage(render("react.user.md", patient=case.patient, as_of=case.as_of,
+                            synthetic_dates=case.synthetic_dates, images=list(image_aliases(case)),
+                            question=case.question or "Differential diagnosis and management.")),
     ]  # fmt: skip
 
 
@@ -160,12 +164,13 @@ async def _measurements(case: Case, answer: ReactAnswer | None, records: list[To
     """The consult graph's result fields, for the same scorers (`tool_records` for the harness's own checks)."""
     calls = [{"tool": r.tool, "args": r.args, "ok": r.ok} for r in records]
     patient = _resolved_patient(records)
-    ran = {"trajectory": calls, "patient_id": patient, "tool_records": records}
+    facts = build_facts(records, tools.result_models())
+    seen = [{"kind": f.kind, "text": f.text} for f in facts]
+    ran = {"trajectory": calls, "patient_id": patient, "tool_records": records, "seen": seen}
     if answer is None:
         gap = {"what": "answer", "reason": problem or "no final answer"}
         return {"differential": None, "plan": None, "safety_findings": [], "first_draft_findings": [],
                 "grounding": None, "gaps": [gap], **ran}  # fmt: skip
-    facts = build_facts(records, tools.result_models())
     findings = review_answer(answer, safety_context(await _record_for_review(case, patient, tools, settings)))
     dumped = [f.model_dump(mode="json") for f in findings]
     return {

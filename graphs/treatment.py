@@ -42,6 +42,7 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
             gaps=state.get("gaps", []),
             question=state["case"].question,
             as_of=state["case"].as_of,
+            synthetic_dates=state["case"].synthetic_dates,
             regimens=options,
             safety_findings=state.get("safety_findings", []) if blocked else [],
             config={"callbacks": [context.tracer.llm_callback("plan")]},

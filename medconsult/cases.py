@@ -27,6 +27,10 @@ class Case(BaseModel):
     images: list[str] = Field(default_factory=list)
     question: str | None = None
     as_of: date | None = Field(None, description="review the record as it stood on this day")
+    synthetic_dates: bool = Field(
+        False, description="the record's dates are shifted to an arbitrary day 0 (imported data sets): not a real "
+        "calendar date, so the prompts say the date is unknown"
+    )
 
 
 class CaseFile(Case):

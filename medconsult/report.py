@@ -1,4 +1,10 @@
-"""report.md: the consult draft a physician reads, rendered from the graph state."""
+"""report.md and report.html: the consult draft a physician reads, rendered from the graph state.
+
+Record text and model output may be hostile (a note can carry `<script>`, a Markdown image of a local file, or a
+line that forges a "Safety review" heading). Every value the template interpolates is therefore written as inert
+text (`inert`): HTML characters as entities, Markdown link and image brackets escaped, one line, no leading block
+marker. The HTML file inlines only images inside the run folder and forbids scripts with a Content-Security-Policy.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +17,31 @@ from typing import TYPE_CHECKING
 
 import jinja2
 import markdown
+from markupsafe import Markup
 
 from medconsult import __version__
 from medconsult.agents.regimens import describe, knowledge_base
 from medconsult.graphs.scores import SCORE_TOOLS
 from medconsult.knowledge import SelectedRegimen
+from medconsult.outcome import consult_failure
 
 if TYPE_CHECKING:
     from medconsult.graphs.context import ConsultContext
     from medconsult.graphs.state import ConsultState
+
+# What starts a block at the beginning of a line: a heading, quote or bullet mark, or an ordered-list number "1. ".
+_BLOCK_MARKER = re.compile(r"^(\s*)(\d*)((?<!\d)#|(?<!\d)[+*-](?=\s|$)|(?<=\d)[.)](?=\s|$))")
+
+
+def inert(value: object) -> str:
+    """A value as Markdown text that renders as itself and nothing more: HTML characters as entities (no tag, no
+    comment), link and image brackets escaped (no link to a file or site), whitespace folded to one line and a
+    leading heading, list or quote marker escaped (no forged section)."""
+    text = " ".join(str(value).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("[", "\\[").replace("]", "\\]")
+    return _BLOCK_MARKER.sub(lambda m: m.group(1) + m.group(2) + "\\" + m.group(3), text)
+
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("medconsult", "templates"),
@@ -27,9 +49,14 @@ _environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     autoescape=False,
+    finalize=inert,  # every {{ value }} of the Markdown template
 )
-# Model and record text must not break the Markdown tables it sits in.
-_environment.filters["cell"] = lambda text: " ".join(str(text).split()).replace("|", "\\|")
+# Model and record text must not break the Markdown tables it sits in (inert() then escapes the rest).
+_environment.filters["cell"] = lambda text: str(text).replace("|", "\\|")
+# The HTML shell: its own environment, autoescaped; only the converted body is passed as markup.
+_html_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("medconsult", "templates"), undefined=jinja2.StrictUndefined, autoescape=True
+)
 
 
 def write_report(state: ConsultState, context: ConsultContext) -> Path:
@@ -41,19 +68,27 @@ def write_report(state: ConsultState, context: ConsultContext) -> Path:
 def write_html(markdown_path: Path) -> Path:
     """report.html beside report.md: one self-contained file (images inlined) a physician can open or share."""
     body = markdown.markdown(markdown_path.read_text(), extensions=["tables", "sane_lists"])
-    body = _IMAGE_SOURCE.sub(lambda m: m.group(1) + _data_uri(markdown_path.parent / m.group(2)) + '"', body)
+    folder = markdown_path.parent.resolve()
+    body = _IMAGE_SOURCE.sub(lambda m: m.group(1) + _data_uri(folder, m.group(2)) + '"', body)
     path = markdown_path.with_suffix(".html")
-    path.write_text(_environment.get_template("report.html.j2").render(body=body, title=markdown_path.parent.name))
+    html = _html_environment.get_template("report.html.j2").render(body=Markup(body), title=markdown_path.parent.name)
+    path.write_text(html)
     return path
 
 
-_IMAGE_SOURCE = re.compile(r'(<img[^>]*\bsrc=")([^"]+)"')
+_IMAGE_SOURCE = re.compile(r'(<img[^>]*\bsrc=")([^"]*)"')
 
 
-def _data_uri(picture: Path) -> str:
-    if not picture.is_file():
-        return str(picture)  # left as a link; the report already says what is missing
-    return "data:image/png;base64," + base64.b64encode(picture.read_bytes()).decode()
+def _data_uri(folder: Path, source: str) -> str:
+    """The PNG inlined, when `source` is a PNG file inside the run folder; otherwise nothing (an empty source): a
+    path elsewhere ("/etc/hostname", "../../x") or a URL is never read nor fetched."""
+    picture = (folder / source).resolve()
+    if "://" in source or not picture.is_relative_to(folder) or not picture.is_file():
+        return ""
+    data = picture.read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ""
+    return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
 def render_report(state: ConsultState, context: ConsultContext) -> str:
@@ -87,6 +122,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         images=_images(records, context.out_dir),
         scores=[(r, _score_sources(r)) for r in records if r.tool in SCORE_TOOLS],
         counts=_trace_counts(context.tracer.events),
+        failure=consult_failure(state, context.tracer.events),
     )
 
 

@@ -54,7 +54,7 @@ def evaluate(
     case_timeout_s: float = typer.Option(1800.0, help="a case still running after this is recorded as a timeout"),
 ) -> None:
     """Run every case of SUITE; re-running the same --out skips the cases that finished."""
-    from medconsult.evals.runner import run_suite
+    from medconsult.evals.runner import cases_asked, run_suite
     from medconsult.evals.scorecard import write_scorecard
     from medconsult.evals.suites import SuiteError, prepare_suite, resolve_suite
 
@@ -79,6 +79,7 @@ def evaluate(
     (out / "results.jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in results))
     run = {"suite": str(folder), "agent": agent.value, "model": services.model_name, "started": started.isoformat(),
            "elapsed_s": round(time.perf_counter() - clock, 2), "setup_s": round(setup_s, 2), "cases": len(results),
+           "cases_asked": cases_asked(files[:limit], settings.resolved_data_dir),
            "react_max_steps": settings.react_max_steps, "embedded_context": settings.embedded_context}  # fmt: skip
     (out / "run.json").write_text(json.dumps(run, indent=2))
     counts = Counter(r["status"] for r in results)
@@ -158,7 +159,7 @@ class _progress_bar:
 
     def report(self, result: dict[str, Any]) -> None:
         status = result["status"]
-        colour = {"done": "green", "invalid": "yellow"}.get(status, "red")
+        colour = {"done": "green", "invalid": "yellow"}.get(status, "red")  # error, timeout, llm_unavailable
         detail = "resumed" if result.get("resumed") else (f"{result['wall_s']:.0f} s" if result.get("wall_s") else
                                                          result.get("error", ""))  # fmt: skip
         self.bar.console.print(f"  [{colour}]{status:<8}[/] {result['case']}  {detail}")

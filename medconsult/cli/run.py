@@ -18,10 +18,13 @@ from medconsult.config import Settings
 from medconsult.evals.trace_stats import read_trace, time_split
 from medconsult.fhir.client import FhirUnavailable
 from medconsult.llm.models import ModelError
+from medconsult.outcome import consult_failure
 from medconsult.process import ServiceError
 from medconsult.runner import consult_services, peak_rss_mb, run_consult
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.signoff import auto_approve as auto_approve_sign_off
+
+INCOMPLETE = 3  # the run finished and wrote its report, but the consult failed (patient, FHIR server or LLM)
 
 
 def run(
@@ -63,7 +66,9 @@ def run(
             )
     except (ServiceError, ModelError, FhirUnavailable, ValueError) as error:
         fail(str(error))
-    split = time_split(read_trace(outcome.trace_path))
+    trace = read_trace(outcome.trace_path)
+    split = time_split(trace)
+    failure = consult_failure(outcome.state, trace)
     decision = outcome.state.get("sign_off")
     summary = {
         "case": outcome.state["case"].id,
@@ -74,6 +79,7 @@ def run(
         "gaps": [g.model_dump() for g in outcome.state.get("gaps", [])],
         "sign_off": decision.model_dump() if decision else "awaiting",
         "written_resources": outcome.state.get("written_resources", []),
+        "failure": failure,
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2))
     console.print(
@@ -89,6 +95,8 @@ def run(
         )
     else:
         console.print(f"sign-off: {decision.decision} by {decision.reviewer}; html: {out / 'report.html'}")
+    if failure:
+        fail(f"incomplete consult: {failure}", code=INCOMPLETE)
 
 
 def _case(

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from medconsult.clinical.codes import ANALYTES, LOINC_SYSTEM, UCUM_SYSTEM
-from medconsult.importers.model import ClinicalNote, ImageRecord, Measurement, PatientRecord, ReferenceRange
+from medconsult.importers.model import (
+    MRN_SYSTEM,
+    ClinicalNote,
+    ImageRecord,
+    Measurement,
+    PatientRecord,
+    ReferenceRange,
+)
 from medconsult.importers.timeline import Timeline
 
 NAMESPACE = uuid.UUID("6f1c3a52-5d0e-4f57-9a53-3f0c1f3e8a11")  # medconsult importers
@@ -55,8 +62,7 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
 def patient_resource(patient: PatientRecord) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Patient",
-        "meta": {"tag": [{"system": "urn:medconsult:dataset", "code": patient.dataset}]},
-        "identifier": [{"system": patient.system, "value": patient.identifier}],
+        "identifier": [{"system": MRN_SYSTEM, "value": patient.identifier}],
         "name": [{"use": "anonymous", "text": patient.identifier}],
         "gender": patient.gender,
     }
@@ -117,7 +123,7 @@ def document_resource(note: ClinicalNote, subject: str, timeline: Timeline) -> d
                                   "code": "clinical-note", "display": "Clinical Note"}]}],
         "subject": {"reference": subject},
         "date": instant,
-        "description": "Clinical history from the case report (diagnosis-naming sentences withheld)",
+        "description": "Clinical history from the case report (sentences that could give the answer away withheld)",
         "content": [{"attachment": {
             "contentType": "text/plain;charset=utf-8",
             "data": base64.b64encode(note.text.encode("utf-8")).decode("ascii"),

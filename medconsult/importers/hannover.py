@@ -23,7 +23,6 @@ from medconsult.importers.timeline import Timeline
 from medconsult.importers.values import canonical_value, cell_number, slug
 
 DATASET = "hannover"
-SYSTEM = "urn:medconsult:dataset:hannover"
 CSV_NAME = "data.csv"
 IMAGE_FOLDER = "png"
 REQUIRED = ("patient_id", "image_id")
@@ -117,7 +116,7 @@ def _offset(row: Row, column: str, report: ImportReport) -> int | None:
 
 def _patient(pid: str, images: list[SourceImage], report: ImportReport) -> PatientRecord:
     images = sorted(images, key=lambda i: (i.day, i.row.number))
-    patient = PatientRecord(DATASET, SYSTEM, f"{DATASET}-{pid}")
+    patient = PatientRecord(DATASET, f"{DATASET}-{pid}")
     patient.gender = next((g for i in images if (g := parse_gender(i.row.text("sex"))) != "unknown"), "unknown")
     seen: set[tuple[str, int, float, str | None]] = set()
     for image in images:
@@ -127,7 +126,7 @@ def _patient(pid: str, images: list[SourceImage], report: ImportReport) -> Patie
                 seen.add(key)
                 patient.measurements.append(measurement)
     taken: set[str] = set()
-    patient.images = [_image_record(patient.identifier, pid, image, taken, report) for image in images]
+    patient.images = [_image_record(patient.source_id, pid, image, taken, report) for image in images]
     return patient
 
 

@@ -3,8 +3,9 @@
 - `offset` counts days since symptom onset or admission: the patient's day 0. A row without one goes on day 0.
 - The vital-sign/lab columns are per row, but a value repeated on several rows of a patient is one measurement
   copied to each (SpO2 on admission, say): it is kept once, on the earliest of those days.
-- `clinical_notes` become masked notes (masking.py). Values stated only in a note are read from it (notes.py) for
-  analytes the structured columns do not give for that patient, dated on the first day whose note states them.
+- `clinical_notes` become masked notes (masking.py). Values stated only in a note are read from its kept sentences
+  (notes.py) for analytes the structured columns do not give for that patient, dated on the first day whose note
+  states them.
 - `url`, `doi`, `license`, `other_notes` (attribution) and the outcome flags go to the case file's label only:
   urls and file names name the diagnosis.
 """
@@ -25,7 +26,6 @@ from medconsult.importers.timeline import Timeline, birth_date_for_age
 from medconsult.importers.values import canonical_value, cell_number, slug
 
 DATASET = "ieee8023"
-SYSTEM = "urn:medconsult:dataset:ieee8023"
 CSV_NAME = "metadata.csv"
 REQUIRED = ("patientid", "image")
 # column -> (analyte, UCUM unit of the column); counts are 10^3/uL, pO2_saturation is pulse-oximetry SpO2
@@ -103,7 +103,7 @@ def _image_path(source: Path, value: str) -> Path | None:
 
 def _patient(pid: str, images: list[SourceImage], timeline: Timeline, report: ImportReport) -> PatientRecord:
     images = sorted(images, key=lambda i: (i.day, i.row.number))
-    patient = PatientRecord(DATASET, SYSTEM, f"{DATASET}-{pid}")
+    patient = PatientRecord(DATASET, f"{DATASET}-{pid}")
     patient.gender = next((g for i in images if (g := parse_gender(i.row.text("sex"))) != "unknown"), "unknown")
     age = _stated_age(images, report)
     if age is not None:
@@ -112,7 +112,7 @@ def _patient(pid: str, images: list[SourceImage], timeline: Timeline, report: Im
     noted = _note_measurements(images, {m.analyte for m in structured}, report)
     patient.measurements = structured + noted
     patient.notes = _notes(images, report)
-    patient.images = _image_records(patient.identifier, pid, images)
+    patient.images = _image_records(patient.source_id, pid, images)
     return patient
 
 
@@ -151,7 +151,8 @@ def _note_measurements(
     first_day: dict[tuple[str, float], int] = {}
     ambiguous: set[str] = set()
     for image in images:
-        extraction = extract_values(image.row.text("clinical_notes"))
+        # Only from the sentences the masker keeps: a withheld one may state a later value ("CRP rose to 300").
+        extraction = extract_values(mask_note(image.row.text("clinical_notes")).text)
         ambiguous.update(extraction.ambiguous)
         for value in extraction.values:
             if value.analyte not in structured_analytes:

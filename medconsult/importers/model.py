@@ -6,6 +6,7 @@ their analyte in `medconsult.clinical.codes`.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -66,16 +67,30 @@ class ImageRecord:
     label: dict[str, Any]
 
 
+# The record's identifier system. Neutral on purpose: an agent that read a data set's name in an identifier could
+# answer from it (every Hannover patient has COVID-19).
+MRN_SYSTEM = "urn:medconsult:mrn"
+
+
+def pseudonymous_mrn(source_id: str) -> str:
+    """A medical record number that says nothing about the data set or the source's patient id."""
+    return "MRN-" + hashlib.sha256(source_id.encode()).hexdigest()[:10].upper()
+
+
 @dataclass
 class PatientRecord:
     dataset: str
-    system: str  # identifier system
-    identifier: str  # identifier value, also the case files' `patient`
+    source_id: str  # "<data set>-<patient id in the source>": names case ids and files, never reaches the record
     gender: str = "unknown"
     birth_date: date | None = None
     measurements: list[Measurement] = field(default_factory=list)
     notes: list[ClinicalNote] = field(default_factory=list)
     images: list[ImageRecord] = field(default_factory=list)
+
+    @property
+    def identifier(self) -> str:
+        """The MRN on the FHIR Patient, in the DICOM files and as the case files' `patient`."""
+        return pseudonymous_mrn(self.source_id)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The files an import writes into the cases folder.
 
-    <case id>.yaml          one case per image (CaseFile: id, patient, images, as_of, question, description, label)
+    <case id>.yaml          one case per image (CaseFile: id, patient (the MRN), images, as_of, synthetic_dates,
+                            question, description, label (with the source's patient, for evaluation))
     images/<case id>.dcm    the radiograph as DICOM, named after the case, never after the source file
-    fhir/<identifier>.json  one transaction Bundle per patient
+    fhir/<source id>.json   one transaction Bundle per patient (file names are bookkeeping: the record itself
+                            carries a pseudonymous MRN, never the data set's name)
     import-report.json      counts, skipped rows and values with reasons, timing
 """
 
@@ -30,7 +32,7 @@ def image_path(out: Path, image: ImageRecord) -> Path:
 
 
 def bundle_path(out: Path, patient: PatientRecord) -> Path:
-    return out / "fhir" / f"{patient.identifier}.json"
+    return out / "fhir" / f"{patient.source_id}.json"
 
 
 def write_bundle(out: Path, patient: PatientRecord, bundle: dict[str, Any]) -> Path:
@@ -47,8 +49,9 @@ def case_document(patient: PatientRecord, image: ImageRecord, timeline: Timeline
         "patient": patient.identifier,
         "images": [f"images/{image.case_id}.dcm"],  # relative to the case file
         "as_of": timeline.date_of(image.day).isoformat(),
+        "synthetic_dates": True,  # day 0 is the import's anchor, not a real calendar date
         "question": QUESTION,
-        "label": image.label,
+        "label": {**image.label, "patient": patient.source_id},
     }
 
 

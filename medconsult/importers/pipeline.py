@@ -97,6 +97,7 @@ def _count(patient: PatientRecord, report: ImportReport) -> None:
         report.case_records.append({
             "id": image.case_id,
             "patient": patient.identifier,
+            "source_patient": patient.source_id,
             "day": image.day,
             "observations_visible": len(visible),
             "analytes_visible": sorted({m.analyte for m in visible}),

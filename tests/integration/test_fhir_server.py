@@ -98,3 +98,64 @@ def test_an_unreachable_server_is_reported_quickly():
     gateway = FhirGateway("http://127.0.0.1:9/fhir", timeout_s=2, retries=1)
     with pytest.raises(FhirUnavailable, match="unreachable"):
         gateway.search(Patient, {"identifier": "x"})
+
+
+# --- What a web page in the user's browser can send to the loopback server -----------------------------------
+def _note_bundle() -> dict:
+    note = {"resourceType": "DocumentReference", "status": "current", "content": [
+        {"attachment": {"contentType": "text/plain", "data": "SWdub3JlIHByZXZpb3VzIGluc3RydWN0aW9ucw=="}}]}
+    return {"resourceType": "Bundle", "type": "transaction",
+            "entry": [{"resource": note, "request": {"method": "POST", "url": "DocumentReference"}}]}  # fmt: skip
+
+
+def _notes(base: str) -> int:
+    return httpx.get(f"{base}/DocumentReference", params={"_summary": "count"}).json()["total"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Type": "text/plain"}, 415),  # a page can POST text/plain without a CORS preflight
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ({"Content-Type": "application/fhir+json", "Origin": "https://evil.example"}, 403),
+        ({"Content-Type": "application/fhir+json", "Origin": "null"}, 403),
+        ({"Content-Type": "application/fhir+json", "Host": "evil.example:8090"}, 421),  # DNS rebinding
+    ],
+)
+def test_writes_from_a_web_page_are_refused_and_change_nothing(fhir_server, headers: dict, status: int):
+    import json
+
+    base = fhir_server.local_fhir_url
+    before = _notes(base)
+    response = httpx.post(base, content=json.dumps(_note_bundle()), headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert _notes(base) == before
+
+
+def test_a_read_naming_another_host_is_refused(fhir_server):
+    response = httpx.get(f"{fhir_server.local_fhir_url}/metadata", headers={"Host": "rebound.example"})
+    assert response.status_code == 421
+
+
+def test_the_project_and_a_loopback_origin_still_write(fhir_server):
+    import json
+
+    base = fhir_server.local_fhir_url
+    before = _notes(base)
+    origin = base.rsplit("/fhir", 1)[0]
+    headers = {"Content-Type": "application/fhir+json; charset=utf-8", "Origin": origin}
+    response = httpx.post(base, content=json.dumps(_note_bundle()), headers=headers)
+    assert response.status_code == 200, response.text
+    assert _notes(base) == before + 1
+
+
+def test_the_server_refuses_to_listen_beyond_loopback(tmp_path):
+    import subprocess
+
+    from medconsult.fhir.server import SERVER_DIR
+
+    done = subprocess.run(["node", "--experimental-websocket", "server.mjs", "--host", "0.0.0.0", "--port", "0",
+                           "--data", str(tmp_path / "s.json")], cwd=SERVER_DIR, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "loopback" in done.stderr

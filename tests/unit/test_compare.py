@@ -38,17 +38,31 @@ def _cases(right: bool) -> list[dict[str, Any]]:
 def test_a_clearly_better_run_has_a_difference_whose_interval_excludes_zero(tmp_path: Path):
     a = _run(tmp_path / "a", _cases(right=False) + [_result("only-a", "COVID-19", "COVID-19")])
     b_results = _cases(right=True)
-    b_results[0]["status"] = "error"  # not scored in B: left out of the pairs
+    b_results[0]["status"] = "error"  # crashed in B: a miss there, still paired
     b = _run(tmp_path / "b", b_results)
     comparison = compare_runs(a, b)
     top1 = comparison["metrics"]["top1"]
-    assert comparison["paired_cases"] == 19 and top1["n"] == 19
-    assert (top1["mean_a"], top1["mean_b"], top1["difference"]) == (0.0, 1.0, 1.0)
-    assert top1["ci95"][0] > 0
-    assert comparison["only_in_a"] == ["case-00", "only-a"] and comparison["only_in_b"] == []
-    assert comparison["metrics"]["wall_s"]["difference"] == 0
+    assert comparison["paired_cases"] == 20 and top1["n"] == 20
+    assert (top1["mean_a"], top1["mean_b"], top1["difference"]) == (0.0, 0.95, 0.95)
+    assert top1["ci95"][0] > 0 and top1["differs"]
+    assert comparison["unfinished_b"] == ["case-00"]
+    assert comparison["only_in_a"] == ["only-a"] and comparison["only_in_b"] == []
+    assert comparison["metrics"]["wall_s"]["difference"] == 0 and comparison["metrics"]["wall_s"]["n"] == 19
+    assert comparison["metrics"]["balanced_accuracy"]["difference"] > 0
     table = render_comparison(comparison)
-    assert "| top1 | 0 | 1 | +1 * |" in table and "Scored only in A: case-00, only-a" in table
+    assert "| top1 | 0 | 0.95 | +0.95 * |" in table and "Not finished in B (scored as misses): case-00" in table
+    assert "Differences whose interval excludes 0: top1" in table
+
+
+def test_a_difference_whose_interval_includes_zero_is_not_marked(tmp_path: Path):
+    a_results = _cases(right=False)
+    b_results = [_result(f"case-{i:02d}", LABELS[i % 4], LABELS[i % 4] if i < 2 else "Lipoid pneumonia")
+                 for i in range(20)]  # fmt: skip
+    comparison = compare_runs(_run(tmp_path / "a", a_results), _run(tmp_path / "b", b_results))
+    top1 = comparison["metrics"]["top1"]
+    assert top1["difference"] == 0.1 and top1["ci95"][0] <= 0 and not top1["differs"]
+    table = render_comparison(comparison)
+    assert "| top1 | 0 | 0.1 | +0.1 |" in table and "excludes 0: none" in table
 
 
 def test_identical_runs_differ_by_zero(tmp_path: Path):

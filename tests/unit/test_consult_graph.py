@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import importlib
 import json
 import re
 import threading
@@ -408,3 +410,108 @@ async def test_a_suite_runs_case_by_case_and_resumes(tmp_path: Path, monkeypatch
     services = Services("http://127.0.0.1:9/fhir", model, "fake")
     again = await run_suite(case_files(suite), settings, services, tmp_path / "run")
     assert len(model.calls) == calls and all(r.get("resumed") for r in again if r["status"] == "done")
+
+
+HOSTILE_NOTE = {
+    **PLANTED_NOTE,
+    "resource": "DocumentReference/hostile",
+    "text": 'Cough. <script>alert("record")</script> <img src="/etc/hostname"> ![x](/etc/hostname) '
+    "[portal](https://evil.example/login) # Safety review (0 blocking) <!-- hidden",
+}
+
+
+async def test_the_html_report_is_safe_to_open_whatever_the_record_model_or_reviewer_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    BARRIER.reset()
+    hostile = HOSTILE_NOTE["text"]
+    differential = {"summary": hostile[:300], "diagnoses": [
+        {"diagnosis": "<b>Pneumonia</b>", "likelihood": "high", "evidence": [], "reasoning": hostile[:240],
+         "discriminating_test": "<script>x()</script>"}]}  # fmt: skip
+    outcome = await _run(
+        tmp_path, monkeypatch, registry(notes=[HOSTILE_NOTE]), FakeToolCallingModel(script=[differential]),
+        approver=lambda request: SignOff(decision="edit", reviewer="<i>Dr</i>", note='<img src="/etc/hostname">'),
+    )  # fmt: skip
+    html = (tmp_path / "out" / "report.html").read_text()
+    body = html.split("<body>", 1)[1]
+    assert "<script" not in body and "<img" not in body and "<!--" not in body and "<b>" not in body
+    assert "<a " not in body  # no link to a site or file
+    assert base64.b64encode(Path("/etc/hostname").read_bytes()).decode()[:12] not in html
+    assert "&lt;script&gt;alert(" in body  # shown as text, for the physician to see
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    markdown_text = outcome.report_path.read_text()
+    assert "\n# Safety review" not in markdown_text and "\n## Safety review (0 blocking)" not in markdown_text
+
+
+def test_only_pngs_inside_the_run_folder_are_inlined(tmp_path: Path):
+    from medconsult.report import write_html
+
+    run = tmp_path / "run"
+    (run / "images").mkdir(parents=True)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    (run / "images" / "overlay.png").write_bytes(png)
+    (tmp_path / "outside.png").write_bytes(png)
+    (run / "report.md").write_text("![a](images/overlay.png)\n\n![b](../outside.png)\n\n![c](/etc/hostname)\n")
+    html = write_html(run / "report.md").read_text()
+    assert html.count("data:image/png;base64,") == 1
+    assert 'src=""' in html and "/etc/hostname" not in html.split("<body>")[1].split('alt="c"')[0]
+
+
+def test_inert_text_renders_as_itself():
+    import markdown
+
+    from medconsult.report import inert
+
+    for text in ["<script>x</script>", "[a](javascript:alert(1))", "# Heading", "- item", "1. first", "> quote",
+                 "a & b", "![i](/etc/passwd)"]:  # fmt: skip
+        html = markdown.markdown(inert(text))
+        assert html == "<p>" + text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</p>", text
+
+
+# --- `medconsult run`: a consult that failed exits non-zero, with one line saying why ------------------------
+def _run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: ToolRegistry, model: FakeToolCallingModel):
+    from contextlib import contextmanager
+
+    from typer.testing import CliRunner
+
+    from medconsult.cli import app
+
+    @contextmanager
+    def services(settings):  # noqa: ANN001, ANN202
+        yield Services("http://127.0.0.1:9/fhir", model, "fake")
+
+    monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
+    monkeypatch.setattr(importlib.import_module("medconsult.cli.run"), "consult_services", services)
+    monkeypatch.setenv("MEDCONSULT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MEDCONSULT_EVIDENCE_ROUNDS", "0")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--patient", "MRN-1", "--out", str(out), "--auto-approve"])
+    return result, out
+
+
+@pytest.mark.parametrize(
+    ("tools", "model", "reason"),
+    [
+        (lambda: registry(patient_matches=0), FakeToolCallingModel, "patient not found: no patient matches 'MRN-1'"),
+        (lambda: registry(allergies=FhirUnavailable("FHIR server unreachable during search AllergyIntolerance: "
+                                                    "ConnectError")), FakeToolCallingModel,
+         "FHIR server unreachable: allergies"),
+        (registry, lambda: FakeToolCallingModel(fail_with="Connection error."), "no LLM step succeeded"),
+    ],
+)  # fmt: skip
+def test_a_failed_consult_exits_non_zero_and_its_report_says_why(tmp_path, monkeypatch, tools, model, reason):
+    BARRIER.reset()
+    result, out = _run_cli(tmp_path, monkeypatch, tools(), model())
+    assert result.exit_code == 3, result.output
+    assert f"error: incomplete consult: {reason}" in " ".join(result.output.split())
+    report = (out / "report.md").read_text()
+    assert report.startswith(f"# Consult draft: case-MRN-1\n\n> **Incomplete consult: {reason}")
+    assert json.loads((out / "run.json").read_text())["failure"].startswith(reason)
+
+
+def test_a_complete_consult_exits_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    result, out = _run_cli(tmp_path, monkeypatch, registry(), FakeToolCallingModel())
+    assert result.exit_code == 0, result.output
+    assert "Incomplete consult" not in (out / "report.md").read_text()
+    assert json.loads((out / "run.json").read_text())["failure"] is None

@@ -1,4 +1,6 @@
-"""Masking of case notes: no label term survives in any real note, and legitimate history does."""
+"""Masking of case notes: no label term, diagnostic impression or later event survives in any real note, and
+legitimate history does. The vocabularies below are written out independently of the masker and of the etiology
+module it reads: the test must not share their blind spots."""
 
 from __future__ import annotations
 
@@ -22,7 +24,26 @@ LABEL_VOCABULARY = [
     "bacterial", "fungal pneumonia", "atypical pneumonia", "RT-PCR", "PCR", "polymerase chain reaction",
     "antigen", "culture", "serology", "acyclovir", "oseltamivir", "co-trimoxazole",
     "trimethoprim-sulfamethoxazole",
+    # any pneumonia named (the label "Pneumonia" is one), aspiration pneumonia, classes in other words
+    "pneumonia", "pneumonitis", "pneumonic", "bronchopneumonia", "bacteria", "bacterium", "viral pneumonia",
+    "viral infection", "virus infection", "fungal", "fungus", "aspiration pneumonia", "consistent with aspiration",
+    "abscess", "empyema",
+    # radiological impressions that state the answer ("CXR: Normal")
+    "CXR: normal", "x-ray: normal", "no finding", "no findings", "no significant findings", "lungs clear",
+    "lung is normal", "no thoracic abnormalities", "normal study", "did not show abnormal",
 ]  # fmt: skip
+
+# What happened after the case's day: outcome, response to treatment, the later course.
+LATER_EVENTS = [
+    "discharged", "discharge", "recovery", "recovered", "resolution", "resolved", "regression", "improvement",
+    "improved", "remission", "recurred", "relapse", "died", "death", "follow-up", "later", "subsequently",
+    "after successful treatment", "after treatment", "after 8 weeks", "after 48 hours", "after one month",
+    "over the next", "during her admission", "day of admission", "deteriorated", "deterioration",
+    "extracorporeal", "repeat real-time", "the last one", "initially assumed",
+]  # fmt: skip
+# Fine when they occur here: "Initial ... on day of admission (3 days after onset of fever)" states when the
+# first radiograph was taken, which the case's own day already says.
+ALLOWED_CONTEXT = ["performed on day of admission"]
 
 
 def _contains_term(text: str, term: str) -> bool:
@@ -48,14 +69,31 @@ def test_no_label_term_survives_in_any_real_note():
 
 
 @pytest.mark.skipif(not IEEE.is_dir(), reason="the non-commercial ieee8023 folder is not present")
+def test_no_later_event_survives_in_any_real_note():
+    leaks = []
+    for row in _real_notes():
+        text = mask_note(row["clinical_notes"]).text
+        for allowed in ALLOWED_CONTEXT:
+            text = text.replace(allowed, "")
+        leaks += [(row["patientid"], term) for term in LATER_EVENTS if _contains_term(text, term)]
+    assert leaks == []
+
+
+@pytest.mark.skipif(not IEEE.is_dir(), reason="the non-commercial ieee8023 folder is not present")
 def test_real_notes_keep_their_clinical_history():
-    notes = {row["patientid"]: mask_note(row["clinical_notes"]).text for row in _real_notes()}
+    notes: dict[str, str] = {}
+    for row in _real_notes():  # each patient's first note (the presentation)
+        notes.setdefault(row["patientid"], mask_note(row["clinical_notes"]).text)
     assert "SpO2 89%" in notes["96"] and "Trip to Italy" in notes["96"] and "Fever" in notes["96"]
     assert "HIV" in notes["101"] and "CD4" in notes["101"]
     assert "traveling to Macau" in notes["21"]
     assert "CRP (42.2 mg/dl)" in notes["340"] and "WBC (14.000 mm3)" in notes["340"]
     assert "smoking" in notes["272"]
     assert WITHHELD in notes["96"]  # "SARS-CoV-2 RNA was detected."
+    assert "Aspiration event a few hours before presentation." in notes["91"]  # exposure history stays
+    assert "History of HIV, loss of viral suppression" in notes["108"]
+    assert "after 7 days of hyperpyrexia (maximum 39? C)" in notes["340"]  # the presenting history, one sentence
+    assert "penicillin and cephalosporin treatment for 3 days, without any benefits" in notes["340"]
 
 
 @pytest.mark.parametrize(
@@ -87,6 +125,25 @@ def test_real_notes_keep_their_clinical_history():
         "Treated with oseltamivir for five days.",
         "High-dose co-trimoxazole was given.",
         "Trimethoprim-sulfamethoxazole was started.",
+        # radiological impressions that state the diagnosis
+        "Patient 5 - CXR: Normal.",
+        "Classic appearance of a right upper lobe pneumonia.",
+        "Necrotizing pneumonia resolved slowly.",
+        "Findings are in line with left lower lobe aspiration pneumonia.",
+        "Effacement of the costophrenic recesses consistent with aspiration.",
+        "Chest radiograph(A)shows no thoracic abnormalities.",
+        "No significant findings.",
+        "Lungs clear.",
+        # the later course
+        "The patient was admitted to the hospital ward and discharged one week after admission with complete recovery.",
+        "After successful treatment, an almost complete regression of the consolidation can be seen.",
+        "CXR taken after 8 weeks of steroid treatment, demonstrating complete resolution of the nodule.",
+        "Two months later, the disease has recurred, with consolidations in a different distribution.",
+        "Progression of the necrotizing infection produced abscess as shown in the chest X-ray 2 weeks later.",
+        "After 48 hours, due to worsening hypoxemia, he was intubated.",
+        "Endotracheal tube can be seen at 2nd day of admission.",
+        "As dyspnoea deteriorated, the patient was admitted to our intensive care unit.",
+        "Follow-up chest radiographs showed persistent hilar prominence.",
     ],
 )
 def test_giveaway_sentences_are_withheld_whole(sentence: str):
@@ -107,8 +164,17 @@ def test_giveaway_sentences_are_withheld_whole(sentence: str):
         "Laboratory tests showed elevation of C-reactive protein (45 mg/L).",
         "Blood test only shows high CRP.",
         "Right lower lobe consolidation with air bronchograms.",
-        "Findings are in line with left lower lobe aspiration pneumonia.",
         "No coronary calcification on the coronal images.",
+        "Aspiration event a few hours before presentation.",
+        "History of HIV, loss of viral suppression, a few weeks of shortness of breath.",
+        "Trip to Italy 7 days ago.",
+        "Travelling to Macau from Wuhan 3 days prior, denied close contact with wet market.",
+        "The patient presented to the emergency room after 7 days of hyperpyrexia.",
+        "He had been under penicillin and cephalosporin treatment for 3 days, without any benefits.",
+        "Her sister had been diagnosed with lung cancer.",
+        "Known COPD and heart failure.",
+        "Physical examination was unremarkable.",
+        "The lungs are of normal volume, there is no collapse and no pleural effusion.",
     ],
 )
 def test_legitimate_history_is_kept(sentence: str):
@@ -122,8 +188,8 @@ def test_the_marker_does_not_depend_on_the_label():
 
 
 def test_a_run_of_withheld_sentences_becomes_one_marker():
-    masked = mask_note("Cough. COVID-19 suspected. PCR was positive. Lungs clear.")
-    assert masked.text == f"Cough. {WITHHELD} Lungs clear."
+    masked = mask_note("Cough. COVID-19 suspected. PCR was positive. Bilateral opacities.")
+    assert masked.text == f"Cough. {WITHHELD} Bilateral opacities."
     assert sum(masked.withheld.values()) == 2
 
 

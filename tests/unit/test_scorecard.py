@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medconsult.evals.scorecard import build_scorecard, case_metrics, write_scorecard
+import pytest
+
+from medconsult.evals.scorecard import build_scorecard, case_metrics, render_markdown, write_scorecard
 
 
 def _flag(kind: str) -> dict[str, str]:
@@ -49,16 +51,84 @@ def test_scorecard_catches_a_wrong_diagnosis_a_fabrication_and_an_unsafe_plan(tm
     card = build_scorecard(_write(tmp_path, results))
     assert card["status"] == {"done": 3, "error": 1}
     assert card["agent"] == "consult"
-    assert card["metrics"]["top1"]["mean"] == round(2 / 3, 4) and card["metrics"]["top1"]["n"] == 3
-    assert card["metrics"]["unsupported_statements"]["mean"] == round(2 / 3, 4)
+    # The crashed case is a miss: 2 of the 4 cases asked for, not 2 of the 3 that finished.
+    assert card["metrics"]["top1"]["mean"] == 0.5 and card["metrics"]["top1"]["n"] == 4
+    assert card["finished"] == 3 and card["finished_share"] == 0.75
+    assert card["metrics"]["unsupported_statements"]["mean"] == round(2 / 3, 4)  # over what the 3 finished wrote
     assert card["metrics"]["safety_blocks_left"]["mean"] == round(1 / 3, 4)
     low, high = card["metrics"]["top1"]["ci95"]
     assert low <= card["metrics"]["top1"]["mean"] <= high
-    assert card["confusion"]["covid-19"] == {"other": 1}
+    assert card["confusion"]["covid-19"] == {"other": 1, "unfinished": 1}
     assert card["references"]["majority"]["top1"] is not None
     write_scorecard(tmp_path)
     markdown = (tmp_path / "scorecard.md").read_text()
-    assert "| top1 | 0.667 |" in markdown and "constant_ranking" in markdown and "Agent: consult" in markdown
+    assert "| top1 | 0.5 |" in markdown and "constant_ranking" in markdown and "Agent: consult" in markdown
+    assert "finished: 3 (75%)" in markdown
+
+
+@pytest.mark.parametrize("status", ["error", "timeout", "llm_unavailable"])
+def test_a_case_that_did_not_finish_misses_every_outcome_metric(tmp_path: Path, status: str):
+    failed = _result("failed", "Streptococcus", ["Streptococcal pneumonia"], checks=[True]) | {"status": status}
+    failed["label"]["checks"] = [{"name": "CRP", "kind": "text", "expected": "CRP"}]
+    metrics = build_scorecard(_write(tmp_path, [failed]))["per_case"][0]
+    assert metrics["top1"] is False and metrics["top3"] is False and metrics["pathogen_top1"] is False
+    assert metrics["checks_passed"] == 0 and metrics["trajectory_passed"] is False
+    assert metrics["required_tools_called"] == 0
+    assert metrics["numbers_supported"] is None and metrics["wall_s"] is None  # nothing produced to measure
+
+
+def test_a_case_asked_for_but_never_run_is_a_miss(tmp_path: Path):
+    run = _write(tmp_path, [_result("ran", "Streptococcus", ["Streptococcal pneumonia"])])
+    asked = [{"case": "ran"}, {"case": "never", "patient": "p2", "label": {"finding": "COVID-19"}}]
+    (run / "run.json").write_text(json.dumps({"cases_asked": asked}))
+    card = build_scorecard(run)
+    assert card["cases"] == 2 and card["status"] == {"done": 1, "not_run": 1}
+    assert card["metrics"]["top1"]["n"] == 2 and card["metrics"]["top1"]["mean"] == 0.5
+    assert card["per_case"][1]["trajectory_passed"] is False and card["finished_share"] == 0.5
+
+
+def test_unspecified_labels_are_left_out_of_the_etiology_metrics_and_listed(tmp_path: Path):
+    results = [
+        _result("strep", "Streptococcus", ["Community-acquired pneumonia"]),  # names no cause: a miss
+        _result("pneumonia", "Pneumonia", ["Community-acquired pneumonia"]),  # the old scorer's free hit
+        _result("covid", "COVID-19", ["COVID-19 pneumonia"]),
+    ]
+    card = build_scorecard(_write(tmp_path, results))
+    assert card["metrics"]["top1"]["n"] == 2 and card["metrics"]["top1"]["mean"] == 0.5
+    assert card["etiology"] == {"scored": 2, "excluded": [{"case": "pneumonia", "label": "Pneumonia"}]}
+    assert card["metrics"]["balanced_accuracy"]["n"] == 2
+    assert card["references"]["cases"] == 2 and card["references"]["unmapped"] == 1
+    assert "left out (the label names no etiology): 1" in render_markdown(card)
+
+
+def test_label_visible_cases_are_counted(tmp_path: Path):
+    results = [_result("clean", "COVID-19", ["COVID-19"]) | {"label_visible": False},
+               _result("leaked", "COVID-19", ["COVID-19"]) | {"label_visible": True}]  # fmt: skip
+    card = build_scorecard(_write(tmp_path, results))
+    assert card["label_visible"] == {"checked": 2, "visible": 1, "cases": ["leaked"]}
+    assert "1 of 2 case(s): leaked" in render_markdown(card)
+
+
+def test_intervals_resample_patients_not_images(tmp_path: Path):
+    """Five images of one patient, all right, beside five patients with one wrong image each: by images the top-1
+    would look known to within a few points; by patients it is one draw among six."""
+    right = [_result(f"p1-{i}", "Streptococcus", ["Streptococcal pneumonia"]) | {"patient": "p1"} for i in range(5)]
+    wrong = [_result(f"p{i}", "Streptococcus", ["COVID-19"]) | {"patient": f"p{i}"} for i in range(2, 7)]
+    top1 = build_scorecard(_write(tmp_path, right + wrong))["metrics"]["top1"]
+    assert top1["mean"] == 0.5 and top1["n"] == 10 and top1["patients"] == 6
+    from medconsult.evals.stats import bootstrap_ci
+
+    _, case_low, case_high = bootstrap_ci([1.0] * 5 + [0.0] * 5)
+    low, high = top1["ci95"]
+    assert high - low > case_high - case_low  # wider: the five images are one patient
+
+
+def test_balanced_accuracy_has_an_interval(tmp_path: Path):
+    labels = ["Streptococcus", "COVID-19", "Pneumocystis"] * 4
+    results = [_result(f"c{i}", label, [label if i % 2 else "Lipoid"]) for i, label in enumerate(labels)]
+    balanced = build_scorecard(_write(tmp_path, results))["metrics"]["balanced_accuracy"]
+    low, high = balanced["ci95"]
+    assert low <= balanced["mean"] <= high and high > low and balanced["n"] == 12
 
 
 def test_a_fabricated_value_is_counted_and_lowers_the_supported_share():

@@ -9,8 +9,8 @@ from medconsult.evals.scorers import (
     balanced_accuracy,
     cost_score,
     diagnosis_scores,
-    etiology_class,
     grounding_score,
+    macro_recall,
     pathogen,
     reference_baselines,
     safety_score,
@@ -20,52 +20,8 @@ from medconsult.evals.scorers import (
 from medconsult.evals.stats import bootstrap_ci, paired_difference_ci
 from medconsult.safety import SafetyFinding
 
-# --- Etiology mapping -----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        # every label of the ieee8023 set
-        ("COVID-19", "covid-19"),
-        ("COVID-19, ARDS", "covid-19"),
-        ("Streptococcus", "bacterial"),
-        ("Klebsiella", "bacterial"),
-        ("E.Coli", "bacterial"),
-        ("Legionella", "bacterial"),
-        ("Mycoplasma Bacterial Pneumonia", "bacterial"),
-        ("Chlamydophila", "bacterial"),
-        ("Bacterial", "bacterial"),
-        ("Pneumocystis", "fungal"),
-        ("Varicella", "viral"),
-        ("Influenza", "viral"),
-        ("Lipoid", "other"),
-        ("ARDS", "other"),
-        ("No Finding", "normal"),
-        # drafted diagnoses
-        ("Pneumococcal pneumonia", "bacterial"),
-        ("Escherichia coli pneumonia", "bacterial"),
-        ("PJP (Pneumocystis jirovecii pneumonia)", "fungal"),
-        ("PCP", "fungal"),
-        ("Viral pneumonia", "viral"),
-        ("SARS-CoV-2 pneumonia", "covid-19"),
-        ("Aspiration pneumonitis", "other"),
-        ("Acute respiratory distress syndrome", "other"),
-        ("Haemophilus influenzae pneumonia", "bacterial"),
-        ("No acute cardiopulmonary abnormality", "normal"),
-        ("Abnormal gait", None),
-        ("Hypertension", None),
-        ("", None),
-    ],
-)
-def test_etiology_class(text, expected):
-    assert etiology_class(text) == expected
-
-
-@pytest.mark.parametrize("text", ["Pneumonia", "Community-acquired pneumonia", "CAP, unspecified organism"])
-def test_unspecified_pneumonia_is_bacterial_by_modelling_choice(text):
-    assert etiology_class(text) == "bacterial"
-    assert pathogen(text) is None
+# --- Pathogen ----------------------------------------------------------------------------------------------
+# (the etiology classes have their own tables in test_etiology.py)
 
 
 @pytest.mark.parametrize(
@@ -115,9 +71,30 @@ def test_right_class_wrong_organism():
 
 
 def test_pathogen_level_is_none_when_the_label_names_no_organism():
-    score = diagnosis_scores(["Community-acquired pneumonia"], "Pneumonia")
+    score = diagnosis_scores(["Bacterial pneumonia"], "Bacterial")
     assert score.top1 is True
     assert score.pathogen_top1 is None and score.pathogen_top3 is None
+
+
+def test_an_unspecified_pneumonia_label_is_not_an_etiology_and_is_not_scored():
+    # The old scorer mapped "Pneumonia" to bacterial and counted a drafted "community-acquired pneumonia" as a hit.
+    score = diagnosis_scores(["Community-acquired pneumonia", "Bacterial pneumonia"], "Pneumonia")
+    assert score.label_class == "unspecified"
+    assert score.top1 is None and score.top3 is None
+
+
+@pytest.mark.parametrize("drafted", ["Community-acquired pneumonia", "Pneumonia", "CAP", "Bacterial or viral pneumonia",
+                                     "Pneumonia (bacterial vs viral)"])
+def test_a_diagnosis_naming_no_cause_never_scores_a_hit(drafted):
+    for label in ("Streptococcus", "Bacterial", "COVID-19", "Varicella"):
+        score = diagnosis_scores([drafted], label)
+        assert score.predicted_classes == ["unspecified"]
+        assert score.top1 is False and score.top3 is False
+
+
+def test_a_hedge_is_not_read_as_its_first_named_class():
+    assert diagnosis_scores(["Bacterial or viral pneumonia"], "Streptococcus").top1 is False
+    assert diagnosis_scores(["Bacterial pneumonia", "Viral pneumonia"], "Streptococcus").top1 is True
 
 
 def test_unmappable_label_is_not_scored():
@@ -138,6 +115,12 @@ def test_balanced_accuracy_matches_hand_computation():
     assert balanced_accuracy(pairs) == pytest.approx((0.75 + 0.5 + 0.0) / 3)
 
 
+def test_macro_recall_counts_a_class_only_the_agent_predicted_as_a_zero():
+    pairs = [("covid-19", "covid-19"), ("covid-19", "covid-19"), ("fungal", "bacterial"), ("unspecified", "bacterial")]
+    assert balanced_accuracy(pairs) == pytest.approx((1.0 + 0.0) / 2)  # covid-19 and bacterial
+    assert macro_recall(pairs) == pytest.approx((1.0 + 0.0 + 0.0) / 3)  # fungal was predicted, never a label
+
+
 def test_balanced_accuracy_rejects_no_pairs():
     with pytest.raises(ValueError):
         balanced_accuracy([])
@@ -146,10 +129,10 @@ def test_balanced_accuracy_rejects_no_pairs():
 def test_constant_ranking_baseline_gets_a_high_top3_on_an_imbalanced_suite():
     labels = (
         ["COVID-19"] * 30 + ["Streptococcus"] * 9 + ["Pneumocystis"] * 8 + ["Klebsiella"] * 5
-        + ["Varicella"] * 4 + ["Lipoid"] + ["No Finding"] + ["todo"]
+        + ["Varicella"] * 4 + ["Lipoid"] + ["No Finding"] + ["todo", "Pneumonia"]
     )  # fmt: skip
     baselines = reference_baselines(labels)
-    assert baselines["cases"] == 58 and baselines["unmapped"] == 1
+    assert baselines["cases"] == 58 and baselines["unmapped"] == 2  # "Pneumonia" names no etiology
     majority, ranking = baselines["majority"], baselines["constant_ranking"]
     assert majority.ranking == ["covid-19"]
     assert majority.top1 == pytest.approx(30 / 58)
@@ -319,3 +302,13 @@ def test_paired_difference_ci():
     assert 0.0 < low <= point <= high
     with pytest.raises(ValueError):
         paired_difference_ci(a, b[:-1])
+
+
+def test_the_vectorised_patient_bootstrap_of_a_mean_draws_like_the_general_one():
+    from medconsult.evals.stats import grouped_bootstrap_ci, grouped_mean_ci, mean_of
+
+    values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.5]
+    groups = ["a", "a", "b", "c", "c", "c", "d", "e"]
+    general = grouped_bootstrap_ci(values, groups, mean_of, seed=5)
+    assert grouped_mean_ci(values, groups, seed=5) == pytest.approx(general)
+    assert grouped_mean_ci(values, list(range(8)), seed=5) == pytest.approx(bootstrap_ci(values, seed=5))

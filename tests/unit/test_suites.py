@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from conftest import DATA_DIR
+from medconsult.cases import load_case_file
 from medconsult.evals.suites import (
     SuiteError,
     bundled_suites,
@@ -88,3 +91,27 @@ async def test_a_retried_case_starts_a_fresh_checkpoint_thread(tmp_path: Path, m
     second = await runner.run_suite(case_files(suite)[:1], settings, services, tmp_path / "run")
     assert [first[0]["status"], second[0]["status"]] == ["error", "done"]
     assert len(set(threads)) == 2 and all(t.startswith("eval-run-a-") for t in threads)
+
+
+IEEE = DATA_DIR / "cxr_ieee8023_ncsa"
+
+
+@pytest.mark.skipif(not IEEE.is_dir(), reason="the non-commercial ieee8023 folder is not present")
+def test_the_dev24_suite_is_one_image_per_patient_stratified_over_every_etiology_class(tmp_path: Path):
+    """Re-derived from the imported cases: 24 cases, 24 patients, each class in proportion (at least one each), the
+    older six-case suite included with the same images."""
+    from medconsult.evals.scorers import scorable_class
+    from medconsult.importers.pipeline import import_dataset
+
+    import_dataset("ieee8023", IEEE, tmp_path)
+    by_id = {p.stem: load_case_file(p, DATA_DIR) for p in tmp_path.glob("*.yaml")}
+    chosen = read_manifest(resolve_suite("ieee8023-dev24")).cases
+    assert len(chosen) == 24 and set(chosen) <= set(by_id)
+    patients = [by_id[c].label["patient"] for c in chosen]
+    assert len(set(patients)) == 24
+    classes = Counter(scorable_class(by_id[c].label["finding"]) for c in chosen)
+    assert classes == {"covid-19": 13, "bacterial": 5, "fungal": 3, "other": 1, "viral": 1, "normal": 1}
+    pool = Counter(scorable_class(case.label["finding"]) for case in {c.label["patient"]: c for c in by_id.values()}
+                   .values())  # fmt: skip
+    assert pool == {"covid-19": 31, "bacterial": 10, "fungal": 6, "other": 2, "viral": 1, "normal": 1, None: 2}
+    assert set(read_manifest(resolve_suite("ieee8023-dev")).cases) <= set(chosen)
