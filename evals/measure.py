@@ -4,7 +4,8 @@
   summary, reasoning, differential and plan), never the report's record catalogue or score tables, which the
   template fills from the tool results whatever the model says; both agents are checked on the same fields;
 - calculator agreement: the calculators the agent ran against an independent recomputation (evals/calculator_check.py)
-  from the raw FHIR resources, read here as JSON without the project's record tools.
+  from the raw FHIR resources, read here as JSON without the project's record tools;
+- label visibility: whether a statement the model was shown names the case's answer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fhirclient.models.condition import Condition
 from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
 
+from medconsult.clinical.etiology import reveals
 from medconsult.evals.calculator_check import calculator_agreement, recompute_calculators
 from medconsult.evals.record_checks import score_checks
 from medconsult.fhir.client import FhirGateway
@@ -62,3 +64,18 @@ def calculator_check(
         return None
     recomputed = recompute_calculators(raw_record(gateway, patient_id), as_of or date.today())
     return calculator_agreement(recomputed, calculators)
+
+
+SEEN_FILE = "seen.json"
+
+
+def label_visibility(label: dict[str, Any] | None, seen: list[dict[str, str]]) -> dict[str, Any]:
+    """Whether any statement the agent saw gives its label away, by the scorer's own vocabulary (what the masker
+    withholds). Scores are left out: "favours bacterial" is the markers calculator's inference from the labs, which
+    the agent is meant to have, not the label."""
+    finding = (label or {}).get("finding")
+    if not finding:
+        return {}
+    hits = [{"kind": item["kind"], "words": words, "text": item["text"][:200]} for item in seen
+            if item.get("kind") != "score" and (words := reveals(item["text"], finding))]  # fmt: skip
+    return {"label_visible": bool(hits), "label_visible_in": hits[:5]}

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from medconsult.evals.scorecard import SHARE_METRICS
+from medconsult.evals.scorecard import CLASS_METRICS, SHARE_METRICS
 
 COST_METRICS = ("wall_s", "prompt_tokens", "completion_tokens")
 REFERENCE_MARKERS = {"majority": "s", "constant_ranking": "D"}
@@ -36,9 +36,10 @@ def write_plots(scorecard: dict[str, Any], run_dir: Path) -> list[Path]:
 
 
 def _metrics_figure(scorecard: dict[str, Any]) -> Figure | None:
-    """Each share metric's mean with its 95% CI, and the reference predictors' top-1/top-3 as markers."""
+    """Each share metric's mean with its 95% CI, and the reference predictors' top-1/top-3/balanced/macro-recall as
+    markers."""
     metrics = scorecard.get("metrics") or {}
-    names = [name for name in SHARE_METRICS if metrics.get(name)]
+    names = [name for name in (*SHARE_METRICS, *CLASS_METRICS) if metrics.get(name)]
     if not names:
         return None
     means = np.array([metrics[name]["mean"] for name in names])
@@ -60,7 +61,8 @@ def _metrics_figure(scorecard: dict[str, Any]) -> Figure | None:
 def _reference_markers(axes: Any, references: dict[str, Any] | None, names: list[str]) -> None:
     for predictor, marker in REFERENCE_MARKERS.items():
         reference = (references or {}).get(predictor)
-        points = [(names.index(k), reference[k]) for k in ("top1", "top3") if reference and k in names]
+        keys = ("top1", "top3", *CLASS_METRICS)
+        points = [(names.index(k), reference[k]) for k in keys if reference and k in names and k in reference]
         if points:
             xs, ys = zip(*points, strict=True)
             axes.scatter(xs, ys, marker=marker, color="tab:red" if predictor == "majority" else "tab:orange",

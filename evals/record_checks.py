@@ -1,4 +1,4 @@
-"""Exact checks of record facts in a consult report: numbers with their unit, named items, claims not to make.
+"""Exact checks of record facts in what the agent wrote: numbers with their unit, named items, claims not to make.
 
 A case's `label.checks` lists the expected answers, for instance
 
@@ -6,7 +6,9 @@ A case's `label.checks` lists the expected answers, for instance
     {name: "active medication", kind: text, expected: lisinopril, any_of: [Zestril, Prinivil]}
     {name: "no penicillin allergy", kind: absent, expected: "penicillin allergy", any_of: ["allergic to penicillin"]}
 
-and `score_checks` decides each one from the final report (Markdown), deterministically:
+and `score_checks` decides each one from the text the model wrote (evals/measure.py `model_text`: its summary,
+reasoning, differential and plan, never the tables the report template fills from the tool results),
+deterministically:
 
 - number: some number in the text lies within `tolerance` (absolute) of `expected` and is followed by the unit,
   with only blanks or Markdown (`**`, `|`) in between; numbers are read whole, so 11.3 or 1.35 are not 1.3, and

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from medconsult.cases import CaseError, CaseFile, load_case_file
-from medconsult.clinical.etiology import reveals
 from medconsult.config import Settings
 from medconsult.evals.calculator_check import tool_results
-from medconsult.evals.measure import answer_checks, calculator_check
+from medconsult.evals.measure import SEEN_FILE, answer_checks, calculator_check, label_visibility
 from medconsult.evals.trace_stats import read_trace, time_split
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
@@ -69,8 +68,7 @@ async def _run_case(
     if finished.is_file():
         return {**json.loads(finished.read_text()), "resumed": True}
     clock = time.perf_counter()
-    label = case_file.label or {}
-    base = {"case": case_file.id, "case_file": str(path), "patient": label.get("patient") or case_file.patient,
+    base = {"case": case_file.id, "case_file": str(path), "patient": _patient_key(case_file),
             "as_of": case_file.as_of, "label": case_file.label, "agent": agent,
             "model": services.model_name}  # fmt: skip
     try:
@@ -86,10 +84,11 @@ async def _run_case(
     seen = outputs.pop("seen", [])
     out.mkdir(parents=True, exist_ok=True)
     (out / SEEN_FILE).write_text(json.dumps(seen, indent=1))  # what the model was shown, for `eval score` to recheck
-    unreachable = llm_unreachable(_trace(out))
+    trace = _trace(out)
+    unreachable = llm_unreachable(trace)
     if unreachable:
         return _record(out, {**base, "status": "llm_unavailable", "wall_s": wall_s, "error": unreachable,
-                             **outputs, "time": time_split(_trace(out))})  # fmt: skip
+                             **outputs, "time": time_split(trace)})  # fmt: skip
     try:
         measured = await asyncio.to_thread(measurements, case_file, outputs, out, settings, services.fhir_base_url)
     except Exception as error:  # noqa: BLE001 - a measurement bug must not lose the agent's finished case
@@ -110,9 +109,13 @@ def cases_asked(files: list[Path], data_dir: Path) -> list[dict[str, Any]]:
         except (CaseError, ValueError):
             asked.append({"case": path.stem})
             continue
-        label = case_file.label or {}
-        asked.append({"case": case_file.id, "patient": label.get("patient") or case_file.patient, "label": label})
+        asked.append({"case": case_file.id, "patient": _patient_key(case_file), "label": case_file.label or {}})
     return asked
+
+
+def _patient_key(case_file: CaseFile) -> str:
+    """The bootstrap's unit: the source's patient where the label names it (imported cases), else the case's."""
+    return (case_file.label or {}).get("patient") or case_file.patient
 
 
 def _trace(out: Path) -> list[dict[str, Any]]:
@@ -144,21 +147,6 @@ def llm_unreachable(trace: list[dict[str, Any]]) -> str | None:
         return None
     errors = [str(line["error"]) for line in calls if _UNREACHABLE.search(str(line.get("error")))]
     return f"LLM server unreachable: {errors[0][:300]}" if errors else None
-
-
-SEEN_FILE = "seen.json"
-
-
-def label_visibility(label: dict[str, Any] | None, seen: list[dict[str, str]]) -> dict[str, Any]:
-    """Whether any statement the agent saw gives its label away, by the scorer's own vocabulary (what the masker
-    withholds). Scores are left out: "favours bacterial" is the markers calculator's inference from the labs, which
-    the agent is meant to have, not the label."""
-    finding = (label or {}).get("finding")
-    if not finding:
-        return {}
-    hits = [{"kind": item["kind"], "words": words, "text": item["text"][:200]} for item in seen
-            if item.get("kind") != "score" and (words := reveals(item["text"], finding))]  # fmt: skip
-    return {"label_visible": bool(hits), "label_visible_in": hits[:5]}
 
 
 def measurements(case_file: CaseFile, outputs: dict[str, Any], out: Path, settings: Settings,

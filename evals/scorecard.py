@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from medconsult.evals.judge import judge_metrics
+from medconsult.evals.measure import SEEN_FILE, label_visibility
 from medconsult.evals.scorers import (
     balanced_accuracy,
     diagnosis_scores,
@@ -204,8 +205,6 @@ def trajectory_metrics(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
 def visibility_metrics(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     """label_visible rechecked with today's vocabulary over what the agent was shown (cases/<id>/seen.json), so a
     rescored run applies the same check as a new one; the runner's own verdict where the file is absent."""
-    from medconsult.evals.runner import SEEN_FILE, label_visibility
-
     seen = run_dir / "cases" / result["case"] / SEEN_FILE
     if result.get("status") != FINISHED or not seen.is_file():
         return {}
@@ -243,7 +242,7 @@ def build_scorecard(run_dir: Path) -> dict[str, Any]:
         "per_case": cases,
     }
     scored = [c for c in cases if scorable_class_of(c) is not None]
-    for name, statistic in (("balanced_accuracy", balanced_accuracy), ("macro_recall", macro_recall)):
+    for name, statistic in zip(CLASS_METRICS, (balanced_accuracy, macro_recall), strict=True):
         scorecard["metrics"][name] = _class_interval(scored, statistic)
     return scorecard
 
@@ -288,6 +287,8 @@ METRICS = (*SHARE_METRICS, "unsupported_statements", "fabricated_values", "safet
            "safety_violations_after", "safety_blocks_left", "trap_findings_after", "argument_problems",
            "judge_reasoning_quality", "wall_s", "llm_calls", "tool_calls", "prompt_tokens",
            "completion_tokens")  # fmt: skip
+# Class-averaged statistics of the top-1 etiology answers (over the cases whose label names an etiology).
+CLASS_METRICS = ("balanced_accuracy", "macro_recall")
 # Outcome metrics: an unfinished case scores 0 on them (where they apply to its label), never None.
 MISS_IF_UNFINISHED = ("top1", "top3", "pathogen_top1", "pathogen_top3", "checks_passed", "trajectory_passed",
                       "required_tools_called", "judge_diagnosis_in_differential")  # fmt: skip

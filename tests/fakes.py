@@ -1,11 +1,14 @@
-"""Test doubles: a chat model that answers forced tool calls without a server, and simple tools."""
+"""Test doubles: a chat model that answers forced tool calls without a server, simple tools, and an in-memory
+FHIR store that the real record tools can read."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from fhirclient.models.resource import Resource
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -14,6 +17,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai.chat_models.base import _convert_dict_to_message
 from pydantic import BaseModel, Field
 
+from medconsult.fhir.client import FhirNotFound
 from medconsult.tools.base import MedTool, ToolResult
 
 Responder = Callable[[dict[str, Any]], dict[str, Any] | str]
@@ -156,4 +160,84 @@ DEMOGRAPHICS = {
     "birth_date": "1938-04-09",
     "age_years": 80,
     "deceased": False,
+}
+
+
+# ---- an in-memory FHIR store for the real record tools -----------------------------------------------------
+class BundleStore:
+    """Stands in for FhirGateway: keeps what the loader PUTs and answers the tools' searches. A search parameter
+    it does not know fails the test, so that a filter is never silently dropped."""
+
+    IGNORED = {"_count", "_sort"}
+
+    def __init__(self, extra_parameters: bool = False) -> None:
+        self.resources: dict[str, dict] = {}
+        self.parameters = _PARAMETERS | (_MORE_PARAMETERS if extra_parameters else {})
+
+    def post_json(self, path: str, body: dict) -> dict:
+        assert path == "" and body["type"] == "transaction"
+        for entry in body["entry"]:
+            assert entry["request"]["method"] == "PUT"
+            self.resources[entry["request"]["url"]] = entry["resource"]
+        return {
+            "resourceType": "Bundle",
+            "entry": [{"response": {"status": "200 OK"}} for _ in body["entry"]],
+        }
+
+    def read(self, resource_class: type[Resource], resource_id: str) -> Resource:
+        found = self.resources.get(f"{resource_class.resource_type}/{resource_id}")
+        if found is None:
+            raise FhirNotFound(f"{resource_class.resource_type}/{resource_id} not found")
+        return resource_class(found)
+
+    def search(
+        self, resource_class: type[Resource], params: dict[str, str], limit: int = 1000
+    ) -> list[Resource]:
+        prefix = f"{resource_class.resource_type}/"
+        found = [
+            r for key, r in self.resources.items() if key.startswith(prefix) and self._matches(r, params)
+        ]
+        return [resource_class(r) for r in found[:limit]]
+
+    def _matches(self, resource: dict, params: dict[str, str]) -> bool:
+        return all(
+            self.parameters[name](resource, value) for name, value in params.items() if name not in self.IGNORED
+        )
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def fhir_codes(concept: dict | None, with_system: bool = False) -> set[str]:
+    codings = (concept or {}).get("coding", [])
+    return {f"{c.get('system')}|{c.get('code')}" if with_system else c.get("code") for c in codings}
+
+
+def _on_or_before(field: str) -> Any:
+    def match(resource: dict, value: str) -> bool:
+        assert value.startswith("le"), value
+        return field in resource and _instant(resource[field]) <= _instant(value[2:])
+
+    return match
+
+
+_PARAMETERS = {
+    "patient": lambda r, v: (r.get("subject") or r.get("patient") or {}).get("reference") == f"Patient/{v}",
+    "identifier": lambda r, v: any(
+        v in (i["value"], f"{i['system']}|{i['value']}") for i in r.get("identifier", [])
+    ),
+    "code": lambda r, v: bool(fhir_codes(r.get("code"), with_system=True) & set(v.split(","))),
+    "status": lambda r, v: r.get("status") == v,
+    "clinical-status": lambda r, v: v in fhir_codes(r.get("clinicalStatus")),
+    "date": _on_or_before("effectiveDateTime"),
+    "authoredon": _on_or_before("authoredOn"),
+}
+# The searches of the other record steps (encounters, reports, imaging studies, notes), for tests that run them all.
+_MORE_PARAMETERS = {
+    "category": lambda r, v: any(v.split("|")[-1] in fhir_codes(c) for c in r.get("category", [])),
+    "subject": lambda r, v: (r.get("subject") or {}).get("reference") in (v, f"Patient/{v}"),
+    "started": _on_or_before("started"),
+    "period": lambda r, v: True,  # encounters: the imported data sets have none
 }

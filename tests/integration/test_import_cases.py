@@ -20,6 +20,7 @@ from medconsult.clinical.codes import ANALYTES
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirGateway
 from medconsult.importers.masking import names_label_term
+from medconsult.importers.model import pseudonymous_mrn
 
 pytestmark = pytest.mark.integration
 
@@ -52,9 +53,10 @@ def gateway(fhir_server: Settings) -> FhirGateway:
     return FhirGateway(fhir_server.local_fhir_url)
 
 
-def _patient(gateway: FhirGateway, identifier: str) -> Patient:
-    found = gateway.search(Patient, {"identifier": identifier})
-    assert len(found) == 1, identifier
+def _patient(gateway: FhirGateway, source_id: str) -> Patient:
+    """The imported patient of the source's "<data set>-<id>", found by its pseudonymous MRN."""
+    found = gateway.search(Patient, {"identifier": pseudonymous_mrn(source_id)})
+    assert len(found) == 1, source_id
     return found[0]
 
 

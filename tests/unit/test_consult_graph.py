@@ -515,3 +515,64 @@ def test_a_complete_consult_exits_zero(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 0, result.output
     assert "Incomplete consult" not in (out / "report.md").read_text()
     assert json.loads((out / "run.json").read_text())["failure"] is None
+
+
+# --- The suite runner: an unreachable LLM, a visible label, answer checks on what the model wrote --------------
+async def _suite_of_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: FakeToolCallingModel,
+                        case_text: str, tools: ToolRegistry | None = None) -> dict:  # fmt: skip
+    from medconsult.evals.runner import run_suite
+    from medconsult.evals.suites import case_files
+
+    suite = tmp_path / "suite"
+    suite.mkdir(exist_ok=True)
+    (suite / "c.yaml").write_text(case_text)
+    monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools or registry())
+    settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=0)
+    services = Services("http://127.0.0.1:9/fhir", model, "fake")
+    [result] = await run_suite(case_files(suite), settings, services, tmp_path / "run")
+    return result
+
+
+async def test_an_unreachable_llm_is_its_own_status_and_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    case = "id: c\npatient: MRN-1\nlabel: {finding: Streptococcus}\n"
+    down = FakeToolCallingModel(fail_with="Connection error.")
+    result = await _suite_of_one(tmp_path, monkeypatch, down, case)
+    assert result["status"] == "llm_unavailable" and "Connection error" in result["error"]
+    assert not (tmp_path / "run/cases/c/result.json").exists()  # not finished: a re-run retries it
+    BARRIER.reset()
+    retried = await _suite_of_one(tmp_path, monkeypatch, FakeToolCallingModel(), case)
+    assert retried["status"] == "done" and not retried.get("resumed")
+
+
+async def test_invalid_llm_output_is_a_finished_miss_not_an_outage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    case = "id: c\npatient: MRN-1\nlabel: {finding: Streptococcus}\n"
+    result = await _suite_of_one(tmp_path, monkeypatch, FakeToolCallingModel(script=["{oops", "{oops"]), case)
+    assert result["status"] == "done" and result["differential"] is None
+
+
+async def test_a_label_in_a_fact_the_agent_saw_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    BARRIER.reset()
+    note = {**PLANTED_NOTE, "text": "Fever and cough. SARS-CoV-2 RNA was detected."}
+    case = "id: c\npatient: MRN-1\nlabel: {finding: COVID-19}\n"
+    result = await _suite_of_one(tmp_path, monkeypatch, FakeToolCallingModel(), case, registry(notes=[note]))
+    assert result["label_visible"] is True
+    assert result["label_visible_in"][0]["kind"] == "note" and "SARS-CoV-2" in result["label_visible_in"][0]["words"]
+    seen = json.loads((tmp_path / "run/cases/c/seen.json").read_text())
+    assert any("SARS-CoV-2" in s["text"] for s in seen)
+
+
+async def test_answer_checks_read_what_the_model_wrote_not_the_record_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The report's evidence catalogue lists the leukocyte count whatever the model says; the check must not pass on
+    it (the old harness read the whole report)."""
+    BARRIER.reset()
+    checks = ('[{name: leukocytes, kind: number, expected: 14.2, unit: "10*3/uL", tolerance: 0.05},'
+              ' {name: says pneumonia, kind: text, expected: consolidation}]')  # fmt: skip
+    case = f"id: c\npatient: MRN-1\nlabel: {{checks: {checks}}}\n"
+    result = await _suite_of_one(tmp_path, monkeypatch, FakeToolCallingModel(), case)
+    report = (tmp_path / "run/cases/c/report.md").read_text()
+    assert "14.2" in report  # the template's table has it
+    assert [c["passed"] for c in result["checks"]] == [False, False]

@@ -277,7 +277,8 @@ def test_hannover_images_lie_on_admission_day_minus_admission_offset(real_import
 @needs_hannover
 def test_the_hand_written_hannover_case_names_an_imported_patient(real_imports: dict[str, Path]):
     case = load_case_file(REPO / "cases" / "hannover-covid.yaml", DATA_DIR)
-    assert (real_imports["hannover"] / "fhir" / f"{case.patient}.json").is_file()
+    bundle = json.loads((real_imports["hannover"] / "fhir" / "hannover-8d6990f2.json").read_text())
+    assert bundle["entry"][0]["resource"]["identifier"][0]["value"] == case.patient and case.synthetic_dates
 
 
 # --- DICOM --------------------------------------------------------------------------------------------------

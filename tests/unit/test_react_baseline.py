@@ -174,3 +174,19 @@ async def test_an_antibiotic_the_answer_does_not_name_is_reported_as_not_checked
     ])  # fmt: skip
     findings = run["outputs"]["safety_findings"]
     assert [(f["rule"], f["drug"]) for f in findings] == [("unknown-drug", "Administer antibiotics")]
+
+
+def test_the_model_names_images_by_alias_and_never_reads_the_case_id_or_a_path():
+    from medconsult.agents.react_baseline import image_aliases, tool_arguments
+    from medconsult.graphs.react import opening_messages
+    from medconsult.tools.imaging.load_image import LoadImageArgs, LoadImageTool
+
+    path = "/data/cases/ieee8023/images/ieee8023-183-d0.dcm"
+    case = Case(id="ieee8023-183-d0", patient="MRN-0123456789", images=[path], as_of=date(2020, 3, 2),
+                synthetic_dates=True)  # fmt: skip
+    tool = LoadImageTool(context=ToolContext(Settings()))
+    shown = "\n".join(m.content for m in opening_messages(case, ToolRegistry(tools={tool.name: tool}), 6))
+    assert "image-1.dcm" in shown and "ieee8023" not in shown and "/data" not in shown
+    assert "synthetic" in shown and "MRN-0123456789" in shown
+    arguments = tool_arguments(tool, LoadImageArgs(path="image-1.dcm"), case.as_of, image_aliases(case))
+    assert arguments == {"path": path}

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fhirclient.models.resource import Resource
 
 from conftest import DATA_DIR
+from fakes import BundleStore, fhir_codes
 from medconsult.agents.regimens import candidate_regimens, regimen_drugs
 from medconsult.agents.safety_review import safety_context
 from medconsult.agents.schemas import CitedFact, Differential, RankedDiagnosis
@@ -26,7 +26,6 @@ from medconsult.clinical.codes import ANALYTES
 from medconsult.config import Settings
 from medconsult.evals.calculator_check import bundle_resources, calculator_agreement, recompute_calculators
 from medconsult.evals.suites import prepare_suite, read_manifest, resolve_suite
-from medconsult.fhir.client import FhirNotFound
 from medconsult.fhir.loader import load_bundle_file
 from medconsult.graphs.ehr import RECORD_STEPS
 from medconsult.graphs.scores import SCORE_STEPS
@@ -49,77 +48,6 @@ CAP = Differential(summary="Community-acquired pneumonia.", diagnoses=[RankedDia
 DATED = ("onsetDateTime", "recordedDate", "effectiveDateTime", "authoredOn")
 PRESENTATION = ("temperature", "heart_rate", "respiratory_rate", "spo2", "systolic_bp", "diastolic_bp", "bun",
                 "creatinine", "leukocytes", "crp")  # fmt: skip
-
-
-class BundleStore:
-    """Stands in for FhirGateway: keeps what the loader PUTs and answers the tools' searches. A search parameter
-    it does not know fails the test, so that a filter is never silently dropped."""
-
-    IGNORED = {"_count", "_sort"}
-
-    def __init__(self) -> None:
-        self.resources: dict[str, dict] = {}
-
-    def post_json(self, path: str, body: dict) -> dict:
-        assert path == "" and body["type"] == "transaction"
-        for entry in body["entry"]:
-            assert entry["request"]["method"] == "PUT"
-            self.resources[entry["request"]["url"]] = entry["resource"]
-        return {
-            "resourceType": "Bundle",
-            "entry": [{"response": {"status": "200 OK"}} for _ in body["entry"]],
-        }
-
-    def read(self, resource_class: type[Resource], resource_id: str) -> Resource:
-        found = self.resources.get(f"{resource_class.resource_type}/{resource_id}")
-        if found is None:
-            raise FhirNotFound(f"{resource_class.resource_type}/{resource_id} not found")
-        return resource_class(found)
-
-    def search(
-        self, resource_class: type[Resource], params: dict[str, str], limit: int = 1000
-    ) -> list[Resource]:
-        prefix = f"{resource_class.resource_type}/"
-        found = [
-            r for key, r in self.resources.items() if key.startswith(prefix) and self._matches(r, params)
-        ]
-        return [resource_class(r) for r in found[:limit]]
-
-    def _matches(self, resource: dict, params: dict[str, str]) -> bool:
-        return all(
-            _PARAMETERS[name](resource, value) for name, value in params.items() if name not in self.IGNORED
-        )
-
-
-def _instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _codes(concept: dict | None, with_system: bool = False) -> set[str]:
-    codings = (concept or {}).get("coding", [])
-    return {f"{c.get('system')}|{c.get('code')}" if with_system else c.get("code") for c in codings}
-
-
-def _on_or_before(field: str) -> Any:
-    def match(resource: dict, value: str) -> bool:
-        assert value.startswith("le"), value
-        return field in resource and _instant(resource[field]) <= _instant(value[2:])
-
-    return match
-
-
-_PARAMETERS = {
-    "patient": lambda r, v: (r.get("subject") or r.get("patient") or {}).get("reference") == f"Patient/{v}",
-    "identifier": lambda r, v: any(
-        v in (i["value"], f"{i['system']}|{i['value']}") for i in r.get("identifier", [])
-    ),
-    "code": lambda r, v: bool(_codes(r.get("code"), with_system=True) & set(v.split(","))),
-    "status": lambda r, v: r.get("status") == v,
-    "clinical-status": lambda r, v: v in _codes(r.get("clinicalStatus")),
-    "date": _on_or_before("effectiveDateTime"),
-    "authoredon": _on_or_before("authoredOn"),
-}
 
 
 # ---- the case as the graph sees it ------------------------------------------------------------------------------
@@ -216,7 +144,7 @@ def test_case_file_and_bundle_agree(case_id: str) -> None:
     resources = bundle_resources(bundle)
     [patient] = resources["Patient"]
     assert case.patient in {i["value"] for i in patient["identifier"]}
-    pneumonia = [c for c in resources["Condition"] if "233604007" in _codes(c["code"])]
+    pneumonia = [c for c in resources["Condition"] if "233604007" in fhir_codes(c["code"])]
     assert [c["onsetDateTime"][:10] for c in pneumonia] == [(case.as_of - timedelta(days=1)).isoformat()]
     dated = [r.get(f) for rs in resources.values() for r in rs for f in DATED if r.get(f)]
     assert max(dated)[:10] < case.as_of.isoformat(), "nothing in the bundle is hidden by as_of"
