@@ -23,6 +23,7 @@ from medconsult.agents.grounding import GroundingReport, verify_grounding
 from medconsult.agents.safety_review import DRUG_CATEGORIES
 from medconsult.agents.schemas import ActionCategory, Likelihood
 from medconsult.cases import Case
+from medconsult.inert import inert
 from medconsult.safety import PlannedDrug, SafetyContext, SafetyFinding, parse_drugs, review_plan
 from medconsult.tools.base import ToolResult
 from medconsult.tools.runner import ToolRecord
@@ -179,12 +180,14 @@ def review_answer(answer: ReactAnswer, context: SafetyContext) -> list[SafetyFin
 
 
 def render_answer(case_id: str, answer: ReactAnswer | None, problem: str | None) -> str:
-    """The answer as a Markdown report (what the evaluation's text checks read)."""
-    lines = [f"# ReAct baseline answer: {case_id}", ""]
+    """The answer as a Markdown report for a person to read; the model's text is written inert, as in the consult
+    report (it may repeat hostile record text)."""
+    lines = [f"# ReAct baseline answer: {inert(case_id)}", ""]
     if answer is None:
-        return "\n".join([*lines, f"No answer: {problem}", ""])
-    lines += [answer.summary, "", "## Differential diagnosis", ""]
-    lines += [f"{i}. **{d.diagnosis}** ({d.likelihood}): {d.reasoning}" for i, d in enumerate(answer.diagnoses, 1)]
+        return "\n".join([*lines, f"No answer: {inert(problem)}", ""])
+    lines += [inert(answer.summary), "", "## Differential diagnosis", ""]
+    lines += [f"{i}. **{inert(d.diagnosis)}** ({d.likelihood}): {inert(d.reasoning)}"
+              for i, d in enumerate(answer.diagnoses, 1)]  # fmt: skip
     lines += ["", "## Plan", ""]
-    lines += [f"{i}. [{a.category}] {a.action}: {a.rationale}" for i, a in enumerate(answer.plan, 1)]
+    lines += [f"{i}. \\[{a.category}\\] {inert(a.action)}: {inert(a.rationale)}" for i, a in enumerate(answer.plan, 1)]
     return "\n".join(lines) + "\n"

@@ -22,26 +22,13 @@ from markupsafe import Markup
 from medconsult import __version__
 from medconsult.agents.regimens import describe, knowledge_base
 from medconsult.graphs.scores import SCORE_TOOLS
+from medconsult.inert import inert
 from medconsult.knowledge import SelectedRegimen
 from medconsult.outcome import consult_failure
 
 if TYPE_CHECKING:
     from medconsult.graphs.context import ConsultContext
     from medconsult.graphs.state import ConsultState
-
-# What starts a block at the beginning of a line: a heading, quote or bullet mark, or an ordered-list number "1. ".
-_BLOCK_MARKER = re.compile(r"^(\s*)(\d*)((?<!\d)#|(?<!\d)[+*-](?=\s|$)|(?<=\d)[.)](?=\s|$))")
-
-
-def inert(value: object) -> str:
-    """A value as Markdown text that renders as itself and nothing more: HTML characters as entities (no tag, no
-    comment), link and image brackets escaped (no link to a file or site), whitespace folded to one line and a
-    leading heading, list or quote marker escaped (no forged section)."""
-    text = " ".join(str(value).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = text.replace("[", "\\[").replace("]", "\\]")
-    return _BLOCK_MARKER.sub(lambda m: m.group(1) + m.group(2) + "\\" + m.group(3), text)
-
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("medconsult", "templates"),

@@ -460,7 +460,7 @@ def test_only_pngs_inside_the_run_folder_are_inlined(tmp_path: Path):
 def test_inert_text_renders_as_itself():
     import markdown
 
-    from medconsult.report import inert
+    from medconsult.inert import inert
 
     for text in ["<script>x</script>", "[a](javascript:alert(1))", "# Heading", "- item", "1. first", "> quote",
                  "a & b", "![i](/etc/passwd)"]:  # fmt: skip
