@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from medconsult.clinical.etiology import ETIOLOGIES
 from medconsult.evals.judge import judge_metrics
 from medconsult.evals.measure import SEEN_FILE, label_visibility
 from medconsult.evals.scorers import (
@@ -248,7 +249,10 @@ def build_scorecard(run_dir: Path) -> dict[str, Any]:
 
 
 def scorable_class_of(case: dict[str, Any]) -> str | None:
-    return scorable_class(case["label_class"]) if case.get("label_class") else None
+    """The case's label class when it is an etiology. `label_class` is already a class name: reading it again as
+    label text would lose "other", which no term spells."""
+    label_class = case.get("label_class")
+    return label_class if label_class in ETIOLOGIES else None
 
 
 def _etiology_coverage(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -131,6 +131,15 @@ def test_balanced_accuracy_has_an_interval(tmp_path: Path):
     assert low <= balanced["mean"] <= high and high > low and balanced["n"] == 12
 
 
+def test_every_label_class_reaches_balanced_accuracy_and_the_confusion(tmp_path: Path):
+    """A lipoid pneumonia label (class "other") and a "No Finding" one count like the infectious classes."""
+    labels = ["Lipoid", "No Finding", "Varicella", "Legionella", "Pneumocystis", "COVID-19"]
+    results = [_result(f"c{i}", label, ["Pneumonia"]) for i, label in enumerate(labels)]
+    card = build_scorecard(_write(tmp_path, results))
+    assert card["metrics"]["balanced_accuracy"]["n"] == 6
+    assert set(card["confusion"]) == {"other", "normal", "viral", "bacterial", "fungal", "covid-19"}
+
+
 def test_a_fabricated_value_is_counted_and_lowers_the_supported_share():
     clean = case_metrics(_result("clean", "COVID-19", ["COVID-19 pneumonia"]))
     fabricated = case_metrics(_result("fabricated", "COVID-19", ["COVID-19 pneumonia"], flags=1))
