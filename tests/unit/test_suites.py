@@ -115,7 +115,7 @@ def test_the_dev24_suite_is_one_image_per_patient_stratified_over_every_etiology
                    .values())  # fmt: skip
     assert pool == {"covid-19": 31, "bacterial": 10, "fungal": 6, "other": 2, "viral": 1, "normal": 1, None: 2}
     assert set(read_manifest(resolve_suite("ieee8023-dev")).cases) <= set(chosen)
-    # A run done in parts (--limit K) stays stratified: every class by K = 15, no class off its share by more than 1.5 cases.
+    # A run done in parts (--limit K) stays stratified: every class by K = 15, none off its share by > 1.5 cases.
     assert {scorable_class(by_id[c].label["finding"]) for c in chosen[:15]} == set(classes)
     for k in range(1, 25):
         prefix = Counter(scorable_class(by_id[c].label["finding"]) for c in chosen[:k])
