@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -92,5 +93,5 @@ def test_imported_patients_carry_a_pseudonymous_mrn(tmp_path: Path, source: str)
 
 
 def test_a_real_calendar_date_is_presented_as_one():
-    prompt = consult_system_prompt([], [], __import__("datetime").date(2018, 9, 29), False)
+    prompt = consult_system_prompt([], [], date(2018, 9, 29), False)
     assert "2018-09-29" in prompt and "synthetic" not in prompt
