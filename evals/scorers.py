@@ -20,7 +20,14 @@ from typing import Any
 from pydantic import BaseModel, computed_field
 
 from medconsult.agents.grounding import GroundingReport
-from medconsult.clinical.etiology import ETIOLOGIES, Etiology, Reading, etiology_class, pathogen
+from medconsult.clinical.etiology import (
+    ETIOLOGIES,
+    Etiology,
+    EtiologyReading,
+    Reading,
+    classify,
+    etiology_class,
+)
 from medconsult.evals.trace_stats import time_split
 from medconsult.safety import SafetyFinding
 
@@ -30,7 +37,7 @@ class DiagnosisScore(BaseModel):
     """Top-k hits at etiology level, and at pathogen level where the label names an organism (else None)."""
 
     label_class: Reading | None
-    predicted_classes: list[Reading | None]
+    predicted_classes: list[str | None]  # a Reading, or ANOTHER_CONDITION
     top1: bool | None  # None: the label names no etiology ("Pneumonia", unmapped), so the case is not scored
     top3: bool | None
     label_pathogen: str | None
@@ -44,17 +51,31 @@ def scorable_class(label: str | None) -> Etiology | None:
     return reading if reading in ETIOLOGIES else None
 
 
+# An "other" answer to an "other" label that names a different non-infectious disease (COPD for lipoid pneumonia):
+# the class matches only by the bucket's name, so it is scored, and shown in the confusion, as a miss of its own.
+ANOTHER_CONDITION = "other (another condition)"
+
+
+def scoring_class(answer: EtiologyReading, label: EtiologyReading) -> str | None:
+    """The class an answer is scored as against this label."""
+    if answer.reading == label.reading == "other" and answer.condition != label.condition:
+        return ANOTHER_CONDITION
+    return answer.reading
+
+
 def _hit(predicted: list[Any], expected: Any, k: int) -> bool | None:
     return None if expected is None else expected in predicted[:k]
 
 
 def diagnosis_scores(ranked: list[str], label: str) -> DiagnosisScore:
     """Score a ranked differential (most likely first) against the case's label; an empty one misses."""
-    label_class, label_pathogen = etiology_class(label), pathogen(label)
-    classes = [etiology_class(d) for d in ranked]
-    pathogens = [pathogen(d) for d in ranked]
+    label_reading = classify(label)
+    label_pathogen = label_reading.pathogen
+    answers = [classify(d) for d in ranked]
+    classes = [scoring_class(answer, label_reading) for answer in answers]
+    pathogens = [answer.pathogen for answer in answers]
     return DiagnosisScore(
-        label_class=label_class,
+        label_class=label_reading.reading,
         predicted_classes=classes,
         top1=_hit(classes, scorable_class(label), 1),
         top3=_hit(classes, scorable_class(label), 3),
@@ -112,7 +133,8 @@ def reference_baselines(labels: list[str]) -> dict[str, Any]:
 
     "majority" answers the commonest class for every case; "constant_ranking" answers the three commonest
     classes, in order of frequency (ties alphabetical), for every case. Labels without an etiology class
-    ("Pneumonia") are left out and counted, as in the agent's etiology metrics.
+    ("Pneumonia") are left out and counted, as in the agent's etiology metrics. They answer a class, so an "other"
+    answer hits every "other" label, where the agent must name the label's own condition: generous to the references.
     """
     mapped = [scorable_class(label) for label in labels]
     classes = [c for c in mapped if c is not None]

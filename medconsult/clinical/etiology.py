@@ -13,7 +13,9 @@ etiology metrics. Aspiration pneumonia is bacterial (its treatment targets oral 
 
 Terms are regular expressions matched case-insensitively on word boundaries. `label_term=False` marks background
 conditions (COPD, heart failure, cancer...): a drafted diagnosis naming one is a non-infectious answer, but in a
-note they are history a clinician has, so the masker keeps them.
+note they are history a clinician has, so the masker keeps them. "other" is a bucket, not one etiology, so every
+class-"other" term also names its `condition`: a scorer counts an "other" answer right only for the label's own
+condition (COPD is not lipoid pneumonia).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Term:
     reading: Reading
     pathogen: str | None = None  # normalised organism, where the term names one
     label_term: bool = True  # False: background condition, kept in notes (see the module docstring)
+    condition: str | None = None  # the non-infectious disease a class-"other" term names
 
 
 # Organisms. Genus level where the labels are genus level ("Streptococcus").
@@ -76,19 +79,35 @@ CLASS_TERMS: tuple[Term, ...] = (
          r"|(?:consistent\s+with|in\s+keeping\s+with|compatible\s+with|suggestive\s+of|suggesting|typical\s+of"
          r"|due\s+to|secondary\s+to)\s+aspiration", "bacterial"),
     Term(r"(?:lung|pulmonary)\s+abscess\w*|abscess\w*|empyema", "bacterial"),
-    Term(r"lipoid", "other"),
-    Term(r"ards|(?:acute\s+)?respiratory\s+distress\s+syndrome", "other"),
-    Term(r"organi[sz]ing\s+pneumonia|eosinophilic\s+pneumonia|hypersensitivity\s+pneumonitis"
-         r"|radiation\s+pneumonitis|(?:drug|chemical)[\s-]induced\s+pneumonitis", "other"),
+    # Non-infectious diseases a label names; each is its own condition, since "other" is no single etiology.
+    Term(r"lipoid", "other", condition="lipoid pneumonia"),
+    Term(r"ards|(?:acute\s+)?respiratory\s+distress\s+syndrome", "other", condition="ARDS"),
+    Term(r"organi[sz]ing\s+pneumonia", "other", condition="organising pneumonia"),
+    Term(r"eosinophilic\s+pneumonia", "other", condition="eosinophilic pneumonia"),
+    Term(r"hypersensitivity\s+pneumonitis", "other", condition="hypersensitivity pneumonitis"),
+    Term(r"radiation\s+pneumonitis", "other", condition="radiation pneumonitis"),
+    Term(r"(?:drug|chemical)[\s-]induced\s+pneumonitis", "other", condition="drug-induced pneumonitis"),
 )
 
 # Non-infectious conditions a differential may name; history in a note, so never masked.
-BACKGROUND_TERMS: tuple[Term, ...] = (
-    Term(r"(?:pulmonary|interstitial|alveolar|cardiogenic)\s+o?edema|o?edema|heart\s+failure|cardiac\s+failure"
-         r"|atelecta\w*|(?:pleural\s+)?effusion|malignan\w*|carcinoma|cancer|neoplasm|tumou?r|mass|metasta\w*"
-         r"|lymphoma|(?:pulmonary\s+)?embol\w*|fibrosis|interstitial\s+lung\s+disease|sarcoid\w*|copd"
-         r"|chronic\s+obstructive|emphysema|asthma|bronchiectasis|pneumothorax|contusion|vasculitis",
-         "other", label_term=False),
+BACKGROUND_TERMS: tuple[Term, ...] = tuple(
+    Term(pattern, "other", condition=condition, label_term=False)
+    for condition, pattern in (
+        ("pulmonary oedema", r"(?:pulmonary|interstitial|alveolar|cardiogenic)\s+o?edema|o?edema"),
+        ("heart failure", r"(?:congestive\s+)?(?:heart|cardiac)\s+failure|chf"),
+        ("atelectasis", r"atelecta\w*"),
+        ("pleural effusion", r"(?:pleural\s+)?effusion"),
+        ("cancer", r"malignan\w*|carcinoma|cancer|neoplasm|tumou?r|mass|metasta\w*|lymphoma"),
+        ("pulmonary embolism", r"(?:pulmonary\s+)?embol\w*"),
+        ("fibrosis", r"fibrosis|interstitial\s+lung\s+disease"),
+        ("sarcoidosis", r"sarcoid\w*"),
+        ("COPD", r"copd|chronic\s+obstructive(?:\s+pulmonary\s+disease)?|emphysema"),
+        ("asthma", r"asthma"),
+        ("bronchiectasis", r"bronchiectasis"),
+        ("pneumothorax", r"pneumothorax"),
+        ("contusion", r"contusion"),
+        ("vasculitis", r"vasculitis"),
+    )
 )
 
 # A radiological impression that reads normal. A bare "normal" elsewhere ("normal heart size") is not one.
@@ -136,6 +155,7 @@ class Mention:
     start: int
     pathogen: str | None
     label_term: bool
+    condition: str | None = None
 
 
 def mentions(text: str, *, include_background: bool = False) -> list[Mention]:
@@ -146,7 +166,9 @@ def mentions(text: str, *, include_background: bool = False) -> list[Mention]:
         if not term.label_term and not include_background:
             continue
         for match in _compiled(term.pattern).finditer(text or ""):
-            found.append(Mention(term.reading, match.group(), match.start(), term.pathogen, term.label_term))
+            found.append(
+                Mention(term.reading, match.group(), match.start(), term.pathogen, term.label_term, term.condition)
+            )
     found.sort(key=lambda m: (m.start, -len(m.text)))
     kept: list[Mention] = []
     for mention in found:
@@ -166,6 +188,7 @@ class EtiologyReading:
     reading: Reading | None  # None: the text says nothing the vocabulary knows
     pathogen: str | None
     hedged: bool = False
+    condition: str | None = None  # for an "other" reading: which non-infectious disease
 
 
 def classify(text: str | None) -> EtiologyReading:
@@ -195,8 +218,11 @@ def classify(text: str | None) -> EtiologyReading:
     causes = [m for m in named if m.reading != UNSPECIFIED]
     if causes:
         infectious = [m for m in causes if m.reading not in ("other", "normal")]
-        return EtiologyReading((infectious or causes)[0].reading, None)
-    return EtiologyReading(UNSPECIFIED if named else found[0].reading, None)
+        first = (infectious or causes)[0]
+        return EtiologyReading(first.reading, None, condition=first.condition)
+    if named:
+        return EtiologyReading(UNSPECIFIED, None)
+    return EtiologyReading(found[0].reading, None, condition=found[0].condition)
 
 
 _ATTACHED = re.compile(r"^[\s,-]*(?:[A-Za-z-]+\s+){0,2}$")  # "viral pneumonia", "bacterial lobar pneumonia"
@@ -239,6 +265,7 @@ def reveals(text: str, label: str) -> list[str]:
             mention.reading == target.reading or (target.reading == "covid-19" and generic_viral)
         )
         same_organism = target.pathogen is not None and mention.pathogen == target.pathogen
-        if same_class or same_organism or mention.text.lower() in own_words:
+        same_condition = target.condition is not None and mention.condition == target.condition  # "ARDS" names ARDS
+        if same_class or same_organism or same_condition or mention.text.lower() in own_words:
             hits.append(mention.text)
     return hits

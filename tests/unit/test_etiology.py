@@ -8,7 +8,15 @@ import importlib
 
 import pytest
 
-from medconsult.clinical.etiology import classify, etiology_class, mentions, names_a_cause, pathogen, reveals
+from medconsult.clinical.etiology import (
+    TERMS,
+    classify,
+    etiology_class,
+    mentions,
+    names_a_cause,
+    pathogen,
+    reveals,
+)
 
 # Per class: (label strings of the data sets, model phrasings). Every ieee8023 finding is listed under its class.
 TABLES: dict[str, tuple[list[str], list[str]]] = {
@@ -95,6 +103,15 @@ def test_background_conditions_are_not_label_terms_in_notes():
     assert [m.reading for m in mentions("Known COPD.", include_background=True)] == ["other"]
 
 
+def test_every_non_infectious_term_names_its_condition():
+    # "other" is a bucket: without a condition per term, COPD would read as the same answer as lipoid pneumonia.
+    other_terms = [term for term in TERMS if term.reading == "other"]
+    assert other_terms and all(term.condition for term in other_terms)
+    assert classify("Laryngeal carcinoma").condition == "cancer"
+    assert classify("Lipoid pneumonia from mineral oil").condition == "lipoid pneumonia"
+    assert classify("ARDS with COPD").condition == "ARDS"  # a named disease before a background condition
+
+
 def test_reveals_finds_the_label_in_a_statement():
     assert reveals("SARS-CoV-2 RNA was detected.", "COVID-19") == ["SARS-CoV-2"]
     assert reveals("Viral pneumonia suspected", "COVID-19") == ["Viral"]
@@ -102,6 +119,7 @@ def test_reveals_finds_the_label_in_a_statement():
     assert reveals("CXR: Normal", "No Finding") == ["CXR: Normal"]
     assert reveals("Heart failure in 2015", "Lipoid") == []  # another non-infectious disease says nothing
     assert reveals("Findings of lipoid pneumonia", "Lipoid") == ["lipoid"]
+    assert reveals("Acute respiratory distress syndrome on day 2", "ARDS") == ["Acute respiratory distress syndrome"]
     assert reveals("Temperature 38.9 Cel", "Streptococcus") == []
 
 
@@ -110,5 +128,5 @@ def test_the_masker_and_the_scorers_share_the_vocabulary():
     masking = importlib.import_module("medconsult.importers.masking")
     scorers = importlib.import_module("medconsult.evals.scorers")
     assert masking.names_a_cause is shared.names_a_cause
-    assert scorers.etiology_class is shared.etiology_class and scorers.pathogen is shared.pathogen
+    assert scorers.etiology_class is shared.etiology_class and scorers.classify is shared.classify
     assert not hasattr(masking, "LABEL_TERMS") and not hasattr(scorers, "_PATHOGENS")

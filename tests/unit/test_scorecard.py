@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from medconsult.evals.scorecard import build_scorecard, case_metrics, render_markdown, write_scorecard
+from medconsult.evals.scorers import ANOTHER_CONDITION
 
 
 def _flag(kind: str) -> dict[str, str]:
@@ -138,6 +139,13 @@ def test_every_label_class_reaches_balanced_accuracy_and_the_confusion(tmp_path:
     card = build_scorecard(_write(tmp_path, results))
     assert card["metrics"]["balanced_accuracy"]["n"] == 6
     assert set(card["confusion"]) == {"other", "normal", "viral", "bacterial", "fungal", "covid-19"}
+
+
+def test_another_condition_on_an_other_label_is_a_miss_in_balanced_accuracy_and_the_confusion(tmp_path: Path):
+    results = [_result("lipoid", "Lipoid", ["COPD exacerbation"]), _result("covid", "COVID-19", ["COVID-19"])]
+    card = build_scorecard(_write(tmp_path, results))
+    assert card["confusion"]["other"] == {ANOTHER_CONDITION: 1}
+    assert card["metrics"]["balanced_accuracy"]["mean"] == 0.5
 
 
 def test_a_fabricated_value_is_counted_and_lowers_the_supported_share():

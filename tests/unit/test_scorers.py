@@ -5,13 +5,14 @@ import json
 import pytest
 
 from medconsult.agents.grounding import GroundingFlag, GroundingReport
+from medconsult.clinical.etiology import pathogen
 from medconsult.evals.scorers import (
+    ANOTHER_CONDITION,
     balanced_accuracy,
     cost_score,
     diagnosis_scores,
     grounding_score,
     macro_recall,
-    pathogen,
     reference_baselines,
     safety_score,
     to_agentevals_trajectory,
@@ -95,6 +96,16 @@ def test_a_diagnosis_naming_no_cause_never_scores_a_hit(drafted):
 def test_a_hedge_is_not_read_as_its_first_named_class():
     assert diagnosis_scores(["Bacterial or viral pneumonia"], "Streptococcus").top1 is False
     assert diagnosis_scores(["Bacterial pneumonia", "Viral pneumonia"], "Streptococcus").top1 is True
+
+
+def test_another_non_infectious_disease_is_not_a_hit_on_an_other_label():
+    # The old rule read "COPD" and "Laryngeal carcinoma" as class "other" and scored them hits on a lipoid label.
+    missed = diagnosis_scores(["Laryngeal carcinoma", "COPD exacerbation"], "Lipoid")
+    assert missed.top1 is False and missed.top3 is False
+    assert missed.predicted_classes == [ANOTHER_CONDITION, ANOTHER_CONDITION]
+    assert diagnosis_scores(["COPD exacerbation", "Lipoid pneumonia"], "Lipoid").top3 is True
+    assert diagnosis_scores(["Acute respiratory distress syndrome"], "ARDS").top1 is True
+    assert diagnosis_scores(["COPD exacerbation"], "COVID-19").predicted_classes == ["other"]  # a plain miss
 
 
 def test_unmappable_label_is_not_scored():
