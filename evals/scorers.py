@@ -133,8 +133,8 @@ def reference_baselines(labels: list[str]) -> dict[str, Any]:
 
     "majority" answers the commonest class for every case; "constant_ranking" answers the three commonest
     classes, in order of frequency (ties alphabetical), for every case. Labels without an etiology class
-    ("Pneumonia") are left out and counted, as in the agent's etiology metrics. They answer a class, so an "other"
-    answer hits every "other" label, where the agent must name the label's own condition: generous to the references.
+    ("Pneumonia") are left out and counted, as in the agent's etiology metrics. They answer a class, not a condition:
+    were "other" among their answers it would hit every "other" label, where the agent must name the label's own.
     """
     mapped = [scorable_class(label) for label in labels]
     classes = [c for c in mapped if c is not None]
