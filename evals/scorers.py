@@ -71,14 +71,15 @@ def diagnosis_scores(ranked: list[str], label: str) -> DiagnosisScore:
     """Score a ranked differential (most likely first) against the case's label; an empty one misses."""
     label_reading = classify(label)
     label_pathogen = label_reading.pathogen
+    expected = label_reading.reading if label_reading.reading in ETIOLOGIES else None  # scorable_class, read once
     answers = [classify(d) for d in ranked]
     classes = [scoring_class(answer, label_reading) for answer in answers]
     pathogens = [answer.pathogen for answer in answers]
     return DiagnosisScore(
         label_class=label_reading.reading,
         predicted_classes=classes,
-        top1=_hit(classes, scorable_class(label), 1),
-        top3=_hit(classes, scorable_class(label), 3),
+        top1=_hit(classes, expected, 1),
+        top3=_hit(classes, expected, 3),
         label_pathogen=label_pathogen,
         pathogen_top1=_hit(pathogens, label_pathogen, 1),
         pathogen_top3=_hit(pathogens, label_pathogen, 3),
