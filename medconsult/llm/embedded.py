@@ -1,19 +1,20 @@
-"""The embedded llama.cpp server (llama-cpp-python[server]) used when no LLM server is configured.
+"""The embedded llama.cpp server (`llama-server`, see `medconsult.llm.llama_server`) used when no LLM server is
+configured.
 
-It speaks the same OpenAI-compatible API as vLLM, so the rest of the project cannot tell them apart.
-The model's own chat template is used (no `--chat_format`): the generic function-calling formats drop
-`role: tool` messages, and forced tool choice works with the model's template.
+It speaks the same OpenAI-compatible API as vLLM, so the rest of the project cannot tell them apart. One slot
+(`--parallel 1`): the consult's calls run one after another and share a prompt prefix, which that slot keeps cached
+between calls. The model's own chat template is used (`--jinja`), so forced tool calls work as on vLLM.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from medconsult.config import Settings
-from medconsult.llm import models
+from medconsult.llm import llama_server, models
 from medconsult.process import ManagedProcess, free_port, start
 
 
@@ -24,25 +25,31 @@ class LlmEndpoint:
     process: ManagedProcess | None = None  # set when this command started the server
 
 
-def llama_server_argv(settings: Settings, model_path: str, port: int, host: str = "127.0.0.1") -> list[str]:
+def llama_server_argv(
+    settings: Settings, binary: Path, model_path: str, port: int, host: str = "127.0.0.1"
+) -> list[str]:
     return [
-        sys.executable, "-m", "llama_cpp.server",
+        str(binary),
         "--model", model_path,
-        "--model_alias", settings.embedded_model,
+        "--alias", settings.embedded_model,
         "--host", host,
         "--port", str(port),
-        "--n_threads", str(settings.embedded_threads),
-        "--n_ctx", str(settings.embedded_context),
+        "--threads", str(settings.embedded_threads),
+        "--ctx-size", str(settings.embedded_context),
+        "--parallel", "1",
+        "--jinja",
+        "--no-webui",
     ]  # fmt: skip
 
 
 def start_embedded(settings: Settings, *, detach: bool = False) -> LlmEndpoint:
     model_path = models.ensure(settings.embedded_model, settings.model_dir)
+    binary = llama_server.ensure_binary(settings.model_dir.parent)
     port = settings.embedded_port or free_port()
     process = start(
         "llama.cpp server",
-        llama_server_argv(settings, str(model_path), port),
-        health_url=f"http://127.0.0.1:{port}/v1/models",
+        llama_server_argv(settings, binary, str(model_path), port),
+        health_url=f"http://127.0.0.1:{port}/health",
         log_path=settings.state_dir / "logs" / f"llama-{port}.log",
         detach=detach,
     )

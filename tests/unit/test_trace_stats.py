@@ -27,3 +27,13 @@ def test_parallel_tools_count_once_and_llm_time_is_separate():
     assert split["tools_s"] == 2.5 + 1.0
     assert split["rest_s"] == 20.0 - 10.0 - 3.5
     assert (split["llm_calls"], split["tool_calls"], split["prompt_tokens"]) == (1, 3, 100)
+
+
+def test_prompt_tokens_evaluated_sum_only_when_every_call_reports_them():
+    reported = [
+        _event("llm", "differential", 0.0, 5.0, prompt_tokens=5000, prompt_tokens_evaluated=5000),
+        _event("llm", "plan", 6.0, 5.0, prompt_tokens=5400, prompt_tokens_evaluated=400),  # prefix reused
+    ]
+    assert time_split(reported)["prompt_tokens_evaluated"] == 5400
+    unreported = [*reported, _event("llm", "repair", 12.0, 5.0, prompt_tokens=5400, prompt_tokens_evaluated=None)]
+    assert time_split(unreported)["prompt_tokens_evaluated"] is None  # a partial sum would understate the work
