@@ -14,12 +14,9 @@ SYNTHEA_BUNDLES = $(wildcard $(SYNTHEA)/hospitalInformation*.json) $(wildcard $(
 	$(filter-out $(wildcard $(SYNTHEA)/hospitalInformation*.json $(SYNTHEA)/practitionerInformation*.json),$(wildcard $(SYNTHEA)/*.json))
 DEMO_MODEL ?= $(or $(MEDCONSULT_EMBEDDED_MODEL),qwen2.5-1.5b)
 
-# Every pip step honours the constraints (torch pinned to the CPU build, llama-cpp-python pinned).
+# Every pip step honours the constraints (torch pinned to the CPU build).
 export PIP_CONSTRAINT := $(abspath constraints.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# Portable llama.cpp build: about 3.5 min instead of 8.5 (NOTES); pip caches the wheel for later venvs.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: help setup demo test cases bench train-seg lint fhir-up fhir-down fhir-load clean
 
@@ -27,7 +24,7 @@ help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
 	@echo "make test   set up everything and run the test suite"
 	@echo "make cases  import the Hannover (and, if present, ieee8023) data sets as FHIR records + case files (out/cases/)"
-	@echo "make bench  imaging benchmark -> out/bench.json"
+	@echo "make bench  imaging and LLM benchmarks (the demo case, per LLM call) -> out/bench.json"
 	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
 	@echo "make lint   ruff"
 	@echo "make clean  remove the venv, stamps and outputs (models stay in ~/.cache/medconsult)"
@@ -38,7 +35,7 @@ $(STAMPS)/python: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[embedded,dev]'
+	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
 $(STAMPS)/node: fhirserver/package.json fhirserver/package-lock.json
@@ -75,8 +72,13 @@ cases: setup
 	if [ -d $(DATA)/cxr_ieee8023_ncsa ]; then \
 		$(MC) cases import ieee8023 --source $(DATA)/cxr_ieee8023_ncsa --out out/cases/ieee8023; fi
 
+# Imaging latency, then the demo case through the consult graph on the embedded model (per LLM call figures).
 bench: setup
-	$(MC) bench --out out/bench.json
+	$(MC) llm fetch $(DEMO_MODEL)
+	@set -e; trap '$(MC) fhir down' EXIT; \
+	$(MC) fhir up; \
+	$(MC) fhir load $(SYNTHEA_BUNDLES); \
+	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) bench --out out/bench.json
 
 train-seg: setup
 	$(MC) seg train

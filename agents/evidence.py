@@ -48,7 +48,16 @@ class Gap(BaseModel):
     source: str | None = None  # tool result id or step name
 
 
-def build_facts(records: list[ToolRecord], result_models: dict[str, type[ToolResult]]) -> list[Fact]:
+def build_facts(
+    records: list[ToolRecord], result_models: dict[str, type[ToolResult]], shown: list[Fact] | None = None
+) -> list[Fact]:
+    """The catalogue of every statement in `records`, ordered by kind.
+
+    `shown` is a catalogue the model has already read (before an evidence round): it stays as it was, same ids and
+    order, and only new statements are added after it, numbered on. The prompt the server evaluated and cached then
+    remains a prefix of the next one.
+    """
+    shown = list(shown or [])
     collected: list[tuple[Evidence, ToolRecord]] = []
     for record in sorted(records, key=lambda r: r.id):
         model = result_models.get(record.tool)
@@ -61,9 +70,11 @@ def build_facts(records: list[ToolRecord], result_models: dict[str, type[ToolRes
         collected += [(item, record) for item in items]
     collected = _distinct_statements(collected)
     collected.sort(key=lambda pair: _kind_rank(pair[0].kind))
-    return [
+    known = {(fact.resource, fact.text) for fact in shown}
+    added = [(item, record) for item, record in collected if (item.resource, item.text) not in known]
+    return shown + [
         Fact(id=f"F{number}", result_id=record.id, tool=record.tool, **item.model_dump())
-        for number, (item, record) in enumerate(collected, start=1)
+        for number, (item, record) in enumerate(added, start=len(shown) + 1)
     ]
 
 

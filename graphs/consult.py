@@ -74,7 +74,7 @@ async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[
 
 async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
     context = runtime.context
-    facts = build_facts(state.get("tool_records", []), context.tools.result_models())
+    facts = build_facts(state.get("tool_records", []), context.tools.result_models(), state.get("facts"))
     if not facts:
         return {
             "facts": [],

@@ -34,7 +34,7 @@ async def request_evidence(state: ConsultState, runtime: Runtime[ConsultContext]
     context = runtime.context
     round_number = state.get("evidence_round", 0) + 1
     records = state.get("tool_records", [])
-    facts = build_facts(records, context.tools.result_models())
+    facts = build_facts(records, context.tools.result_models(), state.get("facts"))
     if not facts or not state.get("patient_id"):
         return {"evidence_round": round_number, "evidence_requests": []}
     start, clock = now_iso(), time.perf_counter()
@@ -48,10 +48,11 @@ async def request_evidence(state: ConsultState, runtime: Runtime[ConsultContext]
         )  # fmt: skip
     except Exception as error:  # noqa: BLE001 - the differential goes ahead on the record it has
         context.tracer.node("request_evidence", start, time.perf_counter() - clock, f"{type(error).__name__}: {error}")
-        return {"evidence_round": round_number, "evidence_requests": []}
+        return {"evidence_round": round_number, "evidence_requests": [], "facts": facts}
     requests = [r.model_dump() for r in asked.requests]
     context.tracer.node("request_evidence", start, time.perf_counter() - clock, None, requests=requests)
-    return {"evidence_round": round_number, "evidence_requests": requests}
+    # The catalogue as the model read it: later steps add to its end, so their prompts share its cached prefix.
+    return {"evidence_round": round_number, "evidence_requests": requests, "facts": facts}
 
 
 def route_after_request(state: ConsultState) -> Literal["fetch_evidence", "differential"]:

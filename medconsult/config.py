@@ -47,11 +47,14 @@ class Settings(BaseSettings):
         None, description="serving profile (llm/profiles.yaml) for client options"
     )
     llm_structured_output: StructuredOutputMethod | None = Field(
-        None, description="how schema-constrained output is requested; default from the profile"
+        None,
+        description="how schema-constrained output is requested; default: the profile's, json_schema on the embedded "
+        "server, else function_calling",
     )
     llm_temperature: float = 0.0
     llm_seed: int | None = 7
     llm_max_tokens: int = 900
+    llm_stream: bool = Field(True, description="stream replies (the CLI shows the differential and plan as they grow)")
     llm_timeout_s: float = 600.0
     llm_retries: int = 1
     plan_revisions: int = Field(1, ge=0, le=3, description="redrafts of a plan whose regimen the safety review blocked")

@@ -65,6 +65,19 @@ class ManagedProcess:
     def stop(self, grace_s: float = 10.0) -> None:
         stop_pid(self.process.pid, grace_s, self.process)
 
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak resident memory so far (Linux VmHWM; mapped model pages count once they are read).
+
+        None where /proc is absent or the process is gone."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return None
+
 
 def start(
     name: str,

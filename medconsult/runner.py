@@ -28,10 +28,11 @@ from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.state import STATE_MODELS
 from medconsult.llm.chat_model import make_chat_model, structured_output_method
 from medconsult.llm.embedded import llm_endpoint
+from medconsult.process import ManagedProcess
 from medconsult.signoff import Approver, SignOffRequest
 from medconsult.tools.base import ToolContext
 from medconsult.tools.registry import discover_tools
-from medconsult.tracing import Listener, Tracer, now_iso
+from medconsult.tracing import Listener, StreamListener, Tracer, now_iso
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Services:
     fhir_base_url: str
     chat_model: BaseChatModel
     model_name: str
+    llm_process: ManagedProcess | None = None  # the embedded server, when this command started it
 
 
 @dataclass
@@ -66,7 +68,10 @@ def consult_services(settings: Settings) -> Iterator[Services]:
     """FHIR server and LLM for the duration of the block; local ones are started and stopped here."""
     with fhir_service(settings) as fhir_base_url, llm_endpoint(settings) as endpoint:
         yield Services(
-            fhir_base_url, make_chat_model(settings, endpoint.base_url, endpoint.model), endpoint.model
+            fhir_base_url,
+            make_chat_model(settings, endpoint.base_url, endpoint.model),
+            endpoint.model,
+            endpoint.process,
         )
 
 
@@ -83,6 +88,7 @@ async def run_consult(
     out_dir: Path,
     *,
     listeners: list[Listener] | None = None,
+    stream_listeners: list[StreamListener] | None = None,
     thread_id: str | None = None,
     approver: Approver | None = None,
 ) -> ConsultOutcome:
@@ -96,7 +102,7 @@ async def run_consult(
     out_dir.mkdir(parents=True, exist_ok=True)
     if case is not None:
         (out_dir / "trace.jsonl").unlink(missing_ok=True)  # a resumed run appends to its trace
-    tracer = Tracer(out_dir / "trace.jsonl", listeners)
+    tracer = Tracer(out_dir / "trace.jsonl", listeners, stream_listeners)
     context = ConsultContext(
         settings=settings,
         tools=discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir)),

@@ -2,9 +2,10 @@
 
 Every line has `kind` ("node" | "tool" | "llm"), `name`, `start` (ISO time), `duration_s` and `error`
 (null or text). "llm" lines add `prompt_tokens`, `prompt_tokens_evaluated` (the prompt tokens the server actually
-processed: its reused prompt cache excluded; null when the server does not say) and `completion_tokens`; "tool"
-lines add `result_id`, the id the report and the differential cite. Listeners (the CLI's progress display) see each
-line as it is written.
+processed: its reused prompt cache excluded; null when the server does not say), `completion_tokens` and
+`first_token_s` (seconds to the first streamed token; null when the reply was not streamed); "tool" lines add
+`result_id`, the id the report and the differential cite. Listeners (the CLI's progress display) see each line as it
+is written; stream listeners see an LLM reply's text as it grows, token by token (nothing of it goes to the file).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from medconsult.tools.runner import ToolRecord
 
 Listener = Callable[[dict[str, Any]], None]
+StreamListener = Callable[[str, str], None]  # (step, the reply's text so far)
 
 
 def now_iso() -> str:
@@ -32,9 +34,15 @@ def now_iso() -> str:
 
 
 class Tracer:
-    def __init__(self, path: Path | None = None, listeners: list[Listener] | None = None):
+    def __init__(
+        self,
+        path: Path | None = None,
+        listeners: list[Listener] | None = None,
+        stream_listeners: list[StreamListener] | None = None,
+    ):
         self.path = path
         self.listeners = list(listeners or [])
+        self.stream_listeners = list(stream_listeners or [])
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         if path is not None:
@@ -48,6 +56,10 @@ class Tracer:
                     handle.write(json.dumps(event, default=str) + "\n")
         for listener in self.listeners:
             listener(event)
+
+    def partial(self, step: str, text: str) -> None:
+        for listener in self.stream_listeners:
+            listener(step, text)
 
     def node(self, name: str, start: str, duration_s: float, error: str | None = None, **detail: Any) -> None:
         self.emit(
@@ -80,15 +92,26 @@ class LlmTraceCallback(BaseCallbackHandler):
         self.tracer = tracer
         self.step = step
         self._started: dict[UUID, tuple[str, float]] = {}
+        self._first_token: dict[UUID, float] = {}
+        self._text: dict[UUID, str] = {}
 
     def on_chat_model_start(self, serialized: dict, messages: list, *, run_id: UUID, **kwargs: Any) -> None:
         self._started[run_id] = (now_iso(), time.perf_counter())
 
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        if not token:
+            return
+        if run_id not in self._first_token and run_id in self._started:
+            self._first_token[run_id] = time.perf_counter() - self._started[run_id][1]
+        self._text[run_id] = self._text.get(run_id, "") + token
+        self.tracer.partial(self.step, self._text[run_id])
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         start, clock = self._started.pop(run_id, (now_iso(), time.perf_counter()))
+        first_token = self._first_token.pop(run_id, None)
+        self._text.pop(run_id, None)
         usage = _usage(response)
-        generation = response.generations[0][0] if response.generations and response.generations[0] else None
-        info = getattr(generation, "generation_info", None) or {}
+        info = _generation_info(response)
         self.tracer.emit(
             {
                 "kind": "llm",
@@ -96,16 +119,19 @@ class LlmTraceCallback(BaseCallbackHandler):
                 "start": start,
                 "duration_s": round(time.perf_counter() - clock, 4),
                 "error": None,
-                "model": (response.llm_output or {}).get("model_name"),
+                "model": (response.llm_output or {}).get("model_name") or info.get("model_name"),
                 "prompt_tokens": usage.get("prompt_tokens"),
                 "prompt_tokens_evaluated": _evaluated(usage),
                 "completion_tokens": usage.get("completion_tokens"),
+                "first_token_s": None if first_token is None else round(first_token, 4),
                 "finish_reason": info.get("finish_reason"),
             }
         )
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         start, clock = self._started.pop(run_id, (now_iso(), time.perf_counter()))
+        self._first_token.pop(run_id, None)
+        self._text.pop(run_id, None)
         self.tracer.emit(
             {
                 "kind": "llm",
@@ -116,12 +142,14 @@ class LlmTraceCallback(BaseCallbackHandler):
                 "prompt_tokens": None,
                 "prompt_tokens_evaluated": None,
                 "completion_tokens": None,
+                "first_token_s": None,
             }
         )
 
 
 def _usage(response: LLMResult) -> dict[str, Any]:
-    usage = (response.llm_output or {}).get("token_usage") or {}
+    """The server's usage block: in `llm_output` for a whole reply, in the generation's info for a streamed one."""
+    usage = (response.llm_output or {}).get("token_usage") or _generation_info(response).get("token_usage") or {}
     if usage:
         return usage
     try:
@@ -134,6 +162,11 @@ def _usage(response: LLMResult) -> dict[str, Any]:
         "completion_tokens": metadata.get("output_tokens"),
         "prompt_tokens_details": None if cached is None else {"cached_tokens": cached},
     }
+
+
+def _generation_info(response: LLMResult) -> dict[str, Any]:
+    generation = response.generations[0][0] if response.generations and response.generations[0] else None
+    return getattr(generation, "generation_info", None) or {}
 
 
 def _evaluated(usage: dict[str, Any]) -> int | None:

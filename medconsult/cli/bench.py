@@ -1,4 +1,4 @@
-"""`medconsult bench`: the imaging benchmark, written as JSON."""
+"""`medconsult bench`: the imaging and LLM benchmarks, written as one JSON file with a section each."""
 
 from __future__ import annotations
 
@@ -7,19 +7,36 @@ from pathlib import Path
 
 import typer
 
-from medconsult.cli.common import console
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail
+from medconsult.config import REPO_ROOT, Settings
 
 
 def bench(
     out: Path = typer.Option(Path("out") / "bench.json", help="JSON file to write"),
     threads: int = typer.Option(2, help="torch threads"),
     limit: int = typer.Option(40, help="images per measurement"),
+    imaging: bool = typer.Option(True, "--imaging/--no-imaging", help="segmentation and radiomics latency"),
+    llm: bool = typer.Option(True, "--llm/--no-llm", help="one case through the consult graph, per LLM call"),
+    case: Path = typer.Option(
+        REPO_ROOT / "cases" / "demo-pneumonia.yaml", exists=True, dir_okay=False, help="case for the LLM section"
+    ),
 ) -> None:
-    """Segmentation, radiomics and imaging-branch latency (p50/p95) and peak RSS."""
-    from medconsult.evals.bench_imaging import run_benchmark
+    """Imaging latency (p50/p95) and peak RSS; per LLM call tokens sent and evaluated, first-token time, prefill and
+    decode rates, the schema constraint's cost; the case's wall time and time to the differential."""
+    settings = Settings()
+    result = {}
+    if imaging:
+        from medconsult.evals.bench_imaging import run_benchmark
 
-    result = run_benchmark(Settings(), threads=threads, limit=limit)
+        result["imaging"] = run_benchmark(settings, threads=threads, limit=limit)
+    if llm:
+        from medconsult.evals.bench_llm import run_llm_benchmark
+        from medconsult.process import ServiceError
+
+        try:
+            result["llm"] = run_llm_benchmark(settings, case)
+        except ServiceError as error:
+            fail(str(error))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     console.print_json(json.dumps(result))

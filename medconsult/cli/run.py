@@ -9,11 +9,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 from medconsult.cases import CaseError, case_from_flags, load_case_file
 from medconsult.cli.common import console, fail
+from medconsult.cli.stream_view import StreamView
 from medconsult.config import Settings
 from medconsult.evals.trace_stats import read_trace, time_split
 from medconsult.fhir.client import FhirUnavailable
@@ -24,6 +24,7 @@ from medconsult.runner import consult_services, peak_rss_mb, run_consult
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.signoff import auto_approve as auto_approve_sign_off
 
+DECISIONS = ("approve", "edit", "reject")
 INCOMPLETE = 3  # the run finished and wrote its report, but the consult failed (patient, FHIR server or LLM)
 
 
@@ -61,9 +62,11 @@ def run(
             console.print(f"FHIR {services.fhir_base_url} · LLM {services.model_name}")
             outcome = asyncio.run(
                 run_consult(
-                    case, settings, services, out, listeners=[_progress], thread_id=thread_id, approver=approver
+                    case, settings, services, out, listeners=[_progress], stream_listeners=[StreamView(console.print)],
+                    thread_id=thread_id, approver=approver,
                 )
             )
+            llm_server_rss = services.llm_process.peak_rss_mb() if services.llm_process else None
     except (ServiceError, ModelError, FhirUnavailable, ValueError) as error:
         fail(str(error))
     trace = read_trace(outcome.trace_path)
@@ -75,7 +78,7 @@ def run(
         "thread_id": outcome.thread_id,
         "model": services.model_name,
         "time": split,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": {**peak_rss_mb(), "llm_server": llm_server_rss},
         "gaps": [g.model_dump() for g in outcome.state.get("gaps", [])],
         "sign_off": decision.model_dump() if decision else "awaiting",
         "written_resources": outcome.state.get("written_resources", []),
@@ -129,7 +132,9 @@ def ask_physician(request: SignOffRequest) -> SignOff:
         console.print(f"  [red]safety[/] {flag}")
     if request.unsupported_statements:
         console.print(f"  [yellow]{request.unsupported_statements} statement(s) not supported by any tool result[/]")
-    choice = typer.prompt("approve, edit or reject?", type=click.Choice(["approve", "edit", "reject"]))
+    choice = ""
+    while choice not in DECISIONS:
+        choice = typer.prompt("approve, edit or reject?").strip().lower()
     reviewer = typer.prompt("your name", default="physician")
     note = None
     if choice != "approve":

@@ -41,15 +41,23 @@ def make_chat_model(settings: Settings, base_url: str, model: str, **client_opti
         max_tokens=settings.llm_max_tokens,
         timeout=settings.llm_timeout_s,
         max_retries=settings.llm_retries,
+        streaming=settings.llm_stream,
+        stream_usage=True,  # the last chunk carries the token counts (and the server's cache hits)
         extra_body=extra_body or None,
         **client_options,
     )
 
 
 def structured_output_method(settings: Settings) -> StructuredOutputMethod:
-    """Explicit setting, else the profile's, else forced tool choice (works on llama.cpp and vLLM alike)."""
+    """Explicit setting, else the profile's; on the embedded server a JSON-schema response format, else forced tool
+    choice (works on llama.cpp and vLLM alike).
+
+    The embedded server turns a response format into a grammar without putting the schema in the prompt, so every
+    call of a case keeps the same prompt prefix and its cached evaluation; a forced tool's schema goes into the
+    system message (the chat template puts tools there) and differs per step.
+    """
     if settings.llm_structured_output:
         return settings.llm_structured_output
     if settings.llm_profile:
         return get_profile(settings.llm_profile).structured_output
-    return "function_calling"
+    return "json_schema" if settings.uses_embedded_llm else "function_calling"

@@ -2,8 +2,11 @@
 
 Why not llama-cpp-python's Python server: it does not report which prompt tokens it took from its cache, cannot
 constrain a reply by a JSON schema without putting the schema into the prompt (HTTP 500 on `json_schema`), and
-peaked at 7.6 GB for a 1.1 GB model. llama.cpp's server reports cache hits (`prompt_tokens_details.cached_tokens`),
-constrains with `response_format` json_schema, streams, and keeps one slot's prompt cache between calls.
+peaked at 7.6 GB for a 1.1 GB model: it defaults to `logits_all=True`, which keeps the logits of every context
+position (n_ctx x n_vocab float32: 8,192 x 151,936 x 4 B = 5.0 GB for Qwen2.5), filled as prompts are evaluated,
+and computes them for every prompt token. llama.cpp's server reports cache hits
+(`prompt_tokens_details.cached_tokens`), constrains with `response_format` json_schema, streams, computes logits
+for the sampled position only, and keeps one slot's prompt cache between calls.
 
 The package index is the only reachable source: the llama-cpp-python sdist carries the llama.cpp tree it binds
 (`vendor/llama.cpp`). `ensure_binary` downloads that sdist with pip, checks its sha256, and builds only the

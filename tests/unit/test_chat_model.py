@@ -32,7 +32,7 @@ def test_profile_sets_client_options():
     settings = Settings(llm_profile="qwen3-medical")
     payload = _payload(settings, [HumanMessage("hi")])
     assert payload["extra_body"] == {"chat_template_kwargs": {"enable_thinking": False}}
-    assert structured_output_method(settings) == "function_calling"
+    assert structured_output_method(settings) == "json_schema"  # the schema out of the prompt: a shared prefix
     assert structured_output_method(Settings(llm_profile="medgemma-27b")) == "json_schema"
     assert (
         structured_output_method(
@@ -40,7 +40,9 @@ def test_profile_sets_client_options():
         )
         == "function_calling"
     )
-    assert structured_output_method(Settings()) == "function_calling"
+    # The embedded llama.cpp server: a response format, so the schema stays out of the shared prompt prefix.
+    assert structured_output_method(Settings()) == "json_schema"
+    assert structured_output_method(Settings(llm_base_url="http://gpu.test/v1")) == "function_calling"
 
 
 def _recording_client(reply_content: str, sent: list[dict]) -> httpx.AsyncClient:
@@ -62,7 +64,7 @@ async def test_json_schema_mode_sends_the_schema_as_response_format():
     answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
               "discriminating_test": "CXR", "evidence": [{"fact": labels[0], "stance": "supports"}]}]}  # fmt: skip
     sent: list[dict] = []
-    settings = Settings(llm_profile="medgemma-27b")
+    settings = Settings(llm_profile="medgemma-27b", llm_stream=False)
     model = make_chat_model(
         settings, "http://vllm.test/v1", "m", http_async_client=_recording_client(json.dumps(answer), sent)
     )
@@ -73,3 +75,42 @@ async def test_json_schema_mode_sends_the_schema_as_response_format():
     assert body["response_format"]["type"] == "json_schema" and "tools" not in body
     assert labels[0] in json.dumps(body["response_format"]["json_schema"]["schema"])
     assert body["max_tokens"] == settings.llm_max_tokens
+
+
+def _streaming_client(reply_content: str, sent: list[dict]) -> httpx.AsyncClient:
+    """An OpenAI-compatible server streaming `reply_content` in small pieces, then the usage with its cache hits."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        base = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+        pieces = [reply_content[i : i + 7] for i in range(0, len(reply_content), 7)]
+        chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
+                                        "finish_reason": None}]} for piece in pieces]  # fmt: skip
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        chunks.append({**base, "choices": [], "usage": {"prompt_tokens": 3000, "completion_tokens": 40,
+                       "total_tokens": 3040, "prompt_tokens_details": {"cached_tokens": 2900}}})  # fmt: skip
+        body = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def test_a_streamed_structured_reply_is_shown_as_it_grows_and_parsed_at_the_end():
+    from medconsult.tracing import Tracer
+
+    labels = ["Leukocytes [lab F1]"]
+    answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
+              "discriminating_test": "CXR", "evidence": [{"fact": labels[0], "stance": "supports"}]}]}  # fmt: skip
+    sent: list[dict] = []
+    partial: list[str] = []
+    tracer = Tracer(stream_listeners=[lambda step, text: partial.append(text)])
+    model = make_chat_model(Settings(), "http://embedded.test/v1", "m",
+                            http_async_client=_streaming_client(json.dumps(answer), sent))  # fmt: skip
+    parsed = await structured_call(model, differential_request(labels), [HumanMessage("q")], method="json_schema",
+                                   config={"callbacks": [tracer.llm_callback("differential")]})  # fmt: skip
+    assert parsed.diagnoses[0].diagnosis == "CAP"
+    assert sent[0]["stream"] is True and sent[0]["response_format"]["type"] == "json_schema"
+    assert len(partial) > 3 and partial[-1] == json.dumps(answer)  # the reply, piece by piece
+    line = tracer.events[-1]
+    assert (line["prompt_tokens"], line["prompt_tokens_evaluated"], line["completion_tokens"]) == (3000, 100, 40)
+    assert line["first_token_s"] is not None and line["first_token_s"] <= line["duration_s"]

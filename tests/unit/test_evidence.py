@@ -119,3 +119,13 @@ def test_citations_are_restricted_to_the_case_facts():
 def test_a_step_without_facts_is_refused():
     with pytest.raises(ValueError):
         differential_request([])
+
+
+def test_a_catalogue_already_read_stays_a_prefix_when_the_record_grows():
+    """Facts fetched in an evidence round are numbered after those the model read, so its cached prompt stays valid."""
+    first = build_facts(RECORDS[1:], MODELS)  # conditions and demographics: what the model read first
+    grown = build_facts(RECORDS, MODELS, shown=first)
+    assert grown[: len(first)] == first
+    assert [(f.id, f.kind) for f in grown[len(first) :]] == [("F3", "lab")]
+    assert record_block(grown, []).startswith(record_block(first, []).removesuffix("</record>"))
+    assert build_facts(RECORDS, MODELS, shown=grown) == grown  # nothing new: nothing added

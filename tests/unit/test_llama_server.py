@@ -37,3 +37,22 @@ def test_the_server_listens_on_loopback_with_one_cached_slot_and_the_model_templ
     assert options["--host"] == "127.0.0.1" and options["--port"] == "8123"
     assert options["--parallel"] == "1" and options["--ctx-size"] == "8192" and options["--threads"] == "2"
     assert "--jinja" in argv and "--no-webui" in argv
+
+
+def test_a_started_process_reports_its_peak_resident_memory(tmp_path):
+    import sys
+
+    from medconsult.process import start
+
+    process = start("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], "http://127.0.0.1:1/",
+                    tmp_path / "sleeper.log")  # fmt: skip
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while ((peak := process.peak_rss_mb()) is None or peak < 5) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the interpreter has started
+        assert peak is not None and 1 < peak < 500  # a Python interpreter: megabytes, not bytes or gigabytes
+    finally:
+        process.stop()
+    assert process.peak_rss_mb() is None  # gone: unknown, not zero
