@@ -9,7 +9,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
-from medconsult.agents.schemas import Differential, differential_request
+from medconsult.agents.schemas import Differential, differential_from_request, differential_request
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
@@ -33,10 +33,8 @@ async def draft_differential(
         HumanMessage(render("differential.user.md", question=question or DEFAULT_QUESTION)),
     ]
     schema = differential_request([citation_label(f) for f in facts])
-    draft = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
-    for diagnosis in draft["diagnoses"]:
-        for cited in diagnosis["evidence"]:
-            cited["fact"] = fact_id(cited["fact"])
+    answer = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
+    draft = differential_from_request(answer, fact_id)
     draft["diagnoses"] = _distinct(draft["diagnoses"])
     return Differential.model_validate(draft)  # the static type: storable in the checkpoint
 

@@ -95,12 +95,41 @@ def _kind_rank(kind: str) -> int:
 
 
 def record_block(facts: list[Fact], gaps: list[Gap]) -> str:
-    """Facts and gaps as quoted data: each text is JSON-encoded, and the block's closing tag cannot be forged."""
+    """Facts and gaps as quoted data: each text is JSON-encoded, and the block's closing tag cannot be forged.
+
+    One line per fact, `F3 "text"`, under a `[kind]` line wherever the kind changes (the kind once, not per line:
+    every prompt of a case carries this block, so each repeated word costs prefill time on every call).
+    """
     lines = ["<record>"]
-    lines += [f"{f.id} | {f.kind} | {_quote(f.text)}" for f in facts]
-    lines += [f"MISSING | {_quote(g.what)} | {_quote(g.reason)}" for g in gaps]
+    header = None
+    for fact, (kind, day, text) in zip(facts, _grouped(facts), strict=True):
+        if (kind, day) != header:
+            header = (kind, day)
+            lines.append(f"[{kind}, {day}]" if day else f"[{kind}]")
+        lines.append(f"{fact.id} {_quote(text)}")
+    lines += [f"MISSING {_quote(g.what)}: {_quote(g.reason)}" for g in gaps]
     lines.append("</record>")
     return "\n".join(lines)
+
+
+_MEASURED_ON = re.compile(r" on (\d{4}-\d{2}-\d{2})(?=;|$)")
+
+
+def _grouped(facts: list[Fact]) -> list[tuple[str, str | None, str]]:
+    """(kind, day, text) per fact: consecutive measurements of one day share a `[lab, 2018-09-29]` line and lose
+    their " on 2018-09-29" (a date is ten prompt tokens); a measurement alone on its day keeps it."""
+    days = []
+    for fact in facts:
+        match = _MEASURED_ON.search(fact.text) if fact.kind in ("lab", "vital") else None
+        days.append(match.group(1) if match else None)
+    grouped = []
+    for index, (fact, day) in enumerate(zip(facts, days, strict=True)):
+        neighbours = {days[i] for i in (index - 1, index + 1) if 0 <= i < len(facts) and facts[i].kind == fact.kind}
+        if day is not None and day in neighbours:
+            grouped.append((fact.kind, day, _MEASURED_ON.sub("", fact.text, count=1)))
+        else:
+            grouped.append((fact.kind, None, fact.text))
+    return grouped
 
 
 def citation_label(fact: Fact) -> str:

@@ -427,7 +427,7 @@ class RecordedStatus:
     description: str
 
 
-_TREND_RE = re.compile(r"(?:rising|falling|stable):\s*(.*?)\s+since\b")
+_TREND_RE = re.compile(r"(?:rising|falling|stable)(?::| from)\s*(.*?)\s+since\b")  # "rising from 45 since"
 _INTERPRETATION_RE = re.compile(r"\[([A-Za-z ]+)\]")
 _INTERPRETATIONS: dict[str, Status] = {
     "h": "high", "hh": "high", "high": "high", "critical high": "high", "above high normal": "high",

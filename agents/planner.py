@@ -10,7 +10,7 @@ from langchain_core.runnables import RunnableConfig
 
 from medconsult.agents.differential import DEFAULT_QUESTION
 from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
-from medconsult.agents.regimens import describe
+from medconsult.agents.regimens import drug_names
 from medconsult.agents.schemas import Differential, TreatmentPlan, plan_request
 from medconsult.config import StructuredOutputMethod
 from medconsult.knowledge import SelectedRegimen
@@ -34,12 +34,15 @@ async def draft_plan(
     config: RunnableConfig | None = None,
 ) -> TreatmentPlan:
     """`regimens` are the knowledge-base options; `safety_findings` the blocks a previous draft ran into."""
+    reasons = list(dict.fromkeys(r.selection_reason for r in regimens))
     prompt = render(
         "plan.user.md",
         question=question or DEFAULT_QUESTION,
         diagnoses=differential.diagnoses,
-        regimens=[{"id": r.id, "line": r.line, "settings": r.settings, "why": r.selection_reason,
-                   "what": describe(r)} for r in regimens],
+        shared_reason=reasons[0] if len(reasons) == 1 else None,  # said once instead of on every line
+        regimens=[{"id": r.id, "line": r.line, "settings": r.settings,
+                   "why": None if len(reasons) == 1 else r.selection_reason, "what": drug_names(r)}
+                  for r in regimens],
         findings=[f.message for f in safety_findings if f.severity == "block"],
     )  # fmt: skip
     messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)), HumanMessage(prompt)]

@@ -78,6 +78,18 @@ def describe(regimen: SelectedRegimen) -> str:
     return f"{' + '.join(parts)}; {regimen.duration} [{sources}]"
 
 
+def drug_names(regimen: SelectedRegimen) -> str:
+    """The regimen for the prompt: drugs and routes only ("amoxicillin-clavulanic acid or cefpodoxime (oral) +
+    azithromycin (oral)"). Doses, duration and sources come from the knowledge base into the report; in the prompt
+    they would cost hundreds of tokens on every plan call."""
+    parts = []
+    for component in regimen.components:
+        names = " or ".join(dict.fromkeys(d.name for d in component.options))
+        routes = "/".join(dict.fromkeys(d.route for d in component.options if d.route))
+        parts.append(f"{names} ({routes})" if routes else names)
+    return " + ".join(parts)
+
+
 def _unique(regimens: list[SelectedRegimen]) -> list[SelectedRegimen]:
     seen: set[str] = set()
     return [r for r in regimens if not (r.id in seen or seen.add(r.id))]

@@ -72,7 +72,7 @@ async def _run_case(case, settings: Settings, services: Services, out: Path, str
     clock = time.perf_counter()
 
     def on_stream(step: str, text: str) -> None:
-        if step == "differential" and '"evidence"' in text:  # the first diagnosis's name and likelihood are complete
+        if step == "differential" and '"supporting"' in text:  # the first diagnosis's name and likelihood are complete
             streamed.setdefault("first_diagnosis_s", round(time.perf_counter() - clock, 2))
 
     return await run_consult(case, settings, services, out, stream_listeners=[on_stream], approver=auto_approve)

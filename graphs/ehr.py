@@ -13,10 +13,11 @@ RECORD_STEPS = (
         "labs",
         "fhir_observations",
         "laboratory results",
-        lambda s: {"category": "laboratory", "limit": s.lab_results_limit},
+        lambda s: {"category": "laboratory", "limit": s.lab_results_limit, "within_days": s.record_recent_days},
     ),
     PatientStep(
-        "vitals", "fhir_observations", "vital signs", lambda s: {"category": "vital-signs", "limit": 12}
+        "vitals", "fhir_observations", "vital signs",
+        lambda s: {"category": "vital-signs", "limit": 12, "within_days": s.record_recent_days},
     ),
     PatientStep("encounters", "fhir_encounters", "recent encounters", lambda s: {"limit": 3}),
     PatientStep("reports", "fhir_diagnostic_reports", "diagnostic reports"),

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     tool_timeout_s: float = 30.0
     disabled_tools: list[str] = Field(default_factory=list)
     lab_results_limit: int = Field(25, description="most recent distinct lab codes given to the model")
+    record_recent_days: int | None = Field(
+        365, ge=1, description="labs and vitals last measured longer ago are left out of the first view "
+        "(the model can ask for all labs); None: no limit",
+    )
 
     @classmethod
     def settings_customise_sources(

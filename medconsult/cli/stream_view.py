@@ -44,7 +44,7 @@ class StreamView:
             return [
                 f"{rank}. {item['diagnosis']} ({item['likelihood']})"
                 for rank, item in enumerate(_items(reply, "diagnoses"), start=1)
-                if "evidence" in item  # the field after the likelihood
+                if "supporting" in item  # the field after the likelihood
             ]
         if step == "plan":
             lines = [f"working diagnosis: {reply['working_diagnosis']}"] if "regimen" in reply else []

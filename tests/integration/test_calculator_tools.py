@@ -123,10 +123,13 @@ def test_curb65_of_the_demo_patient(tools, patient_id):
     assert (result["points"], result["minimum"], result["maximum"]) == (1, 1, 3)
     assert result["interpretation"] is None and "undetermined" in result["summary"]
     assert result["summary"].startswith("CURB-65 1 (range 1-3: confusion, respiratory_rate unknown)")
-    evidence = tools["curb65"].result_model.model_validate(result).evidence()
-    assert evidence[0].kind == "score" and "possible range 1-3" in evidence[0].text
-    urea = next(e for e in evidence if " urea: " in e.text)
-    assert urea.resource.startswith("Observation/") and "BUN 14.94 mg/dL not > 19" in urea.text
+    [evidence] = tools["curb65"].result_model.model_validate(result).evidence()  # one line in every prompt
+    assert evidence.kind == "score" and evidence.text == (
+        "CURB-65 1 (possible range 1-3); met: age >= 65 (+1); not met: urea, blood pressure; "
+        "unknown: confusion, respiratory_rate; risk group undetermined"
+    )
+    urea = next(c for c in result["criteria"] if c["name"] == "urea")  # its value and source stay in the result
+    assert urea["resources"][0].startswith("Observation/") and "BUN 14.94 mg/dL not > 19" in urea["detail"]
 
 
 def test_psi_comorbidity_comes_from_the_problem_list(context, tools, patient_id):

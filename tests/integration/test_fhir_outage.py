@@ -27,6 +27,7 @@ async def test_server_stopped_after_intake_leaves_gaps_not_a_crash(tmp_path: Pat
         data_dir=DATA_DIR,
         checkpoint_db=tmp_path / "cp.sqlite",
         fhir_timeout_s=5,
+        llm_structured_output="function_calling",  # the fake answers forced tool calls
     )
     server = LocalFhirServer(settings)
     server.up(detach=True)

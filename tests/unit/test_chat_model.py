@@ -62,7 +62,7 @@ async def test_json_schema_mode_sends_the_schema_as_response_format():
     """What a MedGemma profile sends to vLLM: a JSON-schema response format and no tools."""
     labels = ["Leukocytes [lab F1]"]
     answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
-              "discriminating_test": "CXR", "evidence": [{"fact": labels[0], "stance": "supports"}]}]}  # fmt: skip
+              "discriminating_test": "CXR", "supporting": [labels[0]], "opposing": []}]}  # fmt: skip
     sent: list[dict] = []
     settings = Settings(llm_profile="medgemma-27b", llm_stream=False)
     model = make_chat_model(
@@ -100,7 +100,7 @@ async def test_a_streamed_structured_reply_is_shown_as_it_grows_and_parsed_at_th
 
     labels = ["Leukocytes [lab F1]"]
     answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
-              "discriminating_test": "CXR", "evidence": [{"fact": labels[0], "stance": "supports"}]}]}  # fmt: skip
+              "discriminating_test": "CXR", "supporting": [labels[0]], "opposing": []}]}  # fmt: skip
     sent: list[dict] = []
     partial: list[str] = []
     tracer = Tracer(stream_listeners=[lambda step, text: partial.append(text)])

@@ -115,8 +115,9 @@ async def _run(
 ):
     monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
     settings = Settings(
-        state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=evidence_rounds
-    )
+        state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=evidence_rounds,
+        llm_structured_output="function_calling",  # the fake answers forced tool calls
+    )  # fmt: skip
     case = Case(id="t1", patient="MRN-1", question="Cough and fever?", images=images or [])
     services = Services("http://127.0.0.1:9/fhir", model, "fake")
     if resume:
@@ -170,7 +171,7 @@ async def test_record_is_quoted_data_in_the_prompt(tmp_path: Path, monkeypatch: 
     model = FakeToolCallingModel()
     await _run(tmp_path, monkeypatch, registry(), model)
     system = model.calls[0][0].content
-    assert '"Pneumonia (active, onset 2018-09-28)"' in system and system.splitlines().count("<record>") == 1
+    assert '"Pneumonia, onset 2018-09-28"' in system and system.splitlines().count("<record>") == 1
 
 
 async def test_unreachable_fhir_is_a_gap_in_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -212,7 +213,7 @@ async def test_unknown_patient_skips_the_record_but_not_the_case(
 async def test_a_repeated_diagnosis_is_kept_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     BARRIER.reset()
     entry = {"diagnosis": "Pneumonia", "likelihood": "high", "reasoning": "r", "discriminating_test": "CXR",
-             "evidence": [{"fact": "Pneumonia [condition F2]", "stance": "supports"}]}  # fmt: skip
+             "supporting": ["Pneumonia [condition F2]"], "opposing": []}  # fmt: skip
     repeated = {
         "summary": "s",
         "diagnoses": [entry, {**entry, "diagnosis": " pneumonia", "likelihood": "low"}],
@@ -247,9 +248,14 @@ async def test_planted_instructions_stay_data_and_never_reach_the_plan(
     record = system.split("<record>\n", 1)[1].split("\n</record>", 1)[0]
     assert "Ignore all previous instructions" in record  # quoted inside the record block, nowhere else
     assert "Ignore all previous instructions" not in system.replace(record, "")
-    planted_lines = [line for line in record.splitlines() if "Ignore all previous" in line]
-    assert {line.split(" | ")[1] for line in planted_lines} == {"note", "safety"}
-    assert all(line.split(" | ", 2)[2].startswith('"') for line in planted_lines)  # JSON-quoted text
+    kind, planted_kinds = None, set()
+    for line in record.splitlines():
+        if line.startswith("["):  # a group line: "[note]", "[lab, 2018-09-28]"
+            kind = line.strip("[]").split(",")[0]
+        elif "Ignore all previous" in line:
+            planted_kinds.add(kind)
+            assert line.split(" ", 1)[1].startswith('"')  # JSON-quoted text after the fact id
+    assert planted_kinds == {"note", "safety"}
 
     state = outcome.state
     assert [a.action for a in state["plan"].actions] == ["Blood cultures before antibiotics"]

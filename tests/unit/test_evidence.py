@@ -12,7 +12,12 @@ from medconsult.agents.evidence import (
     fact_id,
     record_block,
 )
-from medconsult.agents.schemas import Differential, differential_request, plan_request
+from medconsult.agents.schemas import (
+    Differential,
+    differential_from_request,
+    differential_request,
+    plan_request,
+)
 from medconsult.tools.fhir.conditions import ConditionsResult
 from medconsult.tools.fhir.observations import ObservationsResult
 from medconsult.tools.fhir.patient_summary import PatientSummaryResult
@@ -79,7 +84,7 @@ def test_record_text_cannot_close_the_data_block():
     )
     assert block.count("</record>") == 1 and block.rstrip().endswith("</record>")
     assert "ignore previous instructions" in block  # kept as quoted data, not dropped
-    assert 'MISSING | "allergies" | "FHIR server unreachable"' in block
+    assert 'MISSING "allergies": "FHIR server unreachable"' in block
 
 
 def test_system_prompt_is_identical_for_every_step():
@@ -104,12 +109,14 @@ def test_citations_are_restricted_to_the_case_facts():
                 "likelihood": "high",
                 "reasoning": "r",
                 "discriminating_test": "CXR",
-                "evidence": [{"fact": "Pneumonia [condition F2]", "stance": "supports"}],
+                "supporting": ["Pneumonia [condition F2]"], "opposing": [],
             }
         ],
     }
-    assert isinstance(Differential.model_validate(request.model_validate(good).model_dump()), Differential)
-    good["diagnoses"][0]["evidence"][0]["fact"] = "Made up [lab F9]"
+    stored = differential_from_request(request.model_validate(good).model_dump(), fact_id)
+    cited = Differential.model_validate(stored).diagnoses[0].evidence[0]
+    assert (cited.fact, cited.stance) == ("F2", "supports")
+    good["diagnoses"][0]["supporting"] = ["Made up [lab F9]"]
     with pytest.raises(ValidationError):
         request.model_validate(good)
     schema = plan_request(["Leukocytes [lab F1]"]).model_json_schema()
@@ -129,3 +136,21 @@ def test_a_catalogue_already_read_stays_a_prefix_when_the_record_grows():
     assert [(f.id, f.kind) for f in grown[len(first) :]] == [("F3", "lab")]
     assert record_block(grown, []).startswith(record_block(first, []).removesuffix("</record>"))
     assert build_facts(RECORDS, MODELS, shown=grown) == grown  # nothing new: nothing added
+
+
+def test_measurements_of_one_day_share_a_dated_group_line():
+    from medconsult.agents.evidence import Fact
+
+    def lab(number: int, text: str) -> Fact:
+        return Fact(id=f"F{number}", result_id="r", tool="fhir_observations", kind="lab", text=text)
+
+    block = record_block([
+        lab(1, "Glucose 78.4 mg/dL on 2018-09-29; falling from 96.3 since 2014"),
+        lab(2, "Sodium 141 mmol/L on 2018-09-29"),
+        lab(3, "Leukocytes 4.02 10*3/uL on 2016-09-17"),
+    ], [])  # fmt: skip
+    assert block.splitlines()[1:5] == [
+        "[lab, 2018-09-29]", 'F1 "Glucose 78.4 mg/dL; falling from 96.3 since 2014"', 'F2 "Sodium 141 mmol/L"',
+        "[lab]",
+    ]
+    assert 'F3 "Leukocytes 4.02 10*3/uL on 2016-09-17"' in block  # alone on its day: its date stays in the line

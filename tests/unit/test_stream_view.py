@@ -7,8 +7,8 @@ from medconsult.cli.stream_view import StreamView
 DIFFERENTIAL = {
     "summary": "Febrile man with cough.",
     "diagnoses": [
-        {"diagnosis": "Bacterial pneumonia", "likelihood": "high", "evidence": [], "reasoning": "r"},
-        {"diagnosis": "[bold red]Influenza[/]", "likelihood": "low", "evidence": [], "reasoning": "r"},
+        {"diagnosis": "Bacterial pneumonia", "likelihood": "high", "supporting": [], "reasoning": "r"},
+        {"diagnosis": "[bold red]Influenza[/]", "likelihood": "low", "supporting": [], "reasoning": "r"},
     ],
 }
 

@@ -14,7 +14,8 @@ def _finish(usage: dict | None, usage_metadata: dict | None = None) -> dict:
     run_id = uuid4()
     callback.on_chat_model_start({}, [], run_id=run_id)
     message = AIMessage(content="{}", usage_metadata=usage_metadata)
-    result = LLMResult(generations=[[ChatGeneration(message=message)]], llm_output={"token_usage": usage} if usage else {})
+    output = {"token_usage": usage} if usage else {}
+    result = LLMResult(generations=[[ChatGeneration(message=message)]], llm_output=output)
     callback.on_llm_end(result, run_id=run_id)
     return tracer.events[-1]
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from medconsult.clinical.gather import DEFAULT_WINDOW_HOURS, Gathered, gather_inputs
-from medconsult.clinical.scores import Criterion, EgfrResult, Inputs, ScoreResult
+from medconsult.clinical.scores import EgfrResult, Inputs, ScoreResult
 from medconsult.tools.base import Evidence, MedTool, ToolResult
 from medconsult.tools.fhir.common import PatientArgs
 
@@ -28,13 +28,10 @@ class Reading(BaseModel):
 
 class ScoreReport(ToolResult, Reading, ScoreResult):
     def evidence(self) -> list[Evidence]:
-        """The score, then each criterion that is met or rests on a measured value (with its FHIR reference);
-        criteria that are merely absent from the record (no comorbidity coded) stay in the result only."""
-        return [Evidence(kind="score", text=score_statement(self), value=self.points)] + [
-            _criterion_evidence(self.score_name, c)
-            for c in self.criteria
-            if c.status == "met" or (c.status == "not met" and c.resources)
-        ]
+        """One statement: the score, its criteria by status, and the risk group. Each criterion's detail, values and
+        FHIR references stay in the result (and the report's scores table); the values are in the record's own
+        lab and vital lines, which every prompt carries already."""
+        return [Evidence(kind="score", text=score_statement(self), value=self.points)]
 
 
 class EgfrReport(ToolResult, Reading, EgfrResult):
@@ -47,33 +44,30 @@ class EgfrReport(ToolResult, Reading, EgfrResult):
         return [Evidence(kind="score", text=text, resource=creatinine, value=self.egfr, unit=self.unit)]
 
 
-def _criterion_evidence(score_name: str, criterion: Criterion) -> Evidence:
-    sign = "+" if criterion.points >= 0 else ""
-    points = f"{sign}{criterion.points}" if criterion.status == "met" else "0"
-    return Evidence(
-        kind="score",
-        text=f"{score_name} {criterion.name}: {criterion.status} ({points}) - {criterion.detail}",
-        resource=criterion.resources[0] if criterion.resources else None,
-    )
-
-
 def score_statement(result: ScoreResult) -> str:
-    """Score, range, missing inputs and risk group in one sentence. The source is in the result and the report's
-    scores table, not here: the statement goes into every prompt, where citations would only cost tokens."""
+    """Score, possible range, criteria and risk group in one line, e.g. "CURB-65 1 (possible range 1-3); met: age
+    >= 65 (+1); not met: urea, blood pressure; unknown: confusion, respiratory_rate; risk group undetermined".
+
+    Criteria absent from the record without a measured value (no comorbidity coded) are not listed. The source is
+    in the result and the report's scores table: the statement goes into every prompt, where it would cost tokens."""
     if result.points is None:
         return f"{result.score_name} not computed: {result.undetermined}"
     text = f"{result.score_name} {result.points}"
     if not result.complete:
-        missing = ", ".join(m.name for m in result.missing)
-        text += f" (possible range {result.minimum}-{result.maximum}; missing: {missing})"
+        text += f" (possible range {result.minimum}-{result.maximum})"
+    met = [f"{c.name} ({'+' if c.points >= 0 else ''}{c.points})" for c in result.criteria if c.status == "met"]
+    not_met = [c.name for c in result.criteria if c.status == "not met" and c.resources]
+    for label, names in (("met", met), ("not met", not_met), ("unknown", [m.name for m in result.missing])):
+        if names:
+            text += f"; {label}: {', '.join(names)}"
     if result.interpretation is not None:
         text += f"; {result.interpretation.risk_group}"
         if result.interpretation.mortality:
             text += f", 30-day mortality {result.interpretation.mortality}"
+    elif result.assumed_normal_interpretation is not None:
+        text += f"; risk group undetermined, {result.assumed_normal_interpretation.risk_group} if unknowns are normal"
     elif result.undetermined:
-        text += f"; {result.undetermined}"
-    if result.assumed_normal_interpretation is not None and result.interpretation is None:
-        text += f"; {result.assumed_normal_interpretation.risk_group} if missing values are normal"
+        text += "; risk group undetermined"
     return text
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, timedelta
 from typing import Literal
 
 from fhirclient.models.condition import Condition
@@ -40,16 +41,31 @@ class ConditionItem(BaseModel):
 
 class ConditionsResult(ToolResult):
     conditions: list[ConditionItem]
+    reviewed_on: str | None = None  # as_of, else the day of the look-up
 
     def evidence(self) -> list[Evidence]:
         return [
-            Evidence(
-                kind="condition",
-                text=f"{c.display} ({c.clinical_status or 'status unknown'}, onset {(c.onset or 'unknown')[:10]})",
-                resource=c.resource,
-            )
+            Evidence(kind="condition", text=_statement(c, self.reviewed_on), resource=c.resource)
             for c in self.conditions
         ]
+
+
+SEMANTIC_TAG = re.compile(r"\s+\((?:disorder|finding|situation|procedure|morphologic abnormality)\)")
+
+
+RECENT_DAYS = 365  # onsets within this many days of the review keep their day; older ones their year
+
+
+def _statement(condition: ConditionItem, reviewed_on: str | None) -> str:
+    """"Pneumonia, onset 2018-09-28", "Hypertension, onset 1956": the day only for a recent onset (a date is ten
+    prompt tokens), the status only when not active, SNOMED's semantic tag dropped."""
+    name = SEMANTIC_TAG.sub("", condition.display or "unnamed condition")
+    status = "" if condition.clinical_status == "active" else f" ({condition.clinical_status or 'status unknown'})"
+    onset = (condition.onset or "unknown")[:10]
+    if reviewed_on and len(onset) == 10:
+        recent = date.fromisoformat(reviewed_on) - timedelta(days=RECENT_DAYS)
+        onset = onset if onset >= recent.isoformat() else onset[:4]
+    return f"{name}{status}, onset {onset}"
 
 
 class ConditionsTool(MedTool):
@@ -73,7 +89,8 @@ class ConditionsTool(MedTool):
         summary = f"{len(items)} {args.status} condition(s)"
         if items:
             summary += ": " + "; ".join(i.display or "?" for i in items[:6])
-        return ConditionsResult(summary=summary, conditions=items)
+        reviewed_on = (args.as_of or date.today()).isoformat()
+        return ConditionsResult(summary=summary, conditions=items, reviewed_on=reviewed_on)
 
 
 def _at(item: ConditionItem, as_of: date) -> ConditionItem:

@@ -34,7 +34,8 @@ class MedicationsResult(ToolResult):
         return [
             Evidence(
                 kind="medication",
-                text=f"{m.medication} ({m.status}, prescribed {(m.authored_on or 'unknown')[:10]})",
+                text=f"{m.medication}" + ("" if m.status == "active" else f" ({m.status})")
+                + f", prescribed {(m.authored_on or 'unknown')[:10]}",
                 resource=m.resource,
             )
             for m in self.medications

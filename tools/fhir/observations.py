@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Literal
 
 from fhirclient.models.observation import Observation
@@ -20,6 +21,9 @@ class ObservationArgs(PatientArgs):
     )
     latest_per_code: bool = Field(True, description="keep only the most recent result of each code")
     limit: int = Field(25, ge=1, le=200, description="at most this many results, most recent first")
+    within_days: int | None = Field(
+        None, ge=1, description="only codes measured within this many days before the review day; none: any time"
+    )
 
 
 class ObservationValue(BaseModel):
@@ -43,20 +47,26 @@ class ObservationItem(ObservationValue):
     components: list[ObservationValue] = Field(default_factory=list)
     measurements_of_code: int = 1  # how many results of this code the record holds
     earlier: list[EarlierValue] = Field(default_factory=list)  # previous results of the code, newest first
-    trend: str | None = None  # e.g. "rising: 45 -> 120 mg/L since 2020-03-03"
+    trend: str | None = None  # e.g. "rising from 45 since 2020" (the unit is the value's)
 
 
 class ObservationsResult(ToolResult):
     category: str
     observations: list[ObservationItem]
     total_found: int
+    older_codes: int = 0  # codes left out because last measured before `measured_since`
+    measured_since: str | None = None
 
     def evidence(self) -> list[Evidence]:
         kind = "vital" if self.category == "vital-signs" else "lab"
-        return [
+        older = []
+        if self.older_codes:
+            older = [Evidence(kind=kind, text=f"{self.older_codes} other {self.category} code(s) last measured "
+                                              f"before {self.measured_since}, not listed")]  # fmt: skip
+        return older + [
             Evidence(
                 kind=kind,
-                text=f"{o.display} {_format_value(o)} on {(o.effective or 'unknown date')[:10]}"
+                text=f"{short_name(o.display)} {_format_value(o)} on {(o.effective or 'unknown date')[:10]}"
                 + (f" (ref {o.reference_range})" if o.reference_range else "")
                 + (f" [{o.interpretation}]" if o.interpretation else "")
                 + (f"; {o.trend}" if o.trend else ""),
@@ -66,6 +76,14 @@ class ObservationsResult(ToolResult):
             )
             for o in self.observations
         ]
+
+
+def short_name(display: str) -> str:
+    """A LOINC long name without its property and method: "Leukocytes [#/volume] in Blood by Automated count" ->
+    "Leukocytes". Names without a bracketed property keep their system ("Oxygen saturation in Arterial blood")."""
+    if " [" in display:
+        return display.split(" [", 1)[0]
+    return display.split(" by ", 1)[0]
 
 
 def _format_value(item: ObservationValue) -> str:
@@ -96,13 +114,21 @@ class ObservationsTool(MedTool):
         items = [_item(o) for o in found]
         if args.latest_per_code:
             items = _latest_per_code(items)
+        since, older = None, 0
+        if args.within_days is not None:
+            since = ((args.as_of or date.today()) - timedelta(days=args.within_days)).isoformat()
+            recent = [item for item in items if (item.effective or "")[:10] >= since]
+            older, items = len(items) - len(recent), recent
         items = items[: args.limit]
         summary = f"{len(items)} {args.category} result(s) of {len(found)} found"
         if items:
             summary += f", latest {items[0].effective}"
+        if older:
+            summary += f"; {older} code(s) last measured before {since} left out"
         return ObservationsResult(
-            summary=summary, category=args.category, observations=items, total_found=len(found)
-        )
+            summary=summary, category=args.category, observations=items, total_found=len(found),
+            older_codes=older, measured_since=since,
+        )  # fmt: skip
 
 
 EARLIER_KEPT = 4  # previous results listed per code; the count of all of them is kept too
@@ -132,10 +158,10 @@ def _trend(item: ObservationItem) -> str | None:
     first = numeric[-1]
     change = item.value - first.value
     scale = max(abs(first.value), abs(item.value), 1e-9)
-    direction = "stable" if abs(change) / scale < 0.1 else ("rising" if change > 0 else "falling")
-    unit = f" {item.unit}" if item.unit else ""
-    since = (first.effective or "an unknown date")[:10]
-    return f"{direction}: {first.value:.3g} -> {item.value:.3g}{unit} since {since} ({len(numeric) + 1} results)"
+    since = (first.effective or "an unknown year")[:4]  # the year: each digit of a date is a prompt token
+    if abs(change) / scale < 0.1:
+        return f"stable since {since}"
+    return f"{'rising' if change > 0 else 'falling'} from {first.value:.3g} since {since}"
 
 
 def _value(holder) -> tuple[float | str | None, str | None]:  # noqa: ANN001 - Observation or component

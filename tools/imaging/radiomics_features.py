@@ -40,11 +40,30 @@ class RadiomicsResult(ToolResult):
     parameters: str
 
     def evidence(self) -> list[Evidence]:
-        return [
+        """Each notable finding (and the area ratio) with its values; the symmetric ones in one line, by name.
+
+        Their values stay in the result: in every prompt of the case they would only add tokens."""
+        shown = [f for f in self.findings if f.notable or f.id == "area:ratio"]
+        items = [
             Evidence(kind="image finding", text=f.text + (" [notable]" if f.notable else ""), resource=self.image,
                      value=f.values.get("relative_difference", f.values.get("ratio")))
-            for f in self.findings
+            for f in shown
         ]  # fmt: skip
+        symmetric = [f for f in self.findings if f not in shown and " of the " in f.text.split(":")[0]]
+        if symmetric:
+            items.append(Evidence(kind="image finding", resource=self.image,
+                                  text=f"symmetric left and right: {_by_feature(symmetric)}"))  # fmt: skip
+        return items
+
+
+def _by_feature(findings: list[FindingResult]) -> str:
+    """"Mean density of the upper zones", "GLCM contrast of the lungs", ... -> "Mean density (upper zones); GLCM
+    contrast (lungs, upper zones)"."""
+    regions: dict[str, list[str]] = {}
+    for finding in findings:
+        feature, region = finding.text.split(":")[0].split(" of the ", 1)
+        regions.setdefault(feature, []).append(region)
+    return "; ".join(f"{feature} ({', '.join(names)})" for feature, names in regions.items())
 
 
 class RadiomicsFeaturesTool(MedTool):

@@ -37,12 +37,8 @@ class SegmentLungsResult(ToolResult):
             Evidence(kind="image", resource=self.overlay_png, text=f"segmentation caution: {w}")
             for w in self.warnings
         ]
-        return caution + [
-            Evidence(kind="image", resource=self.right_mask_png, value=self.right_area, unit=self.area_unit,
-                     text=f"right lung segmented: area {self.right_area:g} {self.area_unit}"),
-            Evidence(kind="image", resource=self.left_mask_png, value=self.left_area, unit=self.area_unit,
-                     text=f"left lung segmented: area {self.left_area:g} {self.area_unit}"),
-        ]  # fmt: skip
+        areas = f"right {self.right_area:g} {self.area_unit}, left {self.left_area:g} {self.area_unit}"
+        return caution + [Evidence(kind="image", resource=self.overlay_png, text=f"lungs segmented: {areas}")]
 
 
 class SegmentLungsTool(MedTool):
