@@ -28,7 +28,7 @@ RequestKind = Literal["history", "all_labs", "more_notes", "more_encounters"]
 class EvidenceRequest(BaseModel):
     kind: RequestKind
     analyte: str | None = Field(None, description="for `history`: the analyte, as named in the record")
-    reason: str = Field(..., max_length=120)
+    reason: str = Field(..., max_length=80)
 
 
 class EvidenceRequests(BaseModel):
@@ -89,7 +89,7 @@ def tool_call_for(request: EvidenceRequest, analytes: dict[str, tuple[str, str]]
             return None
         code, category = analytes[request.analyte]
         return "fhir_observations", {"category": category, "loinc_codes": [code], "latest_per_code": False,
-                                     "limit": 20}  # fmt: skip
+                                     "limit": 8}  # fmt: skip
     if request.kind == "all_labs":
         return "fhir_observations", {"category": "laboratory", "limit": 80}
     if request.kind == "more_notes":

@@ -97,10 +97,10 @@ def differential_request(labels: list[str]) -> type[BaseModel]:
         reasoning=(str, Field(..., max_length=160)),
         discriminating_test=(str, Field(..., max_length=80, description=TEST_DESCRIPTION)),
     )  # fmt: skip
-    return create_model(
+    return create_model(  # the diagnoses first: they are what the clinician waits for on screen
         "Differential", __doc__=Differential.__doc__,
-        summary=(str, Field(..., max_length=200, description="two-sentence synthesis of the case")),
         diagnoses=(list[ranked], Field(..., min_length=1, max_length=3)),
+        summary=(str, Field(..., max_length=200, description="two-sentence synthesis of the case")),
     )  # fmt: skip
 
 

@@ -154,3 +154,12 @@ def test_measurements_of_one_day_share_a_dated_group_line():
         "[lab]",
     ]
     assert 'F3 "Leukocytes 4.02 10*3/uL on 2016-09-17"' in block  # alone on its day: its date stays in the line
+
+
+def test_a_history_of_one_code_is_one_statement_with_the_unit_once():
+    earlier = {**LEUKOCYTES, "resource": "Observation/o0", "value": 9.1, "effective": "2018-09-01T07:00:00+00:00"}
+    result = ObservationsResult(summary="2", category="laboratory", total_found=2,
+                                observations=[LEUKOCYTES, earlier])  # fmt: skip
+    [history] = result.evidence()
+    assert history.text == "Leukocytes (10*3/uL) 14.2 on 2018-09-28, 9.1 on 2018-09-01"
+    assert (history.resource, history.value) == ("Observation/o1", 14.2)  # the latest result

@@ -63,19 +63,36 @@ class ObservationsResult(ToolResult):
         if self.older_codes:
             older = [Evidence(kind=kind, text=f"{self.older_codes} other {self.category} code(s) last measured "
                                               f"before {self.measured_since}, not listed")]  # fmt: skip
+        by_code: dict[str, list[ObservationItem]] = {}
+        for item in self.observations:
+            by_code.setdefault(item.loinc or item.display or item.resource, []).append(item)
         return older + [
-            Evidence(
-                kind=kind,
-                text=f"{short_name(o.display)} {_format_value(o)} on {(o.effective or 'unknown date')[:10]}"
-                + (f" (ref {o.reference_range})" if o.reference_range else "")
-                + (f" [{o.interpretation}]" if o.interpretation else "")
-                + (f"; {o.trend}" if o.trend else ""),
-                resource=o.resource,
-                value=o.value,
-                unit=o.unit,
-            )
-            for o in self.observations
+            _statement(kind, items[0]) if len(items) == 1 else _history(kind, items) for items in by_code.values()
         ]
+
+
+def _statement(kind: str, o: ObservationItem) -> Evidence:
+    return Evidence(
+        kind=kind,
+        text=f"{short_name(o.display)} {_format_value(o)} on {(o.effective or 'unknown date')[:10]}"
+        + (f" (ref {o.reference_range})" if o.reference_range else "")
+        + (f" [{o.interpretation}]" if o.interpretation else "")
+        + (f"; {o.trend}" if o.trend else ""),
+        resource=o.resource,
+        value=o.value,
+        unit=o.unit,
+    )
+
+
+def _history(kind: str, items: list[ObservationItem]) -> Evidence:
+    """Several results of one code (a history look-up) in one statement, newest first, the unit once:
+    "Creatinine (mg/dL) 0.95 on 2018-09-29, 0.84 on 2017-09-23, ..."."""
+    latest = items[0]
+    values = ", ".join(f"{_format_value(o.model_copy(update={'unit': None}))} on {(o.effective or '?')[:10]}"
+                       for o in items)  # fmt: skip
+    unit = f" ({latest.unit})" if latest.unit else ""
+    return Evidence(kind=kind, text=f"{short_name(latest.display)}{unit} {values}", resource=latest.resource,
+                    value=latest.value, unit=latest.unit)  # fmt: skip
 
 
 def short_name(display: str) -> str:
