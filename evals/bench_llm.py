@@ -6,9 +6,11 @@ the server actually evaluated (its cache hits excluded), the completion tokens, 
 duration, from which prefill and decode rates follow. The case gives its wall time and the time until the
 differential is complete (and until its first diagnosis was on screen).
 
-Then the differential's request, captured as it was sent, is replayed twice on the warm server: as sent (schema-
-constrained) and without the constraint, so the difference in time per generated token and in time to the first
-token is what the constraint costs. Where the server reports its own `timings` (llama.cpp) they are kept too.
+Then the differential's request, captured as it was sent, is replayed on the warm server: once for one token (so
+its prompt is cached and both measured replays start from the same cache), then as sent (schema-constrained) and
+without the constraint. The difference in time per generated token and in time to the first token is what the
+constraint costs (grammar set-up shows in the first token). Where the server reports its own `timings` (llama.cpp)
+they are kept too.
 """
 
 from __future__ import annotations
@@ -115,8 +117,10 @@ def _request_of(requests: list[dict[str, Any]], step: str, trace: list[dict[str,
 
 
 def _constraint_overhead(base_url: str, request: dict[str, Any]) -> dict[str, Any]:
+    free_request = {k: v for k, v in request.items() if k not in ("response_format", "tools", "tool_choice")}
+    _replay(base_url, {**free_request, "max_tokens": 1})  # the prompt into the server's cache: both start equal
     constrained = _replay(base_url, request)
-    free = _replay(base_url, {k: v for k, v in request.items() if k not in ("response_format", "tools", "tool_choice")})
+    free = _replay(base_url, free_request)
     ratio = None
     if constrained["ms_per_token"] and free["ms_per_token"]:
         ratio = round(constrained["ms_per_token"] / free["ms_per_token"], 3)
