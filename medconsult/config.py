@@ -48,8 +48,7 @@ class Settings(BaseSettings):
     )
     llm_structured_output: StructuredOutputMethod | None = Field(
         None,
-        description="how schema-constrained output is requested; default: the profile's, json_schema on the embedded "
-        "server, else function_calling",
+        description="how schema-constrained output is requested; default: the profile's, else json_schema",
     )
     llm_temperature: float = 0.0
     llm_seed: int | None = 7

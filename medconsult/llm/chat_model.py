@@ -49,15 +49,17 @@ def make_chat_model(settings: Settings, base_url: str, model: str, **client_opti
 
 
 def structured_output_method(settings: Settings) -> StructuredOutputMethod:
-    """Explicit setting, else the profile's; on the embedded server a JSON-schema response format, else forced tool
-    choice (works on llama.cpp and vLLM alike).
+    """Explicit setting, else the profile's, else a JSON-schema response format (llama.cpp, vLLM and the OpenAI API
+    all accept it).
 
-    The embedded server turns a response format into a grammar without putting the schema in the prompt, so every
-    call of a case keeps the same prompt prefix and its cached evaluation; a forced tool's schema goes into the
-    system message (the chat template puts tools there) and differs per step.
+    The server turns a response format into a grammar without putting the schema into the prompt, so every call of
+    a case keeps the same prompt prefix and its cached evaluation. A forced tool call (`function_calling`) also
+    constrains the reply, but chat templates write the tool's schema into the system message, which then differs per
+    step. (With smollm2 on llama.cpp's server, forced tool calls also ran to the token limit where the same schema
+    as a response format did not.)
     """
     if settings.llm_structured_output:
         return settings.llm_structured_output
     if settings.llm_profile:
         return get_profile(settings.llm_profile).structured_output
-    return "json_schema" if settings.uses_embedded_llm else "function_calling"
+    return "json_schema"

@@ -15,7 +15,7 @@ class ServingProfile(BaseModel):
     name: str
     description: str
     model: str
-    structured_output: StructuredOutputMethod = "function_calling"
+    structured_output: StructuredOutputMethod = "json_schema"
     extra_body: dict = Field(default_factory=dict)
     vllm_args: list[str] = Field(default_factory=list)
 

@@ -40,9 +40,9 @@ def test_profile_sets_client_options():
         )
         == "function_calling"
     )
-    # The embedded llama.cpp server: a response format, so the schema stays out of the shared prompt prefix.
+    # A response format by default, on any server: the schema stays out of the shared prompt prefix.
     assert structured_output_method(Settings()) == "json_schema"
-    assert structured_output_method(Settings(llm_base_url="http://gpu.test/v1")) == "function_calling"
+    assert structured_output_method(Settings(llm_base_url="http://gpu.test/v1")) == "json_schema"
 
 
 def _recording_client(reply_content: str, sent: list[dict]) -> httpx.AsyncClient:
