@@ -105,11 +105,15 @@ def differential_request(labels: list[str]) -> type[BaseModel]:
 
 
 def differential_from_request(answer: dict, fact_id: Callable[[str], str]) -> dict:
-    """An answer to `differential_request` (as a dict) in the shape of `Differential`, labels mapped to fact ids."""
+    """An answer to `differential_request` (as a dict) in the shape of `Differential`, labels mapped to fact ids.
+    Small models repeat a citation, or list one fact both for and against: each fact is kept once, as the first
+    stance given (supporting)."""
     diagnoses = []
     for item in answer["diagnoses"]:
-        evidence = [{"fact": fact_id(label), "stance": "supports"} for label in item["supporting"]]
-        evidence += [{"fact": fact_id(label), "stance": "opposes"} for label in item["opposing"]]
+        supporting = list(dict.fromkeys(fact_id(label) for label in item["supporting"]))  # repeats cited once
+        opposing = [f for f in dict.fromkeys(fact_id(label) for label in item["opposing"]) if f not in supporting]
+        evidence = [{"fact": f, "stance": "supports"} for f in supporting]
+        evidence += [{"fact": f, "stance": "opposes"} for f in opposing]
         rest = {k: v for k, v in item.items() if k not in ("supporting", "opposing")}
         diagnoses.append({**rest, "evidence": evidence})
     return {"summary": answer["summary"], "diagnoses": diagnoses}

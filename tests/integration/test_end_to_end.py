@@ -72,7 +72,7 @@ def test_demo_case_against_any_openai_compatible_server(fhir_server, llm_server,
     # The 135M model may cite the radiograph's findings only; whatever FHIR ids it cites must exist.
     report = _check_outputs(out, FhirGateway(fhir_server.local_fhir_url), require_fhir_citation=False)
     catalogue = report.split("## Patient record used")[1]
-    assert re.search(r"\| condition \| Pneumonia [^|]*\| `Condition/[0-9a-f-]+`", catalogue)
+    assert re.search(r"\| condition \| Pneumonia\b[^|]*\| `Condition/[0-9a-f-]+`", catalogue)
     assert "Record as of | 2018-09-29" in report and "awaiting sign-off" in report  # no terminal: it pauses
     assert "✓ llm  differential" in result.stderr  # progress streamed as the steps finished
 
@@ -196,9 +196,10 @@ def test_imported_ieee8023_case_shows_vitals_labs_and_scores_without_leaking_the
     assert all(observation.fullmatch(reference) for reference in labs.values())
     scores = [r for r in by_kind["score"] if observation.fullmatch(r[3])]
     assert any(r[2].startswith("eGFR (CKD-EPI 2021) creatinine 1.3 mg/dL") for r in scores)
-    assert any(r[2].startswith("SIRS temperature: met") for r in scores)
     assert any(r[2].startswith("procalcitonin 2.39 ng/mL") for r in scores)
-    assert any(r[2].startswith("CURB-65 ") and "missing:" in r[2] for r in by_kind["score"])
+    # One line per score, its criteria by status (their values and sources are in the scores table).
+    assert any(r[2].startswith("SIRS 1 ") and "; met: temperature (+1)" in r[2] for r in by_kind["score"])
+    assert any(r[2].startswith("CURB-65 ") and "unknown:" in r[2] for r in by_kind["score"])
     scores_table = report.split("## Scores")[1].split("## Differential")[0]
     assert "| curb65 | CURB-65 " in scores_table and "Lim WS et al. Thorax 2003" in scores_table
     note = by_kind["note"][0]

@@ -163,3 +163,11 @@ def test_a_history_of_one_code_is_one_statement_with_the_unit_once():
     [history] = result.evidence()
     assert history.text == "Leukocytes (10*3/uL) 14.2 on 2018-09-28, 9.1 on 2018-09-01"
     assert (history.resource, history.value) == ("Observation/o1", 14.2)  # the latest result
+
+
+def test_a_fact_cited_twice_or_both_ways_is_kept_once_as_supporting():
+    label = "Pneumonia [condition F2]"
+    answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
+              "discriminating_test": "CXR", "supporting": [label, label], "opposing": [label]}]}  # fmt: skip
+    [diagnosis] = differential_from_request(answer, fact_id)["diagnoses"]
+    assert diagnosis["evidence"] == [{"fact": "F2", "stance": "supports"}]

@@ -38,7 +38,7 @@ class SegmentLungsResult(ToolResult):
             for w in self.warnings
         ]
         areas = f"right {self.right_area:g} {self.area_unit}, left {self.left_area:g} {self.area_unit}"
-        return caution + [Evidence(kind="image", resource=self.overlay_png, text=f"lungs segmented: {areas}")]
+        return caution + [Evidence(kind="image", resource=self.overlay_png, text=f"lung areas segmented: {areas}")]
 
 
 class SegmentLungsTool(MedTool):
