@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     llm_temperature: float = 0.0
     llm_seed: int | None = 7
-    llm_max_tokens: int = 900
+    llm_max_tokens: int = 1400  # above the longest reply the request schemas' limits allow, so none is cut
     llm_stream: bool = Field(True, description="stream replies (the CLI shows the differential and plan as they grow)")
     llm_timeout_s: float = 600.0
     llm_retries: int = 1

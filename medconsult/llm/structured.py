@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from openai import LengthFinishReasonError
 from pydantic import BaseModel
 
 from medconsult.config import StructuredOutputMethod
@@ -37,7 +38,10 @@ async def structured_call(
     history = list(messages)
     problem = ""
     for _ in range(repair_attempts + 1):
-        result = await runnable.ainvoke(history, config=config)
+        try:
+            result = await runnable.ainvoke(history, config=config)
+        except LengthFinishReasonError:  # a response-format reply cut at max_tokens: the client refuses to parse it
+            result = {"parsed": None, "parsing_error": "the reply was cut at the token limit; write shorter texts"}
         parsed = result.get("parsed")
         if isinstance(parsed, schema):
             return _without_echo(parsed, schema, history[len(messages) :])

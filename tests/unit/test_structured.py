@@ -55,3 +55,33 @@ async def test_the_repair_request_echoed_into_the_answer_is_removed():
     assert answer.text == "Chest radiograph to confirm."
     untouched = FakeToolCallingModel(script=[{"text": echoed}])  # no repair asked: nothing is ours to remove
     assert (await structured_call(untouched, Note, [HumanMessage("q")], method="function_calling")).text == echoed
+
+
+class CutOnce:
+    """A chat model whose first structured reply is cut at the token limit (the OpenAI client raises), then not."""
+
+    def __init__(self):
+        self.calls: list[list] = []
+
+    def with_structured_output(self, schema, **kwargs):  # noqa: ANN001, ANN201
+        from langchain_core.runnables import RunnableLambda
+        from openai import LengthFinishReasonError
+        from openai.types.chat import ChatCompletion
+
+        def answer(messages):  # noqa: ANN001, ANN202
+            self.calls.append(messages)
+            if len(self.calls) == 1:
+                cut = ChatCompletion.model_validate({"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "finish_reason": "length",
+                                 "message": {"role": "assistant", "content": '{"label": "o'}}]})  # fmt: skip
+                raise LengthFinishReasonError(completion=cut)
+            return {"parsed": schema(label="ok", score=2), "raw": None, "parsing_error": None}
+
+        return RunnableLambda(answer)
+
+
+async def test_a_reply_cut_at_the_token_limit_is_asked_for_again_shorter():
+    model = CutOnce()
+    answer = await structured_call(model, Answer, [HumanMessage("q")], method="json_schema")
+    assert answer.score == 2
+    assert "cut at the token limit" in model.calls[1][-1].content
