@@ -8,6 +8,7 @@ fails validation (a reply cut at max_tokens, for one) is sent back once with the
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -19,6 +20,12 @@ from pydantic import BaseModel
 from medconsult.config import StructuredOutputMethod
 
 Schema = TypeVar("Schema", bound=BaseModel)
+
+# The OpenAI client types a response-format completion's `parsed` as None when it is given a JSON schema rather than
+# a class; serializing our parsed model then warns on every call. The value is right; only the annotation is not.
+warnings.filterwarnings(
+    "ignore", message=r"(?s)Pydantic serializer warnings:.*field_name='parsed'", category=UserWarning
+)
 
 
 class StructuredOutputError(RuntimeError):
