@@ -171,3 +171,12 @@ def test_a_fact_cited_twice_or_both_ways_is_kept_once_as_supporting():
               "discriminating_test": "CXR", "supporting": [label, label], "opposing": [label]}]}  # fmt: skip
     [diagnosis] = differential_from_request(answer, fact_id)["diagnoses"]
     assert diagnosis["evidence"] == [{"fact": "F2", "stance": "supports"}]
+
+
+def test_lab_names_lose_property_and_method_but_keep_a_system_without_them():
+    from medconsult.tools.fhir.observations import short_name
+
+    assert short_name("Leukocytes [#/volume] in Blood by Automated count") == "Leukocytes"
+    assert short_name("Oxygen saturation in Arterial blood") == "Oxygen saturation in Arterial blood"
+    assert short_name("MCV by Automated count") == "MCV"
+    assert short_name(None) == "unnamed result"

@@ -95,9 +95,11 @@ def _history(kind: str, items: list[ObservationItem]) -> Evidence:
                     value=latest.value, unit=latest.unit)  # fmt: skip
 
 
-def short_name(display: str) -> str:
+def short_name(display: str | None) -> str:
     """A LOINC long name without its property and method: "Leukocytes [#/volume] in Blood by Automated count" ->
     "Leukocytes". Names without a bracketed property keep their system ("Oxygen saturation in Arterial blood")."""
+    if not display:
+        return "unnamed result"
     if " [" in display:
         return display.split(" [", 1)[0]
     return display.split(" by ", 1)[0]
