@@ -21,6 +21,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
+from openai import LengthFinishReasonError
 
 if TYPE_CHECKING:
     from medconsult.tools.runner import ToolRecord
@@ -143,6 +144,8 @@ class LlmTraceCallback(BaseCallbackHandler):
                 "prompt_tokens_evaluated": None,
                 "completion_tokens": None,
                 "first_token_s": None,
+                # a streamed reply cut at max_tokens carries no usage block; say at least why it ended
+                "finish_reason": "length" if isinstance(error, LengthFinishReasonError) else None,
             }
         )
 

@@ -35,3 +35,18 @@ def test_usage_metadata_cache_reads_are_read_when_there_is_no_token_usage():
     metadata = {"input_tokens": 1000, "output_tokens": 50, "total_tokens": 1050,
                 "input_token_details": {"cache_read": 900}}  # fmt: skip
     assert _finish(None, metadata)["prompt_tokens_evaluated"] == 100
+
+
+def test_a_reply_cut_at_max_tokens_is_traced_as_an_error_that_ended_on_length():
+    from openai import LengthFinishReasonError
+    from openai.types.chat import ChatCompletion
+
+    tracer = Tracer()
+    callback = tracer.llm_callback("differential")
+    run_id = uuid4()
+    callback.on_chat_model_start({}, [], run_id=run_id)
+    cut = ChatCompletion(id="x", choices=[], created=0, model="m", object="chat.completion")
+    callback.on_llm_error(LengthFinishReasonError(completion=cut), run_id=run_id)
+    line = tracer.events[-1]
+    assert line["error"].startswith("LengthFinishReasonError") and line["finish_reason"] == "length"
+    assert line["prompt_tokens"] is None  # a streamed reply that was cut carries no usage block
