@@ -36,6 +36,7 @@ def llama_server_argv(
         "--port", str(port),
         "--threads", str(settings.embedded_threads),
         "--ctx-size", str(settings.embedded_context),
+        "--flash-attn", settings.embedded_flash_attention,
         "--parallel", "1",
         "--jinja",
         "--no-webui",

@@ -37,6 +37,7 @@ def test_the_server_listens_on_loopback_with_one_cached_slot_and_the_model_templ
     assert options["--host"] == "127.0.0.1" and options["--port"] == "8123"
     assert options["--parallel"] == "1" and options["--ctx-size"] == "8192" and options["--threads"] == "2"
     assert "--jinja" in argv and "--no-webui" in argv
+    assert options["--flash-attn"] == "off"  # measured slower on the CPU (see Settings.embedded_flash_attention)
 
 
 def test_a_started_process_reports_its_peak_resident_memory(tmp_path):
