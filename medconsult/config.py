@@ -65,8 +65,8 @@ class Settings(BaseSettings):
     embedded_model: str = Field("qwen2.5-1.5b", description="qwen2.5-1.5b or smollm2-135m")
     embedded_threads: int = 2
     embedded_context: int = 8192
-    # llama.cpp's "auto" turns flash attention on for the CPU; on two cores it decoded the demo's differential at
-    # 6.9 tok/s against 8.3 with it off (same request replayed, `make bench`'s case, llama-server timings).
+    # With llama.cpp's default ("auto") two cores decoded the demo's differential at 6.9 tok/s, with flash attention
+    # off at 8.3 (the same captured request replayed on a fresh server; llama-server's timings).
     embedded_flash_attention: Literal["on", "off", "auto"] = "off"
     embedded_port: int = 0  # 0: pick a free port
     model_dir: Path = Field(default_factory=lambda: _cache_home() / "medconsult" / "models")
