@@ -18,7 +18,7 @@ DEMO_MODEL ?= $(or $(MEDCONSULT_EMBEDDED_MODEL),qwen2.5-1.5b)
 export PIP_CONSTRAINT := $(abspath constraints.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test cases bench train-seg lint fhir-up fhir-down fhir-load clean
+.PHONY: help setup demo test cases bench train-seg train-fusion lint fhir-up fhir-down fhir-load clean
 
 help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
@@ -26,6 +26,7 @@ help:
 	@echo "make cases  import the Hannover (and, if present, ieee8023) data sets as FHIR records + case files (out/cases/)"
 	@echo "make bench  imaging and LLM benchmarks (the demo case, per LLM call) -> out/bench.json"
 	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
+	@echo "make train-fusion  cross-validate and retrain the radiograph encoder on the CPU (out/fusion/cv-image.json)"
 	@echo "make lint   ruff"
 	@echo "make clean  remove the venv, stamps and outputs (models stay in ~/.cache/medconsult)"
 
@@ -82,6 +83,11 @@ bench: setup
 
 train-seg: setup
 	$(MC) seg train
+
+# Patient-grouped cross-validation of the encoder's configurations, then the shipped bundle with those figures.
+train-fusion: setup
+	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(MC) fusion cv --out out/fusion/cv-image.json
+	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(MC) fusion train --cv out/fusion/cv-image.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

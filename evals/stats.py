@@ -62,7 +62,8 @@ def grouped_bootstrap_ci(
 ) -> tuple[float, float, float]:
     """(point, low, high) for statistic(items), resampling whole groups (patients) with replacement.
 
-    `groups[i]` is the patient of `items[i]`. With one item per group this is the plain case bootstrap.
+    `groups[i]` is the patient of `items[i]`. With one item per group this is the plain case bootstrap. A
+    replicate whose statistic is undefined (NaN: an AUC on a draw that lacks one class) is left out.
     """
     if not items:
         raise ValueError("grouped_bootstrap_ci needs at least one item")
@@ -78,7 +79,7 @@ def grouped_bootstrap_ci(
         statistic([items[i] for drawn in rng.integers(0, len(clusters), size=len(clusters)) for i in clusters[drawn]])
         for _ in range(n)
     ]
-    low, high = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
+    low, high = np.nanquantile(replicates, [alpha / 2, 1 - alpha / 2])
     return float(statistic(list(items))), float(low), float(high)
 
 

@@ -11,6 +11,7 @@ from medconsult.cli.bench import bench
 from medconsult.cli.cases import cases_app
 from medconsult.cli.evaluate import eval_app
 from medconsult.cli.fhir import fhir_app
+from medconsult.cli.fusion import fusion_app
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
 from medconsult.cli.run import run
@@ -37,3 +38,4 @@ app.add_typer(trace_app, name="trace")
 app.add_typer(seg_app, name="seg")
 app.add_typer(cases_app, name="cases")
 app.add_typer(eval_app, name="eval")
+app.add_typer(fusion_app, name="fusion")

@@ -1,0 +1,1 @@
+"""Intermediate fusion: encoders that project radiographs, record text and measurements into one latent space."""
