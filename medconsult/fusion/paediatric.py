@@ -19,10 +19,10 @@ class LabelledImages:
     groups: np.ndarray  # patient id: never split across training and testing
 
 
-def read_manifest(data_dir: Path, limit: int | None = None) -> LabelledImages:
+def read_manifest(data_dir: Path) -> LabelledImages:
     folder = Path(data_dir) / FOLDER
     with (folder / "manifest.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))[:limit]
+        rows = list(csv.DictReader(handle))
     return LabelledImages(
         files=[folder / row["image"] for row in rows],
         labels=np.array([CLASSES.index(row["label"]) for row in rows]),
