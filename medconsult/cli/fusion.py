@@ -68,5 +68,24 @@ def train(
         console.print(f"validation figures and model card: {target / 'docs' / 'README.md'}")
 
 
+@fusion_app.command("predict")
+def predict(
+    folder: Path = typer.Argument(
+        ..., help="a folder of radiographs (DICOM, PNG, JPEG), searched recursively"
+    ),
+    out: Path = typer.Option(..., help="the CSV to write"),
+    population: str = typer.Option(None, help="adult or paediatric; not given: every row abstains"),
+) -> None:
+    """Etiology probabilities per radiograph of a folder, or an abstention with its reason."""
+    from medconsult.fusion.predict import predict_folder, write_csv
+
+    if population not in (None, "adult", "paediatric"):
+        fail(f"--population must be adult or paediatric, got {population!r}")
+    if not folder.is_dir():
+        fail(f"{folder}: not a folder")
+    rows = write_csv(predict_folder(folder, population), out)  # type: ignore[arg-type]
+    console.print(f"{rows} row(s) -> {out}")
+
+
 def _cache_dir() -> Path:
     return Settings().model_dir.parent / "fusion"

@@ -35,8 +35,15 @@ class CalibratedEncoder:
     @torch.no_grad()
     def embed_and_classify(self, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         """(features (N, 1280), calibrated class probabilities (N, classes)) for radiograph files."""
-        pixels = torch.from_numpy(np.stack([input_pixels(path) for path in paths]))
-        features = self.model.features(as_grey(pixels))
+        return self._run(np.stack([input_pixels(path) for path in paths]))
+
+    def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities for uint8 (N, 224, 224) input pixels."""
+        return self._run(pixels)[1]
+
+    @torch.no_grad()
+    def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        features = self.model.features(as_grey(torch.from_numpy(pixels)))
         return features.numpy(), softmax(self.model.head(features).numpy(), self.temperature)
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import DATA_DIR
@@ -91,3 +92,23 @@ def test_a_trained_bundle_stores_only_the_tail_and_loads_back_to_the_same_predic
     assert encoder.classes == ("normal", "bacterial", "viral")
     again = load_encoder(bundle).embed_and_classify(images.files[:3])[1]
     assert np.allclose(probabilities, again)
+
+
+def test_predict_writes_one_row_per_radiograph_and_abstains_where_no_estimator_speaks(tmp_path):
+    from medconsult.fusion.predict import predict_folder, write_csv
+
+    folder = tmp_path / "films"
+    folder.mkdir()
+    for path in sorted((KERMANY / "images").iterdir())[:3]:
+        shutil.copy(path, folder / path.name)
+    (folder / "broken.png").write_bytes(b"not an image")
+    assert write_csv(predict_folder(folder, "paediatric"), tmp_path / "kids.csv") == 4
+    rows = list(csv.DictReader((tmp_path / "kids.csv").open()))
+    assert [row["abstained"] for row in rows] == ["true", "false", "false", "false"]  # broken.png sorts first
+    assert "unreadable" in rows[0]["reason"]
+    for row in rows[1:]:
+        assert sum(float(row[name]) for name in ("normal", "bacterial", "viral")) == pytest.approx(1, abs=1e-3)
+        assert row["covid19"] == row["fungal"] == row["other"] == ""  # not estimated: empty, never 0
+    write_csv(predict_folder(folder, "adult"), tmp_path / "adults.csv")
+    adults = list(csv.DictReader((tmp_path / "adults.csv").open()))
+    assert len(adults) == 4 and all(row["abstained"] == "true" and row["normal"] == "" for row in adults)
