@@ -2,7 +2,7 @@
 
 Training adapts only the encoder's tail, so the ImageNet trunk's activations (float16) and the plain ImageNet
 features (for the frozen baseline) are what training reads. The cache file is keyed by the images' names and
-sizes: a changed data folder recomputes it.
+sizes and by where the trunk ends: a changed data folder or encoder recomputes it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medconsult.fusion.image_encoder import RadiographEncoder, as_grey, to_input_pixels
+from medconsult.fusion.image_encoder import (
+    CACHED_DEPTH,
+    INPUT_SIZE,
+    RadiographEncoder,
+    as_grey,
+    to_input_pixels,
+)
 from medconsult.imaging.io import read_radiograph
 
 
@@ -62,7 +68,8 @@ def trunk_outputs(
 
 
 def _key(files: list[Path]) -> str:
-    digest = hashlib.sha256()
+    """The images and what the cached values depend on besides them (where the trunk ends, the input size)."""
+    digest = hashlib.sha256(f"depth {CACHED_DEPTH}, input {INPUT_SIZE}\n".encode())
     for path in files:
         digest.update(f"{path.name}:{path.stat().st_size}\n".encode())
     return digest.hexdigest()
