@@ -288,7 +288,9 @@ def test_a_run_killed_mid_way_resumes_from_its_checkpoint(fhir_server, llm_serve
     after = [json.loads(line) for line in trace.read_text().splitlines()][len(before):]
     done_before = {e["result_id"] for e in before if e["kind"] == "tool"}
     assert not [e for e in after if e["kind"] == "tool" and e["result_id"] in done_before]  # none repeated
-    llm_calls = [e["name"] for e in before + after if e["kind"] == "llm"]
-    assert sorted(llm_calls) == ["differential", "plan", "request_evidence"]  # each once, whatever was running
+    answered_before = {e["name"] for e in before if e["kind"] == "llm" and e["error"] is None}
+    assert not [e for e in after if e["kind"] == "llm" and e["name"] in answered_before]  # no answered step again
+    # every step ran; the 135M model may also run one to its token limit (an error line, then the repair attempt)
+    assert {e["name"] for e in before + after if e["kind"] == "llm"} == {"differential", "plan", "request_evidence"}
     report = (out / "report.md").read_text()
     assert "**Signed off: approve** by auto-approve" in report and (out / "report.html").is_file()
