@@ -18,7 +18,7 @@ DEMO_MODEL ?= $(or $(MEDCONSULT_EMBEDDED_MODEL),qwen2.5-1.5b)
 export PIP_CONSTRAINT := $(abspath constraints.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test cases bench train-seg train-fusion lint fhir-up fhir-down fhir-load clean
+.PHONY: help setup demo test cases bench index train-seg train-fusion lint fhir-up fhir-down fhir-load clean
 
 help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
@@ -26,7 +26,8 @@ help:
 	@echo "make cases  import the Hannover (and, if present, ieee8023) data sets as FHIR records + case files (out/cases/)"
 	@echo "make bench  imaging and LLM benchmarks (the demo case, per LLM call) -> out/bench.json"
 	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
-	@echo "make train-fusion  cross-validate and retrain the radiograph encoder on the CPU (out/fusion/cv-image.json)"
+	@echo "make train-fusion  cross-validate and retrain the radiograph encoder and the shared latent space on the CPU"
+	@echo "make index  build the reference library of labelled cases (ChromaDB) for similar-case retrieval"
 	@echo "make lint   ruff"
 	@echo "make clean  remove the venv, stamps and outputs (models stay in ~/.cache/medconsult)"
 
@@ -53,14 +54,15 @@ fhir-down:
 fhir-load: fhir-up
 	$(MC) fhir load $(SYNTHEA_BUNDLES)
 
-demo: setup
+demo: setup index
 	$(MC) llm fetch $(DEMO_MODEL)
 	@set -e; trap '$(MC) fhir down' EXIT; \
 	$(MC) fhir up; \
 	$(MC) fhir load $(SYNTHEA_BUNDLES); \
-	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/demo-pneumonia.yaml --out out/demo --auto-approve
+	$(MC) cases import hannover --source $(DATA)/cxr_hannover_covid --out out/cases/hannover --load; \
+	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/hannover-covid.yaml --out out/demo --auto-approve
 
-test: setup
+test: setup index
 	$(VENV)/bin/ruff check .
 	$(MC) llm fetch smollm2-135m
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(PY) -m pytest
@@ -74,7 +76,7 @@ cases: setup
 		$(MC) cases import ieee8023 --source $(DATA)/cxr_ieee8023_ncsa --out out/cases/ieee8023; fi
 
 # Imaging latency, then the demo case through the consult graph on the embedded model (per LLM call figures).
-bench: setup
+bench: setup index
 	$(MC) llm fetch $(DEMO_MODEL)
 	@set -e; trap '$(MC) fhir down' EXIT; \
 	$(MC) fhir up; \
@@ -88,6 +90,12 @@ train-seg: setup
 train-fusion: setup
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(MC) fusion cv --out out/fusion/cv-image.json
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(MC) fusion train --cv out/fusion/cv-image.json
+	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(MC) fusion train-latent --out out/fusion/cv-latent.json
+	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(MC) index build
+
+# The reference library of labelled cases (ChromaDB), one collection per model version: quick when complete.
+index: setup
+	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(MC) index build
 
 lint: setup
 	$(VENV)/bin/ruff check .

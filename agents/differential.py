@@ -10,6 +10,7 @@ from langchain_core.runnables import RunnableConfig
 
 from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
 from medconsult.agents.schemas import Differential, differential_from_request, differential_request
+from medconsult.clinical.acute import explains_acute_respiratory
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
@@ -26,17 +27,25 @@ async def draft_differential(
     question: str | None,
     as_of: date | None,
     synthetic_dates: bool = False,
+    reconsider: Differential | None = None,
     config: RunnableConfig | None = None,
 ) -> Differential:
-    messages = [
-        SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)),
-        HumanMessage(render("differential.user.md", question=question or DEFAULT_QUESTION)),
-    ]
+    """`reconsider`: an earlier draft whose top two diagnoses explain nothing acute; the model is told so."""
+    ask = render("differential.user.md", question=question or DEFAULT_QUESTION)
+    if reconsider is not None:
+        top = [d.diagnosis for d in reconsider.diagnoses[:2]]
+        ask += render("differential_reconsider.user.md", first=top[0], second=top[1] if len(top) > 1 else None)
+    messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)), HumanMessage(ask)]
     schema = differential_request([citation_label(f) for f in facts])
     answer = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
     draft = differential_from_request(answer, fact_id)
     draft["diagnoses"] = _distinct(draft["diagnoses"])
     return Differential.model_validate(draft)  # the static type: storable in the checkpoint
+
+
+def explains_presentation(differential: Differential) -> bool:
+    """Whether the first or second diagnosis can explain an acute respiratory presentation."""
+    return any(explains_acute_respiratory(d.diagnosis) for d in differential.diagnoses[:2])
 
 
 def _distinct(diagnoses: list[dict]) -> list[dict]:

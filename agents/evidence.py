@@ -30,6 +30,7 @@ KIND_ORDER = [
     "report",
     "imaging-study",
     "image",
+    "estimate",  # etiology estimate and similar cases, each with the model's validated accuracy
     "note",
 ]
 

@@ -67,15 +67,17 @@ def calculator_check(
 
 
 SEEN_FILE = "seen.json"
+INFERRED_KINDS = ("score", "estimate")  # evidence a model or calculator inferred: it may name a class
 
 
 def label_visibility(label: dict[str, Any] | None, seen: list[dict[str, str]]) -> dict[str, Any]:
     """Whether any statement the agent saw gives its label away, by the scorer's own vocabulary (what the masker
-    withholds). Scores are left out: "favours bacterial" is the markers calculator's inference from the labs, which
-    the agent is meant to have, not the label."""
+    withholds). Scores and estimates are left out: "favours bacterial" is the markers calculator's inference from
+    the labs, and an etiology estimate or a similar case's label is a model's inference from the image and record;
+    the agent is meant to have them, and they are not the label."""
     finding = (label or {}).get("finding")
     if not finding:
         return {}
     hits = [{"kind": item["kind"], "words": words, "text": item["text"][:200]} for item in seen
-            if item.get("kind") != "score" and (words := reveals(item["text"], finding))]  # fmt: skip
+            if item.get("kind") not in INFERRED_KINDS and (words := reveals(item["text"], finding))]  # fmt: skip
     return {"label_visible": bool(hits), "label_visible_in": hits[:5]}

@@ -3,7 +3,8 @@
     intake ─┬─ ehr_context     (subgraph: demographics | conditions | medications | allergies | labs | vitals |
             │                   encounters | reports | imaging_studies | notes) ─────────────────────────────┐
             ├─ clinical_scores (subgraph: curb65 | crb65 | qsofa | sirs | psi | egfr | markers) ───────────────┤
-            └─ imaging         (subgraph: load_images -> segment_lungs -> radiomics) ──────────────────────────┴─┐
+            └─ imaging         (subgraph: load_images -> segment_lungs -> radiomics                             │
+                                            └─> fusion: etiology_estimate | similar_cases) ───────────────┴─┐
     gather ─ request_evidence ⇄ fetch_evidence (at most `evidence_rounds` rounds) ─ differential ─┐
     ┌─────────────────────────────────────────────────────────────────────────────────────────────┘
     ├─ plan ─ safety_review ─┬─ grounding ─ report ─ sign_off (interrupt: approve, edit, reject) ─ finalize
@@ -25,7 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from medconsult.agents.differential import draft_differential
+from medconsult.agents.differential import draft_differential, explains_presentation
 from medconsult.agents.evidence import Gap, build_facts
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
@@ -81,20 +82,29 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
             "differential": None,
             "gaps": [Gap(what="differential", reason="no evidence from any tool", source="differential")],
         }
+    ask = {
+        "method": context.structured_output, "facts": facts, "gaps": state.get("gaps", []),
+        "question": state["case"].question, "as_of": state["case"].as_of,
+        "synthetic_dates": state["case"].synthetic_dates,
+    }  # fmt: skip
     try:
         drafted = await draft_differential(
-            context.chat_model,
-            method=context.structured_output,
-            facts=facts,
-            gaps=state.get("gaps", []),
-            question=state["case"].question,
-            as_of=state["case"].as_of,
-            synthetic_dates=state["case"].synthetic_dates,
-            config={"callbacks": [context.tracer.llm_callback("differential")]},
+            context.chat_model, **ask, config={"callbacks": [context.tracer.llm_callback("differential")]}
         )
     except Exception as error:  # noqa: BLE001 - an LLM failure must leave a report, not a crash
         return {"facts": facts, "differential": None, "gaps": [llm_gap("differential", error)]}
-    return {"facts": facts, "differential": drafted}
+    if not state["case"].images or explains_presentation(drafted):
+        return {"facts": facts, "differential": drafted}
+    # A chest radiograph consult whose top two explain nothing acute: asked again once, the first draft kept if
+    # the second attempt fails.
+    try:
+        redrafted = await draft_differential(
+            context.chat_model, **ask, reconsider=drafted,
+            config={"callbacks": [context.tracer.llm_callback("differential_reconsidered")]},
+        )  # fmt: skip
+    except Exception as error:  # noqa: BLE001
+        return {"facts": facts, "differential": drafted, "gaps": [llm_gap("reconsidered differential", error)]}
+    return {"facts": facts, "differential": redrafted, "differential_reconsidered": True}
 
 
 def route_after_differential(state: ConsultState) -> Literal["plan", "grounding"]:

@@ -40,6 +40,7 @@ class ConsultState(TypedDict, total=False):
     evidence_round: int  # rounds of record look-ups the model has had before the differential
     evidence_requests: list[dict]  # this round's requests, until fetched
     differential: Differential | None
+    differential_reconsidered: bool  # the first draft's top two explained nothing acute: asked again once
     plan: TreatmentPlan | None
     chosen_regimen: dict | None  # the knowledge-base regimen the plan chose (SelectedRegimen as a dict)
     safety_findings: list[SafetyFinding]

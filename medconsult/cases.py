@@ -11,7 +11,7 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,9 @@ class Case(BaseModel):
     synthetic_dates: bool = Field(
         False, description="the record's dates are shifted to an arbitrary day 0 (imported data sets): not a real "
         "calendar date, so the prompts say the date is unknown"
+    )
+    population: Literal["adult", "paediatric"] | None = Field(
+        None, description="stated by the referrer when the record has no birth date; the estimates need it"
     )
 
 

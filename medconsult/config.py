@@ -107,6 +107,18 @@ class Settings(BaseSettings):
         description="lung-segmentation bundle folder (MONAI bundle layout); default: the bundled lung_unet",
     )
 
+    # --- fusion: shared latent space and reference library ---------------------------------------------------
+    chroma_url: str | None = Field(
+        None, description="Chroma server (http://host:port); default: an embedded PersistentClient in index_dir"
+    )
+    index_dir: Path = Field(
+        default_factory=lambda: _cache_home() / "medconsult" / "index",
+        description="the embedded reference library and the cached image features",
+    )
+    index_noncommercial: bool = Field(
+        True, description="put the non-commercial ieee8023 development cases in the reference library when present"
+    )
+
     # --- tools ---------------------------------------------------------------------------------------------
     tool_timeout_s: float = 30.0
     disabled_tools: list[str] = Field(default_factory=list)

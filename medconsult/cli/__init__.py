@@ -11,7 +11,7 @@ from medconsult.cli.bench import bench
 from medconsult.cli.cases import cases_app
 from medconsult.cli.evaluate import eval_app
 from medconsult.cli.fhir import fhir_app
-from medconsult.cli.fusion import fusion_app
+from medconsult.cli.fusion import fusion_app, index_app
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
 from medconsult.cli.run import run
@@ -39,3 +39,4 @@ app.add_typer(seg_app, name="seg")
 app.add_typer(cases_app, name="cases")
 app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")
+app.add_typer(index_app, name="index")

@@ -17,18 +17,27 @@ def bench(
     limit: int = typer.Option(40, help="images per measurement"),
     imaging: bool = typer.Option(True, "--imaging/--no-imaging", help="segmentation and radiomics latency"),
     llm: bool = typer.Option(True, "--llm/--no-llm", help="one case through the consult graph, per LLM call"),
+    fusion: bool = typer.Option(
+        True, "--fusion/--no-fusion", help="embedding a case, similar-case queries at 100k vectors, insert time"
+    ),
+    vectors: int = typer.Option(100_000, help="vectors stored for the fusion query benchmark"),
     case: Path = typer.Option(
         REPO_ROOT / "cases" / "demo-pneumonia.yaml", exists=True, dir_okay=False, help="case for the LLM section"
     ),
 ) -> None:
     """Imaging latency (p50/p95) and peak RSS; per LLM call tokens sent and evaluated, first-token time, prefill and
-    decode rates, the schema constraint's cost; the case's wall time and time to the differential."""
+    decode rates, the schema constraint's cost; the case's wall time and time to the differential; fusion embedding
+    and retrieval latency."""
     settings = Settings()
     result = {}
     if imaging:
         from medconsult.evals.bench_imaging import run_benchmark
 
         result["imaging"] = run_benchmark(settings, threads=threads, limit=limit)
+    if fusion:
+        from medconsult.evals.bench_fusion import run_fusion_benchmark
+
+        result["fusion"] = run_fusion_benchmark(settings, vectors=vectors)
     if llm:
         from medconsult.evals.bench_llm import run_llm_benchmark
         from medconsult.process import ServiceError

