@@ -21,11 +21,14 @@ cases_app = typer.Typer(
 class Format(StrEnum):
     ieee8023 = "ieee8023"  # metadata.csv + images/ (covid-chestxray-dataset layout)
     hannover = "hannover"  # data.csv + png/ (Hannover COVID-19 image repository layout)
+    kermany = "kermany"  # manifest.csv + images/ (the paediatric radiographs)
 
 
 @cases_app.command("import")
 def import_cases(
-    fmt: Format = typer.Argument(..., metavar="FORMAT", help="ieee8023 (metadata.csv) or hannover (data.csv)"),
+    fmt: Format = typer.Argument(
+        ..., metavar="FORMAT", help="ieee8023 (metadata.csv), hannover (data.csv) or kermany (manifest.csv)"
+    ),
     source: Path = typer.Option(..., "--source", help="folder holding the CSV and the image files"),
     out: Path = typer.Option(..., "--out", help="cases folder: <case>.yaml, images/, fhir/, import-report.json"),
     load: bool = typer.Option(True, "--load/--no-load", help="load the bundles into the configured FHIR server"),

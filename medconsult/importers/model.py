@@ -83,6 +83,7 @@ class PatientRecord:
     source_id: str  # "<data set>-<patient id in the source>": names case ids and files, never reaches the record
     gender: str = "unknown"
     birth_date: date | None = None
+    population: str | None = None  # "adult" / "paediatric" where the source states the cohort, not the age
     measurements: list[Measurement] = field(default_factory=list)
     notes: list[ClinicalNote] = field(default_factory=list)
     images: list[ImageRecord] = field(default_factory=list)

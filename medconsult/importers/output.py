@@ -51,6 +51,7 @@ def case_document(patient: PatientRecord, image: ImageRecord, timeline: Timeline
         "as_of": timeline.date_of(image.day).isoformat(),
         "synthetic_dates": True,  # day 0 is the import's anchor, not a real calendar date
         "question": QUESTION,
+        **({"population": patient.population} if patient.population else {}),
         "label": {**image.label, "patient": patient.source_id},
     }
 

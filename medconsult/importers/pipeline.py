@@ -16,7 +16,7 @@ from typing import Any
 from medconsult.fhir.client import FhirGateway
 from medconsult.fhir.loader import load_bundle_file
 from medconsult.imaging.io import ImageLoadError, NotAChestRadiograph, check_chest_radiograph, read_radiograph
-from medconsult.importers import hannover, ieee8023
+from medconsult.importers import hannover, ieee8023, kermany
 from medconsult.importers.dicom import RadiographTags, write_radiograph
 from medconsult.importers.fhir_resources import dicom_uids, transaction_bundle
 from medconsult.importers.model import ImageRecord, ImportReport, PatientRecord
@@ -24,7 +24,9 @@ from medconsult.importers.output import image_path, write_bundle, write_case_fil
 from medconsult.importers.timeline import DEFAULT_ANCHOR, TIME_OF_DAY, Timeline, age_on
 
 Reader = Callable[[Path, Timeline, ImportReport], list[PatientRecord]]
-FORMATS: dict[str, Reader] = {"ieee8023": ieee8023.read_patients, "hannover": hannover.read_patients}
+FORMATS: dict[str, Reader] = {
+    "ieee8023": ieee8023.read_patients, "hannover": hannover.read_patients, "kermany": kermany.read_patients,
+}  # fmt: skip
 
 
 def import_dataset(

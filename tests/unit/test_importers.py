@@ -459,3 +459,34 @@ def test_cli_tells_how_to_start_an_unreachable_server(small_ieee: Path, tmp_path
         app, ["cases", "import", "ieee8023", "--source", str(small_ieee), "--out", str(tmp_path / "c")]
     )
     assert result.exit_code == 1 and "medconsult fhir up" in result.output
+
+
+# --- paediatric radiographs (Kermany) -----------------------------------------------------------------------------
+
+
+def test_kermany_import_makes_neutral_paediatric_patients_without_invented_values(tmp_path: Path):
+    """Real images of the paediatric set, three patients: nothing but the image and the stated cohort."""
+    kermany = DATA_DIR / "cxr_kermany_pediatric_ccby"
+    rows = list(csv.DictReader((kermany / "manifest.csv").open()))
+    chosen = [next(r for r in rows if r["label"] == label) for label in ("normal", "bacterial", "viral")]
+    source = tmp_path / "kermany"
+    (source / "images").mkdir(parents=True)
+    for row in chosen:
+        (source / row["image"]).write_bytes((kermany / row["image"]).read_bytes())
+    _write_csv(source / "manifest.csv", list(rows[0]),
+               [*chosen, {**chosen[0], "label": "covid", "patient": "kp-x"}])  # fmt: skip
+    out = tmp_path / "out"
+    report = import_dataset("kermany", source, out, anchor=ANCHOR)
+    assert (report.patients, report.cases) == (3, 3)
+    assert [s["reason"] for s in report.skipped_rows] == ["label not normal, bacterial or viral: 'covid'"]
+    for path in sorted(out.glob("*.yaml")):
+        case = load_case_file(path, DATA_DIR)
+        assert case.population == "paediatric" and case.as_of == ANCHOR
+        assert case.label["finding"] in ("Normal", "Bacterial pneumonia", "Viral pneumonia")
+        assert "kermany" not in case.patient.lower()  # a neutral MRN: the data set's name would hint
+        resources = _bundle(out, case.label["patient"])
+        patient = _of_type(resources, "Patient")[0]
+        assert "birthDate" not in patient and patient.get("gender") == "unknown"
+        assert not _of_type(resources, "Observation") and not _of_type(resources, "DocumentReference")
+        image = read_radiograph(path.parent / case.images[0])
+        check_chest_radiograph(image)
