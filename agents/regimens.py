@@ -30,13 +30,15 @@ def candidate_regimens(
     records: list[ToolRecord],
     excluded: set[str] = frozenset(),
     acceptable: Callable[[SelectedRegimen], bool] | None = None,
+    population: str = "adult",
 ) -> list[SelectedRegimen]:
     """Knowledge-base regimens for the leading diagnoses at the scored severity, first-line first; `acceptable`
-    screens them before the list is cut to its size (a redraft offers only what the safety review would pass)."""
+    screens them before the list is cut to its size (a redraft offers only what the safety review would pass).
+    Only the conditions of the patient's population are searched: a child is never offered an adult's doses."""
     kb, severity = knowledge_base(), severity_from_scores(records)
     chosen: list[SelectedRegimen] = []
     for diagnosis in differential.diagnoses[:LEADING_DIAGNOSES]:
-        condition = kb.match_condition(diagnosis.diagnosis)
+        condition = kb.match_condition(diagnosis.diagnosis, population)
         if condition is not None:
             chosen += [r for r in kb.regimens_for(condition.key, severity)
                        if r.id not in excluded and (acceptable is None or acceptable(r))]  # fmt: skip
@@ -62,26 +64,37 @@ def regimen_drugs(regimen: SelectedRegimen) -> list[PlannedDrug]:
     """Every option of every component; options of one component are alternatives, so each gets its own id."""
     return [
         PlannedDrug(name=drug.name, dose=drug.dose, route=drug.route, frequency=drug.frequency,
-                    regimen_id=f"{regimen.id}#{c}.{o}")
+                    regimen_id=f"{regimen.id}#{c}.{o}", per_kg=drug.per_kg.model_dump() if drug.per_kg else None)
         for c, component in enumerate(regimen.components)
         for o, drug in enumerate(component.options)
     ]  # fmt: skip
 
 
-def describe(regimen: SelectedRegimen) -> str:
-    """One line per regimen for the prompt and the report: drugs with doses, duration, source."""
-    parts = [
-        " or ".join(f"{d.name} {d.dose} {d.route} {d.frequency}".strip() for d in component.options)
-        for component in regimen.components
-    ]
+def describe(regimen: SelectedRegimen, weight_kg: float | None = None) -> str:
+    """One line per regimen for the prompt and the report: drugs with doses, duration, source. A dose by weight is
+    worked out for a known weight; without one the line says so and gives the dose per kg."""
     sources = "; ".join(dict.fromkeys(s.short() for s in regimen.sources))
+    if not regimen.components:
+        return f"{regimen.summary}; {regimen.duration} [{sources}]"
+    parts = [" or ".join(_dose_text(d, weight_kg) for d in component.options) for component in regimen.components]
     return f"{' + '.join(parts)}; {regimen.duration} [{sources}]"
+
+
+def _dose_text(drug, weight_kg: float | None) -> str:  # noqa: ANN001 - knowledge.schema.Drug
+    if drug.per_kg is None:
+        return f"{drug.name} {drug.dose} {drug.route} {drug.frequency}".strip()
+    if weight_kg is None:
+        return f"{drug.name} {drug.per_kg.text()} {drug.route} {drug.frequency} (weight not recorded: dose by weight)"
+    return (f"{drug.name} {drug.per_kg.dose_mg(weight_kg):g} mg {drug.route} {drug.frequency} "
+            f"({drug.per_kg.text()}, for {weight_kg:g} kg)")  # fmt: skip
 
 
 def drug_names(regimen: SelectedRegimen) -> str:
     """The regimen for the prompt: drugs and routes only ("amoxicillin-clavulanic acid or cefpodoxime (oral) +
     azithromycin (oral)"). Doses, duration and sources come from the knowledge base into the report; in the prompt
     they would cost hundreds of tokens on every plan call."""
+    if not regimen.components:
+        return f"no drug: {regimen.summary}"
     parts = []
     for component in regimen.components:
         names = " or ".join(dict.fromkeys(d.name for d in component.options))

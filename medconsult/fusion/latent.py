@@ -145,6 +145,16 @@ def _batch(labels: dict[str, torch.Tensor], pairable: torch.Tensor, size: int, g
     return torch.unique(torch.cat(chosen))
 
 
+def expert_logits(model: LatentSpace, inputs: ModalityInputs, population: str) -> np.ndarray:
+    """The sum of each present modality's own logits: every modality a separate witness in the shared space, so a
+    modality with little to say adds little instead of pulling the fused vector towards it."""
+    total = np.zeros((len(inputs.present[MODALITIES[0]]), len(model.classes[population])))
+    for m in MODALITIES:
+        alone = population_logits(model, embed(model, inputs.only((m,))), population)
+        total += alone * inputs.present[m][:, None]
+    return total
+
+
 def _drop_modalities(
     present: dict[str, torch.Tensor], rate: float, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,11 @@ from medconsult.fusion.bundle import WEIGHTS as ENCODER_WEIGHTS
 from medconsult.fusion.cases import ReferenceCase
 from medconsult.fusion.latent import LatentConfig, LatentSpace, embed
 from medconsult.fusion.modalities import MEASUREMENT_DIM, TEXT_DIM, ModalityInputs
+from medconsult.importers.model import pseudonymous_mrn
 
 DEFAULT_LATENT_BUNDLE = Path(__file__).parent / "bundles" / "latent_space"
 WEIGHTS = "models/heads.pt"
+FOLD_WEIGHTS = "models/folds.pt"  # the cross-validation's fold models (float16), for development cases
 METADATA = "configs/metadata.json"
 OUT_OF_DISTRIBUTION_PERCENTILE = 2.5  # below this share of the training cases' own neighbour similarity: unlike any
 
@@ -34,10 +37,19 @@ class LatentBundle:
     model: LatentSpace
     metadata: dict
     version: str
+    bundle_dir: Path = DEFAULT_LATENT_BUNDLE
 
     @property
     def adult_classes(self) -> tuple[str, ...]:
         return tuple(self.metadata["heads"]["adult"]["classes"])
+
+    def model_for(self, patient_mrn: str | None) -> tuple[LatentSpace, int | None]:
+        """The model to estimate this patient with: for a patient the adult head trained on, the fold model that
+        never saw them (and its fold); otherwise the model trained on everyone (None)."""
+        fold = self.metadata.get("cross_fitted", {}).get("patient_fold", {}).get(patient_mrn or "")
+        if fold is None:
+            return self.model, None
+        return _fold_models(self.bundle_dir, json.dumps(self.metadata["training"]["config"]))[fold], fold
 
 
 def save_latent_bundle(
@@ -46,10 +58,21 @@ def save_latent_bundle(
     inputs: ModalityInputs,
     validation: dict,
     bundle_dir: Path = DEFAULT_LATENT_BUNDLE,
+    fold_models: list[LatentSpace] | None = None,
+    patient_fold: dict[str, int] | None = None,
 ) -> dict:
     (bundle_dir / "models").mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), bundle_dir / WEIGHTS)
+    (bundle_dir / FOLD_WEIGHTS).unlink(missing_ok=True)
+    if fold_models:
+        halves = [{k: v.half() for k, v in m.state_dict().items()} for m in fold_models]
+        torch.save(halves, bundle_dir / FOLD_WEIGHTS)
     metadata = _metadata(model, cases, inputs, validation)
+    if fold_models and patient_fold:
+        metadata["cross_fitted"] = {
+            "why": "a development case is estimated by the fold model that never saw its patient",
+            "patient_fold": {pseudonymous_mrn(group): fold for group, fold in sorted(patient_fold.items())},
+        }
     (bundle_dir / "configs").mkdir(parents=True, exist_ok=True)
     (bundle_dir / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
     (bundle_dir / "docs").mkdir(exist_ok=True)
@@ -62,7 +85,19 @@ def load_latent_bundle(bundle_dir: Path = DEFAULT_LATENT_BUNDLE) -> LatentBundle
     classes = {p: tuple(h["classes"]) for p, h in metadata["heads"].items()}
     model = LatentSpace(metadata["inputs"], classes, LatentConfig(**metadata["training"]["config"]))
     model.load_state_dict(torch.load(bundle_dir / WEIGHTS, weights_only=True))
-    return LatentBundle(model.eval(), metadata, version(bundle_dir))
+    return LatentBundle(model.eval(), metadata, version(bundle_dir), bundle_dir)
+
+
+@lru_cache(maxsize=2)
+def _fold_models(bundle_dir: Path, config_json: str) -> list[LatentSpace]:
+    metadata = json.loads((bundle_dir / METADATA).read_text())
+    classes = {p: tuple(h["classes"]) for p, h in metadata["heads"].items()}
+    models = []
+    for state in torch.load(bundle_dir / FOLD_WEIGHTS, weights_only=True):
+        model = LatentSpace(metadata["inputs"], classes, LatentConfig(**json.loads(config_json)))
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        models.append(model.eval())
+    return models
 
 
 def version(bundle_dir: Path = DEFAULT_LATENT_BUNDLE) -> str:

@@ -25,6 +25,7 @@ from medconsult.fusion.latent import (
     LatentSpace,
     Targets,
     embed,
+    expert_logits,
     population_logits,
     train_latent,
 )
@@ -48,6 +49,7 @@ ADULT_MIN_CASES = 3  # an adult class with fewer labelled cases gets no output: 
 EVALUATED_SOURCE = "ieee8023"
 VIEWS: dict[str, tuple[str, ...]] = {
     "image": ("image",), "text": ("text",), "measurements": ("measurements",), "fused": MODALITIES,
+    "experts": MODALITIES,  # each present modality's own logits, summed (a product of experts in the same space)
 }  # fmt: skip
 BOOTSTRAP_REPLICATES = 1000
 
@@ -99,7 +101,9 @@ def adult_cross_validation(
     config: LatentConfig,
     folds: int = 5,
     log: Callable[[str], None] = print,
-) -> dict:
+) -> tuple[dict, list[LatentSpace], dict[str, int]]:
+    """(figures, the fold models, each evaluated patient's fold). A fold's model never saw its patients: the
+    estimate for a development case comes from it (cross-fitting), never from the model trained on everyone."""
     adult = adult_classes(cases)
     evaluated = np.array([c.source == EVALUATED_SOURCE and c.label in adult for c in cases])
     rows = np.flatnonzero(evaluated)
@@ -109,17 +113,22 @@ def adult_cross_validation(
     logits = {view: np.zeros((len(rows), len(adult))) for view in VIEWS}
     neighbours_same = {view: np.full(len(rows), np.nan) for view in VIEWS}
     started = time.perf_counter()
+    models: list[LatentSpace] = []
     for fold in range(folds):
         held = rows[fold_of == fold]
         train_rows = np.ones(len(cases), dtype=bool)
         train_rows[held] = False
         model = train_latent(inputs, targets_for(cases, adult, train_rows), config, pairable(cases))
+        models.append(model)
         reference = np.flatnonzero(train_rows & evaluated)
         reference_embeddings = embed(model, inputs.subset(reference))
         reference_labels = np.array([adult.index(cases[i].label) for i in reference])
         for view, modalities in VIEWS.items():
             embeddings = embed(model, inputs.subset(held).only(modalities))
-            logits[view][fold_of == fold] = population_logits(model, embeddings, "adult")
+            if view == "experts":
+                logits[view][fold_of == fold] = expert_logits(model, inputs.subset(held), "adult")
+            else:
+                logits[view][fold_of == fold] = population_logits(model, embeddings, "adult")
             neighbours_same[view][fold_of == fold] = _same_label_at_5(
                 embeddings, labels[fold_of == fold], reference_embeddings, reference_labels
             )
@@ -133,6 +142,7 @@ def adult_cross_validation(
         for view in VIEWS
     }
     temperature = fit_temperature(logits["fused"], labels)
+    patient_fold = {str(g): int(f) for g, f in zip(groups, fold_of, strict=True)}
     return {
         "classes": list(adult),
         "cases": len(rows),
@@ -144,7 +154,7 @@ def adult_cross_validation(
         "fused_temperature": round(float(temperature), 4),
         "config": config.to_json(),
         "elapsed_s": round(time.perf_counter() - started, 1),
-    }
+    }, models, patient_fold
 
 
 def _coverage(inputs: ModalityInputs, modalities: tuple[str, ...]) -> np.ndarray:

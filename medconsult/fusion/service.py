@@ -22,13 +22,15 @@ from medconsult.config import Settings
 from medconsult.fusion.bundle import CalibratedEncoder, load_encoder
 from medconsult.fusion.cases import age_band, population_of
 from medconsult.fusion.finetune import softmax
-from medconsult.fusion.latent import embed, population_logits
+from medconsult.fusion.latent import embed, expert_logits
 from medconsult.fusion.latent_bundle import LatentBundle, load_latent_bundle
 from medconsult.fusion.library import LibraryMissing, Neighbour, ReferenceLibrary, client
 from medconsult.fusion.modalities import ModalityInputs, embed_texts, measurement_vector
 from medconsult.fusion.trunk_cache import input_pixels
 
 ESTIMATE_CLASSES = ("normal", "bacterial", "viral", "covid-19", "fungal", "other")
+VIEW_NAMES = {"experts": "all modalities (each one's evidence summed)", "image": "image only", "text": "history only",
+              "measurements": "measurements only"}  # fmt: skip
 SAME_IMAGE_SIMILARITY = 0.9995  # a reference case this close is the query image itself, whatever its patient
 
 
@@ -108,8 +110,8 @@ class FusionService:
         if population is None:
             return self._abstain(None, used, "population unknown: no age in the record and none given")
         if population == "paediatric":
-            return self._paediatric(inputs, pixels)
-        return self._adult(inputs, used)
+            return self._paediatric(inputs, pixels, case.exclude_mrn)
+        return self._adult(inputs, used, case.exclude_mrn)
 
     def similar(self, case: CaseView, k: int) -> Similar:
         inputs, _ = self.inputs(case)
@@ -124,23 +126,34 @@ class FusionService:
 
     # ---- populations ------------------------------------------------------------------------------------------
 
-    def _paediatric(self, inputs: ModalityInputs, pixels: np.ndarray | None) -> Estimate:
+    def _paediatric(self, inputs: ModalityInputs, pixels: np.ndarray | None, mrn: str | None) -> Estimate:
         if pixels is None:
             return self._abstain("paediatric", [], "the paediatric estimate reads the radiograph, and there is none")
+        if mrn and mrn in self._encoder_training_patients:
+            return self._abstain("paediatric", ["image"], "this child's radiographs trained the paediatric model: "
+                                 "no independent estimate")  # fmt: skip
         probabilities = self.encoder.classify_pixels(pixels[None])[0]
         estimate = dict(zip(self.encoder.classes, probabilities.tolist(), strict=True))
         return self._checked("paediatric", estimate, ["image"], inputs, "radiograph_encoder",
                              _encoder_validation(self.encoder.metadata))  # fmt: skip
 
-    def _adult(self, inputs: ModalityInputs, used: list[str]) -> Estimate:
+    def _adult(self, inputs: ModalityInputs, used: list[str], mrn: str | None) -> Estimate:
         if not used:
             return self._abstain("adult", used, "no image, history or measurements to estimate from")
         abstention = self.latent.metadata["abstention"]
-        logits = population_logits(self.latent.model, embed(self.latent.model, inputs), "adult")
+        model, fold = self.latent.model_for(mrn)  # a development patient: the fold model that never saw them
+        # Several modalities: each one's own logits, summed (chosen before measuring it: a weak modality should add
+        # little, not pull a mean toward it); one modality: its projection's logits.
+        logits = expert_logits(model, inputs, "adult")
         probabilities = softmax(logits, abstention["adult_temperature"])[0]
         estimate = dict(zip(self.latent.adult_classes, probabilities.tolist(), strict=True))
-        return self._checked("adult", estimate, used, inputs, f"latent_space {self.latent.version}",
-                             _latent_validation(self.latent.metadata, used))  # fmt: skip
+        name = f"latent_space {self.latent.version}" + (f", fold {fold + 1} (never saw this patient)" if fold is not
+                                                         None else "")  # fmt: skip
+        return self._checked("adult", estimate, used, inputs, name, _latent_validation(self.latent.metadata, used))
+
+    @cached_property
+    def _encoder_training_patients(self) -> frozenset[str]:
+        return frozenset(self.encoder.metadata["training"].get("patient_mrns", []))
 
     def _checked(
         self, population: str, estimate: dict[str, float], used: list[str], inputs: ModalityInputs, model: str,
@@ -182,13 +195,14 @@ def _encoder_validation(metadata: dict) -> str:
 
 def _latent_validation(metadata: dict, used: list[str]) -> str:
     v = metadata.get("validation") or {}
-    view = "fused" if len(used) > 1 else used[0]
+    view = "experts" if len(used) > 1 else used[0]
     figures = v.get("views", {}).get(view)
     if not figures:
         return "not validated"
     cell = lambda f: f"{f['value']:.2f} (95% CI {f['ci95'][0]:.2f}-{f['ci95'][1]:.2f})"  # noqa: E731
     return (
-        f"adults, {view} view, {v['cases']} cases of {v['patients']} patients, grouped cross-validation: top-1 "
+        f"adults, {VIEW_NAMES.get(view, view)}, {v['cases']} cases of {v['patients']} patients, grouped "
+        f"cross-validation: top-1 "
         f"{cell(figures['top1'])} (majority class {v['majority_class_top1']:.2f}), macro-recall "
         f"{cell(figures['macro_recall'])}"
     )

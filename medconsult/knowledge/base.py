@@ -24,6 +24,7 @@ from medconsult.knowledge.schema import (
     Condition,
     Drug,
     Manifest,
+    Population,
     Regimen,
     RenalAdjustment,
     Setting,
@@ -35,6 +36,7 @@ ModelT = TypeVar("ModelT", Manifest, Condition)
 
 DEFAULT_PATH = Path(__file__).parent / "regimens"
 MANIFEST_FILE = "_knowledge_base.yaml"
+POPULATIONS: tuple[Population, ...] = ("adult", "paediatric")
 
 
 class KnowledgeError(ValueError):
@@ -172,9 +174,11 @@ class KnowledgeBase:
                     return regimen
         raise KeyError(f"no regimen {regimen_id!r}")
 
-    def match_condition(self, text_or_code: str) -> Condition | None:
-        """By key, name, synonym, SNOMED CT or ICD-10 code; case, hyphens and code dots do not matter."""
-        key = self._codes.get(normalise_code(text_or_code)) or self._terms.get(normalise_term(text_or_code))
+    def match_condition(self, text_or_code: str, population: Population = "adult") -> Condition | None:
+        """By key, name, synonym, SNOMED CT or ICD-10 code, among the conditions of `population`; case, hyphens
+        and code dots do not matter."""
+        codes, terms = self._codes[population], self._terms[population]
+        key = codes.get(normalise_code(text_or_code)) or terms.get(normalise_term(text_or_code))
         return self.conditions[key] if key else None
 
     def severity_rules(self, condition_key: str) -> list[SeverityRule]:
@@ -323,13 +327,15 @@ def _match_entries(condition: Condition) -> tuple[list[str], list[str]]:
 
 
 def _term_clashes(conditions: Sequence[Condition]) -> list[str]:
-    owner: dict[str, str] = {}
+    """A term or code names one condition per population (a child's "pneumonia" is another entry's)."""
+    owner: dict[tuple[str, str], str] = {}
     problems = []
     for condition in conditions:
         terms, codes = _match_entries(condition)
         for entry in {*terms, *codes}:
-            if owner.setdefault(entry, condition.key) != condition.key:
-                problems.append(f"{condition.key}.yaml: {entry!r} also matches {owner[entry]}")
+            key = (condition.population, entry)
+            if owner.setdefault(key, condition.key) != condition.key:
+                problems.append(f"{condition.key}.yaml: {entry!r} also matches {owner[key]}")
     return problems
 
 
@@ -348,12 +354,12 @@ def _renal_conflicts(conditions: Sequence[Condition]) -> list[str]:
     return problems
 
 
-def _index_terms(conditions: Sequence[Condition]) -> dict[str, str]:
-    return {term: c.key for c in conditions for term in _match_entries(c)[0]}
+def _index_terms(conditions: Sequence[Condition]) -> dict[str, dict[str, str]]:
+    return {p: {t: c.key for c in conditions if c.population == p for t in _match_entries(c)[0]} for p in POPULATIONS}
 
 
-def _index_codes(conditions: Sequence[Condition]) -> dict[str, str]:
-    return {code: c.key for c in conditions for code in _match_entries(c)[1]}
+def _index_codes(conditions: Sequence[Condition]) -> dict[str, dict[str, str]]:
+    return {p: {t: c.key for c in conditions if c.population == p for t in _match_entries(c)[1]} for p in POPULATIONS}
 
 
 def _index_renal(conditions: Sequence[Condition]) -> dict[str, list[RenalAdjustment]]:

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Setting = Literal["outpatient", "ward", "icu"]
 SETTINGS_BY_ACUITY: tuple[Setting, ...] = ("outpatient", "ward", "icu")
-Line = Literal["first-line", "alternative", "adjunctive", "add-on"]
+Line = Literal["first-line", "alternative", "adjunctive", "add-on", "supportive"]  # supportive: no drug
+Population = Literal["adult", "paediatric"]
 Route = Literal["oral", "iv", "im", "sc", "inhaled", "iv-or-oral", "iv-or-im"]
 RenalMeasure = Literal["egfr", "crcl"]
 SourceKind = Literal["guideline", "label", "article"]
@@ -165,6 +166,28 @@ class RenalAdjustment(KBModel):
 # ---- drugs and regimens -----------------------------------------------------------------------------------------
 
 
+class WeightDose(KBModel):
+    """A dose by body weight with its ceiling: the dose given is min(mg_per_kg x weight, max_mg_per_dose), and a
+    day's doses never pass max_mg_per_day."""
+
+    mg_per_kg: float = Field(gt=0)  # per dose
+    doses_per_day: int = Field(ge=1, le=8)
+    max_mg_per_dose: float = Field(gt=0)
+    max_mg_per_day: float | None = Field(default=None, gt=0)
+
+    def dose_mg(self, weight_kg: float) -> float:
+        dose = min(self.mg_per_kg * weight_kg, self.max_mg_per_dose)
+        if self.max_mg_per_day is not None:
+            dose = min(dose, self.max_mg_per_day / self.doses_per_day)
+        return dose
+
+    def text(self) -> str:
+        ceiling = f"max {self.max_mg_per_dose:g} mg per dose"
+        if self.max_mg_per_day is not None:
+            ceiling += f", {self.max_mg_per_day:g} mg per day"
+        return f"{self.mg_per_kg:g} mg/kg per dose ({ceiling})"
+
+
 class Drug(KBModel):
     name: str = Field(pattern=DRUG_NAME)
     aliases: list[str] = Field(default_factory=list)  # other names a record may use (e.g. "co-trimoxazole")
@@ -173,6 +196,7 @@ class Drug(KBModel):
     route: Route
     frequency: str
     duration: str | None = None  # where it differs from the regimen's
+    per_kg: WeightDose | None = None  # children: the dose by weight (then `dose` restates it for a reader)
     renal: list[RenalAdjustment] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     verify: bool = False
@@ -354,14 +378,21 @@ class Regimen(KBModel):
     settings: list[Setting] = Field(min_length=1)
     line: Line
     severity: SeverityCriteria
-    components: list[Component] = Field(min_length=1)
+    components: list[Component] = Field(default_factory=list)  # none only for a supportive regimen
     duration: str
     monitoring: list[str] = Field(min_length=1)
+    advice: list[str] = Field(default_factory=list)  # safety-net advice for the patient or carers
     de_escalation: list[str] = Field(default_factory=list)
     cautions: Cautions = Field(default_factory=Cautions)
     sources: list[Source] = Field(min_length=1)
     notes: list[str] = Field(default_factory=list)
     verify: bool = False  # a figure in this regimen could not be checked against its source
+
+    @model_validator(mode="after")
+    def _drugs_unless_supportive(self) -> Regimen:
+        if (self.line == "supportive") == bool(self.components):
+            raise ValueError("a supportive regimen has no components; every other regimen has at least one")
+        return self
 
     def drugs(self) -> list[Drug]:
         return [drug for component in self.components for drug in component.options]
@@ -385,6 +416,7 @@ class Condition(KBModel):
     version: str = Field(pattern=VERSION)
     reviewed: dt.date
     scope: str  # population the content applies to, e.g. "immunocompetent adults"
+    population: Population = "adult"  # whose regimens: a child is never offered an adult's doses
     synonyms: list[str] = Field(default_factory=list)
     snomed_ct: list[CodedConcept] = Field(default_factory=list)
     icd10: list[CodedConcept] = Field(default_factory=list)
@@ -415,6 +447,10 @@ class Condition(KBModel):
             raise ValueError(f"regimen ids must start with '{self.key}.': {', '.join(foreign)}")
         if bool(self.severity_rules) == bool(self.severity_rules_from):
             raise ValueError("give either severity_rules or severity_rules_from")
+        if self.population == "paediatric":
+            fixed = [f"{r.id}: {d.name}" for r in self.regimens for d in r.drugs() if d.per_kg is None]
+            if fixed:
+                raise ValueError(f"paediatric drugs need a dose by weight (per_kg): {', '.join(fixed)}")
         return self
 
 

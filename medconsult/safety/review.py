@@ -21,6 +21,7 @@ Rule = Literal[
     "duplicate",
     "unknown-drug",
     "record-gap",
+    "weight-dose",
 ]
 Severity = Literal["block", "warn"]
 
@@ -31,6 +32,7 @@ class PlannedDrug(BaseModel):
     route: str | None = None
     frequency: str | None = None
     action_index: int | None = None  # which plan action it comes from
+    per_kg: dict | None = None  # the knowledge base's dose by weight (WeightDose as a dict), where it has one
     regimen_id: str | None = None  # drugs of different regimens are alternatives, not given together
 
 
@@ -53,6 +55,9 @@ class SafetyContext(BaseModel):
     pregnancy_resource: str | None = None
     age_years: int | None = None
     qtc_ms: float | None = None
+    population: str = "adult"  # "paediatric": every drug needs a dose by weight
+    weight_kg: float | None = None
+    weight_resource: str | None = None
 
 
 class SafetyFinding(BaseModel):
@@ -80,6 +85,7 @@ def review_plan(drugs: list[PlannedDrug], context: SafetyContext) -> list[Safety
         *rules.renal_findings(planned, context),
         *rules.pregnancy_findings(planned, context),
         *rules.duplicate_findings(planned, current),
+        *rules.weight_dose_findings(planned, context),
     ]
     return rules.ordered(findings)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
 
+from medconsult.knowledge.schema import WeightDose
 from medconsult.safety import drugs as v
 from medconsult.safety.drugs import Drug, drug, mentioned_classes, parse_drugs, words
 from medconsult.safety.review import PlannedDrug, RecordItem, Rule, SafetyContext, SafetyFinding, Severity
@@ -724,7 +725,7 @@ def duplicate_findings(planned: list[Planned], current: list[Current]) -> list[S
 
 # ---- order -----------------------------------------------------------------------------------------------------
 _RULE_ORDER = ("record-gap", "allergy", "cross-reactivity", "interaction", "renal", "pregnancy", "duplicate",
-               "unknown-drug")  # fmt: skip
+               "weight-dose", "unknown-drug")  # fmt: skip
 
 
 def ordered(findings: Iterable[SafetyFinding]) -> list[SafetyFinding]:
@@ -734,3 +735,44 @@ def ordered(findings: Iterable[SafetyFinding]) -> list[SafetyFinding]:
         unique.values(),
         key=lambda f: (f.severity != "block", _RULE_ORDER.index(f.rule), f.drug, f.message),
     )
+
+
+# ---- doses by weight (children) ---------------------------------------------------------------------------------
+WEIGHT_DOSE_SOURCE = (
+    "BNF for Children / IDSA-PIDS 2011 paediatric CAP dosing tables: doses in children are by body weight, capped "
+    "at the adult maximum"
+)
+
+
+def weight_dose_findings(planned: list[Planned], context: SafetyContext) -> list[SafetyFinding]:
+    """For a child: every planned drug needs a dose by weight; without a recorded weight the dose cannot be worked
+    out or checked, and the finding gives the per-kg dose and its ceiling to use once the child is weighed."""
+    if context.population != "paediatric":
+        return []
+    findings = []
+    for p in planned:
+        name = p.drug.name
+        if p.entry.per_kg is None:
+            findings.append(_finding(
+                "weight-dose", "block", name,
+                f"{name} has no dose by weight in the plan: an adult fixed dose must not be given to a child.",
+                WEIGHT_DOSE_SOURCE,
+            ))  # fmt: skip
+            continue
+        dose = WeightDose.model_validate(p.entry.per_kg)
+        if context.weight_kg is None:
+            findings.append(_finding(
+                "weight-dose", "warn", name,
+                f"Weight not recorded: {name} {dose.text()}, {dose.doses_per_day} doses a day; weigh the child "
+                "and work out the dose before prescribing.", WEIGHT_DOSE_SOURCE,
+            ))  # fmt: skip
+            continue
+        mg = dose.dose_mg(context.weight_kg)
+        capped = mg < dose.mg_per_kg * context.weight_kg
+        findings.append(_finding(
+            "weight-dose", "warn", name,
+            f"{name} for {context.weight_kg:g} kg: {mg:g} mg per dose, {dose.doses_per_day} doses a day "
+            f"({dose.text()}{'; capped at the maximum' if capped else ''}).",
+            WEIGHT_DOSE_SOURCE, context.weight_resource,
+        ))  # fmt: skip
+    return findings

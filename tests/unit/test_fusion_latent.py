@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import DATA_DIR
 from medconsult.config import Settings
 from medconsult.fusion.cases import ReferenceCase, age_band, population_of
 from medconsult.fusion.latent import (
@@ -147,7 +148,7 @@ def test_estimates_keep_to_their_population_and_abstain_without_one(tmp_path):
     assert adult.population == "adult" and adult.modalities == ["text", "measurements"]
     given = {c: p for c, p in adult.probabilities.items() if p is not None}
     assert set(given) == set(service.latent.adult_classes) and sum(given.values()) == pytest.approx(1, abs=1e-3)
-    assert "adults, fused view" in adult.validation and adult.nearest_similarity is None  # no library here
+    assert "adults, all modalities" in adult.validation and adult.nearest_similarity is None  # no library here
 
 
 def test_a_patient_with_more_images_than_the_margin_is_still_left_out(tmp_path):
@@ -160,3 +161,42 @@ def test_a_patient_with_more_images_than_the_margin_is_still_left_out(tmp_path):
     build(chroma, "v1", cases, vectors)
     found = ReferenceLibrary(chroma, "v1").nearest(np.array([1.0, 0.0, 0.0]), 1, exclude_mrn=pseudonymous_mrn("p-many"))
     assert [n.case_id for n in found] == ["c30"]
+
+
+def test_a_child_the_encoder_trained_on_gets_no_estimate(tmp_path):
+    """An estimate for a training child would not be independent: the tool says so instead of answering."""
+    import csv
+    import json
+
+    from medconsult.fusion.bundle import DEFAULT_BUNDLE, METADATA
+    from medconsult.fusion.service import CaseView, FusionService
+
+    metadata = json.loads((DEFAULT_BUNDLE / METADATA).read_text())
+    held = set(metadata["calibration"]["patient_groups"])
+    folder = Path(DATA_DIR) / "cxr_kermany_pediatric_ccby"
+    rows = list(csv.DictReader((folder / "manifest.csv").open()))
+    trained = next(r for r in rows if r["patient"] not in held)
+    unseen = next(r for r in rows if r["patient"] in held)
+    service = FusionService(Settings(index_dir=tmp_path / "no-library"))
+
+    def estimate(row: dict):  # noqa: ANN202
+        mrn = pseudonymous_mrn(f"kermany-{row['patient']}")
+        return service.estimate(CaseView(image=folder / row["image"], population="paediatric", exclude_mrn=mrn))
+
+    refused = estimate(trained)
+    assert refused.abstained and "no independent estimate" in refused.reason
+    answered = estimate(unseen)
+    assert "trained the paediatric model" not in (answered.reason or "")
+    assert sum(p for p in answered.probabilities.values() if p is not None) == pytest.approx(1, abs=1e-3)
+
+
+def test_a_development_patient_is_estimated_by_the_fold_model_that_never_saw_them():
+    from medconsult.fusion.latent_bundle import load_latent_bundle
+
+    bundle = load_latent_bundle()
+    folds = bundle.metadata["cross_fitted"]["patient_fold"]
+    mrn, fold = next(iter(folds.items()))
+    model, used_fold = bundle.model_for(mrn)
+    assert used_fold == fold and model is not bundle.model
+    assert bundle.model_for("MRN-NOT-A-PATIENT") == (bundle.model, None)
+    assert len(set(folds.values())) == bundle.metadata["validation"]["folds"]

@@ -20,7 +20,8 @@ from medconsult.knowledge import (
 )
 
 CONDITION_FILES = sorted(p for p in DEFAULT_PATH.glob("*.yaml") if not p.name.startswith("_"))
-EXPECTED_KEYS = {"cap", "aspiration", "legionella", "influenza", "covid19", "pcp", "varicella_pneumonia"}
+EXPECTED_KEYS = {"cap", "aspiration", "legionella", "influenza", "covid19", "pcp", "varicella_pneumonia",
+                 "paediatric_cap", "paediatric_viral_lrti"}
 
 
 @pytest.fixture(scope="module")

@@ -120,3 +120,24 @@ def test_the_dev24_suite_is_one_image_per_patient_stratified_over_every_etiology
     for k in range(1, 25):
         prefix = Counter(scorable_class(by_id[c].label["finding"]) for c in chosen[:k])
         assert all(abs(prefix[name] - k * count / 24) <= 1.5 for name, count in classes.items()), (k, prefix)
+
+
+def test_the_paediatric_suite_holds_only_children_the_encoder_never_trained_on():
+    """Re-derived from the data set's manifest and the encoder's metadata, without importing 4,963 images."""
+    import csv
+    import json
+
+    from medconsult.fusion.bundle import DEFAULT_BUNDLE, METADATA
+    from medconsult.importers.model import pseudonymous_mrn
+
+    metadata = json.loads((DEFAULT_BUNDLE / METADATA).read_text())
+    held, trained = set(metadata["calibration"]["patient_groups"]), set(metadata["training"]["patient_mrns"])
+    rows = list(csv.DictReader((DATA_DIR / "cxr_kermany_pediatric_ccby" / "manifest.csv").open()))
+    by_case = {f"{pseudonymous_mrn('kermany-' + r['patient'])}-{Path(r['image']).stem}": r for r in rows}
+    chosen = read_manifest(resolve_suite("kermany-paediatric")).cases
+    assert len(chosen) == 24 and set(chosen) <= set(by_case)
+    assert all(by_case[c]["patient"] in held for c in chosen)
+    assert not {pseudonymous_mrn("kermany-" + by_case[c]["patient"]) for c in chosen} & trained
+    assert len({by_case[c]["patient"] for c in chosen}) == 24
+    assert Counter(by_case[c]["label"] for c in chosen) == {"normal": 8, "bacterial": 8, "viral": 8}
+    assert {by_case[c]["label"] for c in chosen[:3]} == {"normal", "bacterial", "viral"}
