@@ -21,6 +21,10 @@ from medconsult.importers.values import slug
 DATASET = "kermany"
 CSV_NAME = "manifest.csv"
 REQUIRED = ("image", "label", "patient")
+# What the source tells a referrer about every child of the set (its cohort description), and nothing more.
+QUESTION = (
+    "A child aged 1-5 years (no weight recorded): differential diagnosis and management for this chest radiograph"
+)
 FINDINGS = {"normal": "Normal", "bacterial": "Bacterial pneumonia", "viral": "Viral pneumonia"}
 PROVENANCE = {
     "doi": "10.17632/rscbjbr9sj.2",
@@ -62,7 +66,7 @@ def _usable_image(source: Path, row: Row, report: ImportReport) -> SourceImage |
 
 
 def _patient(pid: str, images: list[SourceImage]) -> PatientRecord:
-    patient = PatientRecord(DATASET, f"{DATASET}-{pid}", population="paediatric")
+    patient = PatientRecord(DATASET, f"{DATASET}-{pid}", population="paediatric", question=QUESTION)
     taken: set[str] = set()
     patient.images = [_image_record(patient.identifier, pid, image, taken) for image in images]
     return patient

@@ -84,6 +84,7 @@ class PatientRecord:
     gender: str = "unknown"
     birth_date: date | None = None
     population: str | None = None  # "adult" / "paediatric" where the source states the cohort, not the age
+    question: str | None = None  # the referral's question, where the source says more than the default
     measurements: list[Measurement] = field(default_factory=list)
     notes: list[ClinicalNote] = field(default_factory=list)
     images: list[ImageRecord] = field(default_factory=list)

@@ -50,7 +50,7 @@ def case_document(patient: PatientRecord, image: ImageRecord, timeline: Timeline
         "images": [f"images/{image.case_id}.dcm"],  # relative to the case file
         "as_of": timeline.date_of(image.day).isoformat(),
         "synthetic_dates": True,  # day 0 is the import's anchor, not a real calendar date
-        "question": QUESTION,
+        "question": patient.question or QUESTION,
         **({"population": patient.population} if patient.population else {}),
         "label": {**image.label, "patient": patient.source_id},
     }

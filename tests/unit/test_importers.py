@@ -481,7 +481,7 @@ def test_kermany_import_makes_neutral_paediatric_patients_without_invented_value
     assert [s["reason"] for s in report.skipped_rows] == ["label not normal, bacterial or viral: 'covid'"]
     for path in sorted(out.glob("*.yaml")):
         case = load_case_file(path, DATA_DIR)
-        assert case.population == "paediatric" and case.as_of == ANCHOR
+        assert case.population == "paediatric" and case.as_of == ANCHOR and "child aged 1-5" in case.question
         assert case.label["finding"] in ("Normal", "Bacterial pneumonia", "Viral pneumonia")
         assert "kermany" not in case.patient.lower()  # a neutral MRN: the data set's name would hint
         resources = _bundle(out, case.label["patient"])
