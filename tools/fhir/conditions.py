@@ -54,18 +54,23 @@ SEMANTIC_TAG = re.compile(r"\s+\((?:disorder|finding|situation|procedure|morphol
 
 
 RECENT_DAYS = 365  # onsets within this many days of the review keep their day; older ones their year
+NEW_DAYS = 30  # a problem that began within this many days of the review is new around the case's day
 
 
 def _statement(condition: ConditionItem, reviewed_on: str | None) -> str:
-    """"Pneumonia, onset 2018-09-28", "Hypertension, onset 1956": the day only for a recent onset (a date is ten
-    prompt tokens), the status only when not active, SNOMED's semantic tag dropped."""
+    """"Pneumonia, onset 2018-09-28, new", "Hypertension, onset 1956, background": the day only for a recent
+    onset (a date is ten prompt tokens), the status only when not active, SNOMED's semantic tag dropped. "new" or
+    "background" separates what began around the case's day from the history, so an old problem-list entry is not
+    read as the illness of now."""
     name = SEMANTIC_TAG.sub("", condition.display or "unnamed condition")
     status = "" if condition.clinical_status == "active" else f" ({condition.clinical_status or 'status unknown'})"
     onset = (condition.onset or "unknown")[:10]
+    timing = ""
     if reviewed_on and len(onset) == 10:
-        recent = date.fromisoformat(reviewed_on) - timedelta(days=RECENT_DAYS)
-        onset = onset if onset >= recent.isoformat() else onset[:4]
-    return f"{name}{status}, onset {onset}"
+        reviewed = date.fromisoformat(reviewed_on)
+        timing = ", new" if onset >= (reviewed - timedelta(days=NEW_DAYS)).isoformat() else ", background"
+        onset = onset if onset >= (reviewed - timedelta(days=RECENT_DAYS)).isoformat() else onset[:4]
+    return f"{name}{status}, onset {onset}{timing}"
 
 
 class ConditionsTool(MedTool):
