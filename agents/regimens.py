@@ -36,14 +36,16 @@ def candidate_regimens(
     screens them before the list is cut to its size (a redraft offers only what the safety review would pass).
     Only the conditions of the patient's population are searched: a child is never offered an adult's doses."""
     kb, severity = knowledge_base(), severity_from_scores(records)
-    chosen: list[SelectedRegimen] = []
-    for diagnosis in differential.diagnoses[:LEADING_DIAGNOSES]:
+    ranked: list[tuple[int, SelectedRegimen]] = []
+    for rank, diagnosis in enumerate(differential.diagnoses[:LEADING_DIAGNOSES]):
         condition = kb.match_condition(diagnosis.diagnosis, population)
         if condition is not None:
-            chosen += [r for r in kb.regimens_for(condition.key, severity)
+            ranked += [(rank, r) for r in kb.regimens_for(condition.key, severity)
                        if r.id not in excluded and (acceptable is None or acceptable(r))]  # fmt: skip
-    first_line = sorted(_unique(chosen), key=lambda r: r.line != "first-line")  # stable: keeps the KB's order
-    return first_line[:MAX_OPTIONS]
+    # The leading diagnosis's regimens first (a child's viral infection: no antibiotic before the runner-up's
+    # amoxicillin), its first-line or supportive ones before alternatives; stable, so the KB's order otherwise.
+    ordered = sorted(ranked, key=lambda pair: (pair[0], pair[1].line not in ("first-line", "supportive")))
+    return _unique([r for _, r in ordered])[:MAX_OPTIONS]
 
 
 def severity_from_scores(records: list[ToolRecord]) -> Severity:

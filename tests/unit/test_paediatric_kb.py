@@ -91,3 +91,13 @@ def test_the_safety_review_checks_doses_by_weight_for_a_child():
     blocked = by_weight(review_plan(adult_dose, SafetyContext(population="paediatric")))
     assert [f.severity for f in blocked] == ["block"] and "adult fixed dose" in blocked[0].message
     assert by_weight(review_plan(adult_dose, SafetyContext())) == []  # an adult: no dose by weight needed
+
+
+def test_the_leading_diagnosis_regimens_come_first_so_a_viral_child_is_offered_no_antibiotic_first():
+    viral_first = Differential(summary="s", diagnoses=[
+        _differential("Viral pneumonia").diagnoses[0], _differential("Bacterial pneumonia").diagnoses[0],
+    ])  # fmt: skip
+    offered = [r.id for r in candidate_regimens(viral_first, [], population="paediatric")]
+    assert offered[0] == "paediatric_viral_lrti.any.supportive" and len(offered) > 1
+    bacterial_first = Differential(summary="s", diagnoses=list(reversed(viral_first.diagnoses)))
+    assert candidate_regimens(bacterial_first, [], population="paediatric")[0].id.startswith("paediatric_cap.")
