@@ -20,7 +20,7 @@ def safety_context(records: list[ToolRecord], population: str = "adult") -> Safe
     allergies = _result(results, "fhir_allergies")
     return SafetyContext(
         population=population,
-        **_weight(records),
+        **body_weight(records),
         allergies=[
             RecordItem(text=a.get("substance") or "", resource=a.get("resource"), criticality=a.get("criticality"),
                        reactions=a.get("reactions") or [])
@@ -56,8 +56,8 @@ def drugs_in_actions(plan: TreatmentPlan, regimen_drugs: set[str]) -> list[Plann
 _READ = {"fhir_allergies", "fhir_medications", "egfr_ckd_epi_2021", "fhir_conditions", "fhir_patient_summary"}
 
 
-def _weight(records: list[ToolRecord]) -> dict:
-    """The latest body weight among the vital signs read (kg), with its reference."""
+def body_weight(records: list[ToolRecord]) -> dict:
+    """The latest body weight among the vital signs read: {"weight_kg", "weight_resource"}, or {} when none."""
     weights = [
         item for r in records if r.tool == "fhir_observations" and r.ok and r.result
         for item in r.result.get("observations", []) if item.get("loinc") in ANALYTES["body_weight"].loinc

@@ -36,8 +36,10 @@ def run_fusion_benchmark(
     chosen = [references[i] for i in rng.choice(len(references), size=min(cases, len(references)), replace=False)]
     embed_ms = _embedding_times(service, chosen)
     base = _embeddings(service, chosen)
-    stored, build_s = _synthetic_library(base, vectors, rng)
-    query_ms = _query_times(stored, base, queries, rng)
+    with tempfile.TemporaryDirectory(prefix="medconsult-bench-") as folder:  # 100k vectors: ~1 GB, never kept
+        stored, build_s = _synthetic_library(Path(folder), base, vectors, rng)
+        query_ms = _query_times(stored, base, queries, rng)
+        del stored  # Chroma's handles on the folder go before it is removed
     return {
         "embed_case_ms": _percentiles(embed_ms),
         "embed_cases": len(embed_ms),
@@ -76,7 +78,7 @@ def _embeddings(service: FusionService, chosen: list[ReferenceCase]) -> np.ndarr
     return embed(service.latent.model, merged)
 
 
-def _synthetic_library(base: np.ndarray, count: int, rng: np.random.Generator):  # noqa: ANN202
+def _synthetic_library(folder: Path, base: np.ndarray, count: int, rng: np.random.Generator):  # noqa: ANN202
     vectors = base[rng.integers(0, len(base), size=count)] + rng.normal(scale=0.05, size=(count, base.shape[1]))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     fake = [
@@ -85,7 +87,6 @@ def _synthetic_library(base: np.ndarray, count: int, rng: np.random.Generator): 
                       image=Path("/dev/null"))  # fmt: skip
         for i in range(count)
     ]
-    folder = Path(tempfile.mkdtemp(prefix="medconsult-bench-"))
     chroma = client(Settings(index_dir=folder, chroma_url=None))
     started = time.perf_counter()
     build(chroma, "bench", fake, vectors.astype(np.float32))

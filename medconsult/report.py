@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from medconsult import __version__
 from medconsult.agents.regimens import describe, knowledge_base
-from medconsult.agents.safety_review import patient_population, safety_context
+from medconsult.agents.safety_review import body_weight, patient_population
 from medconsult.graphs.scores import SCORE_TOOLS
 from medconsult.inert import inert
 from medconsult.knowledge import SelectedRegimen
@@ -101,7 +101,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         if state.get("blocked_regimens") else [],
         redrafted=bool(state.get("plan_revisions")),
         grounding=state.get("grounding"),
-        regimen=_regimen(state.get("chosen_regimen"), safety_context(records, population).weight_kg),
+        regimen=_regimen(state.get("chosen_regimen"), body_weight(records).get("weight_kg")),
         codes=_diagnosis_codes(state.get("differential"), population),
         kb_version=knowledge_base().version,
         written=state.get("written_resources") or [],

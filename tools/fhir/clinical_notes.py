@@ -93,7 +93,7 @@ def instruction_like_passages(text: str) -> list[str]:
 
 
 def _item(document: DocumentReference) -> NoteItem:
-    text = _text(document)
+    text = note_text(document)
     return NoteItem(
         resource=reference(document),
         type=concept_text(document.type),
@@ -105,7 +105,8 @@ def _item(document: DocumentReference) -> NoteItem:
     )
 
 
-def _text(document: DocumentReference) -> str | None:
+def note_text(document: DocumentReference) -> str | None:
+    """The note's first text attachment, decoded; None when it has none."""
     for content in document.content or []:
         attachment = content.attachment
         if attachment and attachment.data and (attachment.contentType or "text/plain").startswith("text/"):

@@ -21,7 +21,7 @@ from medconsult.fusion.service import CaseView, FusionService
 from medconsult.imaging.io import check_chest_radiograph, read_radiograph
 from medconsult.importers.model import MRN_SYSTEM
 from medconsult.tools.base import ToolContext
-from medconsult.tools.fhir.clinical_notes import _text as note_text
+from medconsult.tools.fhir.clinical_notes import note_text
 from medconsult.tools.fhir.common import fhir_date, on_or_before
 
 HISTORY_CHARS = 4000  # the text encoder reads 256 word pieces; more is never seen
