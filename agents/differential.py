@@ -8,6 +8,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
+from medconsult.agents.candidates import Candidate
 from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
 from medconsult.agents.schemas import Differential, differential_from_request, differential_request
 from medconsult.clinical.acute import explains_acute_respiratory
@@ -28,10 +29,12 @@ async def draft_differential(
     as_of: date | None,
     synthetic_dates: bool = False,
     reconsider: Differential | None = None,
+    candidates: list[Candidate] | None = None,
     config: RunnableConfig | None = None,
 ) -> Differential:
-    """`reconsider`: an earlier draft whose top two diagnoses explain nothing acute; the model is told so."""
-    ask = render("differential.user.md", question=question or DEFAULT_QUESTION)
+    """`reconsider`: an earlier draft whose top two diagnoses explain nothing acute; the model is told so.
+    `candidates`: diagnoses named by cause, the tools' suggestions first (agents.candidates)."""
+    ask = render("differential.user.md", question=question or DEFAULT_QUESTION, candidates=candidates or [])
     if reconsider is not None:
         top = [d.diagnosis for d in reconsider.diagnoses[:2]]
         ask += render("differential_reconsider.user.md", first=top[0], second=top[1] if len(top) > 1 else None)

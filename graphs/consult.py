@@ -26,8 +26,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from medconsult.agents.candidates import candidate_diagnoses
 from medconsult.agents.differential import draft_differential, explains_presentation
 from medconsult.agents.evidence import Gap, build_facts
+from medconsult.agents.regimens import knowledge_base
+from medconsult.agents.safety_review import patient_population
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.fhir.writeback import consult_bundle, write_consult
@@ -75,7 +78,8 @@ async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[
 
 async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
     context = runtime.context
-    facts = build_facts(state.get("tool_records", []), context.tools.result_models(), state.get("facts"))
+    records = state.get("tool_records", [])
+    facts = build_facts(records, context.tools.result_models(), state.get("facts"))
     if not facts:
         return {
             "facts": [],
@@ -86,6 +90,10 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
         "method": context.structured_output, "facts": facts, "gaps": state.get("gaps", []),
         "question": state["case"].question, "as_of": state["case"].as_of,
         "synthetic_dates": state["case"].synthetic_dates,
+        # A radiograph consult ranks causes: the knowledge base's conditions, the tools' suggestions first.
+        "candidates": candidate_diagnoses(
+            knowledge_base(), records, patient_population(records, state["case"].population)
+        ) if state["case"].images else None,
     }  # fmt: skip
     try:
         drafted = await draft_differential(

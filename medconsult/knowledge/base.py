@@ -162,6 +162,11 @@ class KnowledgeBase:
     def version(self) -> str:
         return self.manifest.version
 
+    def differential_name(self, key: str) -> str:
+        """How a differential names the condition: by its cause where its name does not say it."""
+        condition = self.condition(key)
+        return condition.differential_name or condition.name
+
     def condition(self, key: str) -> Condition:
         if key not in self.conditions:
             raise KeyError(f"no condition {key!r}; known: {', '.join(sorted(self.conditions))}")
@@ -321,7 +326,8 @@ def _inheritance_problems(conditions: Sequence[Condition]) -> list[str]:
 
 
 def _match_entries(condition: Condition) -> tuple[list[str], list[str]]:
-    terms = [normalise_term(t) for t in (condition.key, condition.name, *condition.synonyms)]
+    named = (condition.key, condition.name, *([condition.differential_name] * bool(condition.differential_name)))
+    terms = [normalise_term(t) for t in (*named, *condition.synonyms)]
     codes = [normalise_code(c.code) for c in (*condition.snomed_ct, *condition.icd10)]
     return terms, codes
 

@@ -417,6 +417,9 @@ class Condition(KBModel):
     reviewed: dt.date
     scope: str  # population the content applies to, e.g. "immunocompetent adults"
     population: Population = "adult"  # whose regimens: a child is never offered an adult's doses
+    # The condition as a differential names it, by cause ("Bacterial community-acquired pneumonia"), when `name`
+    # does not say the cause; offered to the model as a candidate diagnosis.
+    differential_name: str | None = Field(None, max_length=80)
     synonyms: list[str] = Field(default_factory=list)
     snomed_ct: list[CodedConcept] = Field(default_factory=list)
     icd10: list[CodedConcept] = Field(default_factory=list)
