@@ -162,9 +162,14 @@ def index_build(
         fail(f"{settings.resolved_data_dir}: no labelled cases to index")
     latent, chroma = load_latent_bundle(), client(settings)
     where = settings.chroma_url or settings.index_dir
-    if not rebuild and is_complete(chroma, latent.version, cases):
-        console.print(f"reference library {latent.version} is complete ({len(cases)} cases, {where})")
+    # The model trained on everyone, and each cross-validation fold's model: a development patient's similar
+    # cases are searched in the space of the fold that never saw them.
+    spaces = latent.embedding_models()
+    if not rebuild and all(is_complete(chroma, version, cases) for version, _ in spaces):
+        console.print(f"reference library {latent.version} is complete ({len(cases)} cases, {len(spaces)} "
+                      f"space(s), {where})")  # fmt: skip
         return
     inputs = build_inputs(cases, default_image_encoder(), _cache_dir(), log=console.print)
-    summary = build(chroma, latent.version, cases, embed(latent.model, inputs))
-    console.print(f"{summary['cases']} cases in {summary['collection']} ({where}), {summary['build_s']} s")
+    for version, model in spaces:
+        summary = build(chroma, version, cases, embed(model, inputs))
+        console.print(f"{summary['cases']} cases in {summary['collection']} ({where}), {summary['build_s']} s")

@@ -80,8 +80,12 @@ def calibration_patients(groups: np.ndarray, seed: int) -> np.ndarray:
     return rng.choice(patients, size=max(1, len(patients) // 10), replace=False)
 
 
+def load_encoder_metadata(bundle_dir: Path = DEFAULT_BUNDLE) -> dict:
+    return json.loads((bundle_dir / METADATA).read_text())
+
+
 def load_encoder(bundle_dir: Path = DEFAULT_BUNDLE) -> CalibratedEncoder:
-    metadata = json.loads((bundle_dir / METADATA).read_text())
+    metadata = load_encoder_metadata(bundle_dir)
     classes = tuple(metadata["network_data_format"]["outputs"]["probabilities"]["classes"])
     model = RadiographEncoder(len(classes), metadata["training"]["config"]["tail_blocks"])
     state = {

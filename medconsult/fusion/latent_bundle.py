@@ -20,6 +20,7 @@ import torch
 
 from medconsult.fusion.bundle import DEFAULT_BUNDLE as ENCODER_BUNDLE
 from medconsult.fusion.bundle import WEIGHTS as ENCODER_WEIGHTS
+from medconsult.fusion.bundle import load_encoder_metadata
 from medconsult.fusion.cases import ReferenceCase
 from medconsult.fusion.latent import LatentConfig, LatentSpace, embed
 from medconsult.fusion.modalities import MEASUREMENT_DIM, TEXT_DIM, ModalityInputs
@@ -49,7 +50,22 @@ class LatentBundle:
         fold = self.metadata.get("cross_fitted", {}).get("patient_fold", {}).get(patient_mrn or "")
         if fold is None:
             return self.model, None
-        return _fold_models(self.bundle_dir, json.dumps(self.metadata["training"]["config"]))[fold], fold
+        return self.fold_models()[fold], fold
+
+    def fold_models(self) -> list[LatentSpace]:
+        if not self.metadata.get("cross_fitted"):
+            return []
+        return _fold_models(self.bundle_dir, json.dumps(self.metadata["training"]["config"]))
+
+    def library_version(self, fold: int | None) -> str:
+        """The reference library embedded by the model trained on everyone, or by a fold model: a development
+        patient's similar cases are searched in the space of the fold model that never saw them."""
+        return self.version if fold is None else f"{self.version}-fold{fold + 1}"
+
+    def embedding_models(self) -> list[tuple[str, LatentSpace]]:
+        """(library version, model) for every space the reference library is built in."""
+        folds = [(self.library_version(k), model) for k, model in enumerate(self.fold_models())]
+        return [(self.version, self.model), *folds]
 
 
 def save_latent_bundle(
@@ -146,7 +162,12 @@ def _metadata(model: LatentSpace, cases: list[ReferenceCase], inputs: ModalityIn
             "config": model.config.to_json(),
             "objective": "balanced cross-entropy per population head + symmetric InfoNCE between the modalities "
             "of the same case (adult cases) + modality dropout",
+            "labels_withheld": f"the {len(load_encoder_metadata()['calibration']['patient_groups'])} Kermany "
+            "children the radiograph encoder held out (the paediatric suite's source): no head learns their "
+            "labels, so their embeddings and similar cases owe nothing to them",
         },
+        "retrieval": "a development patient (listed under cross_fitted) is embedded by its fold model and searched "
+        "in that fold's library (`<version>-fold<k>` collections), which never learnt its label",
         "abstention": {
             "neighbour_similarity_floor": floors,
             "min_probability": 0.5,
@@ -173,6 +194,8 @@ def model_card(metadata: dict) -> str:
         f"- Training: {training['cases']} cases of {training['patients']} patients ({training['by_source']}); "
         f"{training['objective']}; configuration `{json.dumps(training['config'])}`. "
         "Reproduce with `make train-fusion`.",
+        f"- Labels withheld: {training.get('labels_withheld', 'none')}.",
+        f"- Retrieval: {metadata.get('retrieval', 'one library, embedded by the model trained on everyone')}.",
         f"- Trained with non-commercial data (ieee8023, CC BY-NC-SA): {training['noncommercial_data']}. "
         "A deployment that must not use it retrains without it (`medconsult fusion train-latent "
         "--no-noncommercial`).",

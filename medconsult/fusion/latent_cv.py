@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from medconsult.evals.stats import grouped_bootstrap_ci
+from medconsult.fusion.bundle import load_encoder_metadata
 from medconsult.fusion.cases import ReferenceCase
 from medconsult.fusion.finetune import fit_temperature, softmax
 from medconsult.fusion.latent import (
@@ -44,6 +45,7 @@ from medconsult.fusion.modalities import (
     measurement_vector,
 )
 from medconsult.fusion.paediatric import CLASSES as PAEDIATRIC_CLASSES
+from medconsult.importers.model import pseudonymous_mrn
 
 ADULT_MIN_CASES = 3  # an adult class with fewer labelled cases gets no output: it cannot be learnt or validated
 EVALUATED_SOURCE = "ieee8023"
@@ -71,9 +73,19 @@ def adult_classes(cases: list[ReferenceCase]) -> tuple[str, ...]:
     return tuple(sorted(label for label, n in counts.items() if n >= ADULT_MIN_CASES))
 
 
+def encoder_held_out(cases: list[ReferenceCase]) -> np.ndarray:
+    """The Kermany children the radiograph encoder never trained on (its calibration patients, the paediatric
+    suite's source). No latent model learns their labels either, so what it retrieves for them, and how it places
+    them, owes nothing to their own labels."""
+    trained = frozenset(load_encoder_metadata()["training"].get("patient_mrns", []))
+    return np.array([c.source == "kermany" and pseudonymous_mrn(c.patient_group) not in trained for c in cases])
+
+
 def targets_for(cases: list[ReferenceCase], adult: tuple[str, ...], train_rows: np.ndarray) -> Targets:
-    """Paediatric head: Kermany; adult head: the ieee8023 cases among `train_rows`, in an adult class."""
+    """Paediatric head: Kermany, less the children the encoder held out; adult head: the ieee8023 cases among
+    `train_rows`, in an adult class."""
     paediatric = np.array([PAEDIATRIC_CLASSES.index(c.label) if c.source == "kermany" else -1 for c in cases])
+    paediatric[encoder_held_out(cases)] = -1
     adult_labels = np.array([
         adult.index(c.label) if c.source == EVALUATED_SOURCE and c.label in adult else -1 for c in cases
     ])  # fmt: skip

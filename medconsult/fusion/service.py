@@ -69,11 +69,13 @@ class Similar:
     modalities: list[str]
     population: str | None
     excluded_same_image: int
+    library: str  # the collection searched (a fold's, for a development patient)
 
 
 class FusionService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._libraries: dict[str, ReferenceLibrary] = {}
 
     @cached_property
     def encoder(self) -> CalibratedEncoder:
@@ -85,7 +87,17 @@ class FusionService:
 
     @cached_property
     def library(self) -> ReferenceLibrary:
-        return ReferenceLibrary(client(self.settings), self.latent.version)
+        return self.library_for(None)
+
+    def library_for(self, fold: int | None) -> ReferenceLibrary:
+        version = self.latent.library_version(fold)
+        if version not in self._libraries:
+            self._libraries[version] = ReferenceLibrary(self._chroma, version)
+        return self._libraries[version]
+
+    @cached_property
+    def _chroma(self):  # noqa: ANN202 - chromadb.api.ClientAPI
+        return client(self.settings)
 
     def inputs(self, case: CaseView) -> tuple[ModalityInputs, np.ndarray | None]:
         """The case's modality inputs, and its radiograph's input pixels (None without an image)."""
@@ -100,8 +112,12 @@ class FusionService:
         )
         return inputs, pixels
 
-    def embedding(self, inputs: ModalityInputs) -> np.ndarray:
-        return embed(self.latent.model, inputs)[0]
+    def embedding(self, inputs: ModalityInputs, patient_mrn: str | None = None) -> tuple[np.ndarray, int | None]:
+        """The case's point in the latent space, and the fold whose model embedded it: a patient whose labels
+        trained the model is embedded (and searched) by the fold model that never saw them, else its position
+        would carry its own label."""
+        model, fold = self.latent.model_for(patient_mrn)
+        return embed(model, inputs)[0], fold
 
     def estimate(self, case: CaseView) -> Estimate:
         population = case.resolved_population
@@ -117,12 +133,12 @@ class FusionService:
         inputs, _ = self.inputs(case)
         used = [m for m, present in inputs.present.items() if present[0]]
         population = case.resolved_population
-        found = self.library.nearest(self.embedding(inputs), k + 3, population=population,
-                                     exclude_mrn=case.exclude_mrn)  # fmt: skip
+        embedding, fold = self.embedding(inputs, case.exclude_mrn)
+        found = self.library_for(fold).nearest(embedding, k + 3, population=population, exclude_mrn=case.exclude_mrn)
         distinct = [n for n in found if n.similarity < SAME_IMAGE_SIMILARITY]
         kept = distinct[:k]
         vote = dict(Counter(n.label for n in kept).most_common())
-        return Similar(kept, vote, used, population, excluded_same_image=len(found) - len(distinct))
+        return Similar(kept, vote, used, population, len(found) - len(distinct), self.library_for(fold).name)
 
     # ---- populations ------------------------------------------------------------------------------------------
 
@@ -134,7 +150,7 @@ class FusionService:
                                  "no independent estimate")  # fmt: skip
         probabilities = self.encoder.classify_pixels(pixels[None])[0]
         estimate = dict(zip(self.encoder.classes, probabilities.tolist(), strict=True))
-        return self._checked("paediatric", estimate, ["image"], inputs, "radiograph_encoder",
+        return self._checked("paediatric", estimate, ["image"], inputs, mrn, "radiograph_encoder",
                              _encoder_validation(self.encoder.metadata))  # fmt: skip
 
     def _adult(self, inputs: ModalityInputs, used: list[str], mrn: str | None) -> Estimate:
@@ -149,19 +165,20 @@ class FusionService:
         estimate = dict(zip(self.latent.adult_classes, probabilities.tolist(), strict=True))
         name = f"latent_space {self.latent.version}" + (f", fold {fold + 1} (never saw this patient)" if fold is not
                                                          None else "")  # fmt: skip
-        return self._checked("adult", estimate, used, inputs, name, _latent_validation(self.latent.metadata, used))
+        validation = _latent_validation(self.latent.metadata, used)
+        return self._checked("adult", estimate, used, inputs, mrn, name, validation)
 
     @cached_property
     def _encoder_training_patients(self) -> frozenset[str]:
         return frozenset(self.encoder.metadata["training"].get("patient_mrns", []))
 
     def _checked(
-        self, population: str, estimate: dict[str, float], used: list[str], inputs: ModalityInputs, model: str,
-        validation: str,
+        self, population: str, estimate: dict[str, float], used: list[str], inputs: ModalityInputs,
+        mrn: str | None, model: str, validation: str,
     ) -> Estimate:  # fmt: skip
         abstention = self.latent.metadata["abstention"]
         probabilities = {c: (round(estimate[c], 4) if c in estimate else None) for c in ESTIMATE_CLASSES}
-        similarity, reason = self._nearest_similarity(inputs, population), None
+        similarity, reason = self._nearest_similarity(inputs, population, mrn), None
         floor = abstention["neighbour_similarity_floor"].get(population)
         if similarity is not None and floor is not None and similarity < floor:
             reason = f"insufficient evidence: unlike the reference cases (nearest similarity {similarity:.2f}, "
@@ -170,9 +187,10 @@ class FusionService:
             reason = f"insufficient evidence: no class reaches {abstention['min_probability']:.0%}"
         return Estimate(population, probabilities, used, reason is not None, reason, model, validation, similarity)
 
-    def _nearest_similarity(self, inputs: ModalityInputs, population: str) -> float | None:
+    def _nearest_similarity(self, inputs: ModalityInputs, population: str, mrn: str | None) -> float | None:
+        embedding, fold = self.embedding(inputs, mrn)
         try:
-            found = self.library.nearest(self.embedding(inputs), 2, population=population)
+            found = self.library_for(fold).nearest(embedding, 2, population=population, exclude_mrn=mrn)
         except LibraryMissing:
             return None
         distinct = [n.similarity for n in found if n.similarity < SAME_IMAGE_SIMILARITY]

@@ -200,3 +200,38 @@ def test_a_development_patient_is_estimated_by_the_fold_model_that_never_saw_the
     assert used_fold == fold and model is not bundle.model
     assert bundle.model_for("MRN-NOT-A-PATIENT") == (bundle.model, None)
     assert len(set(folds.values())) == bundle.metadata["validation"]["folds"]
+
+
+def test_the_latent_space_never_learns_the_labels_of_children_the_encoder_held_out():
+    """Those children are the paediatric suite's: their place in the space must owe nothing to their labels."""
+    from medconsult.fusion.bundle import load_encoder_metadata
+    from medconsult.fusion.cases import kermany_cases
+    from medconsult.fusion.latent_cv import encoder_held_out, targets_for
+
+    cases = kermany_cases(Path(DATA_DIR))
+    held = {pseudonymous_mrn(f"kermany-{g}") for g in load_encoder_metadata()["calibration"]["patient_groups"]}
+    labels = targets_for(cases, (), np.ones(len(cases), dtype=bool)).labels["paediatric"]
+    of_held = np.array([pseudonymous_mrn(c.patient_group) in held for c in cases])
+    assert of_held.any() and (encoder_held_out(cases) == of_held).all()
+    assert (labels[of_held] == -1).all() and (labels[~of_held] >= 0).all()
+
+
+def test_a_development_patients_similar_cases_are_searched_in_its_folds_space(tmp_path):
+    from medconsult.fusion.latent_bundle import load_latent_bundle
+    from medconsult.fusion.modalities import TEXT_DIM
+    from medconsult.fusion.service import FusionService
+
+    bundle = load_latent_bundle()
+    mrn, fold = next(iter(bundle.metadata["cross_fitted"]["patient_fold"].items()))
+    inputs = ModalityInputs(
+        {"image": np.zeros((1, 1280), np.float32), "text": np.ones((1, TEXT_DIM), np.float32) / TEXT_DIM**0.5,
+         "measurements": np.zeros((1, MEASUREMENT_DIM), np.float32)},
+        {"image": np.array([False]), "text": np.array([True]), "measurements": np.array([False])},
+    )  # fmt: skip
+    service = FusionService(Settings(index_dir=tmp_path / "index"))
+    own, own_fold = service.embedding(inputs, mrn)
+    anyone, none_fold = service.embedding(inputs, "MRN-NOT-A-PATIENT")
+    assert (own_fold, none_fold) == (fold, None)
+    assert not np.allclose(own, anyone)  # another model: another point
+    assert service.library_for(fold).name.endswith(f"-fold{fold + 1}")
+    assert [v for v, _ in bundle.embedding_models()][1:] == [f"{bundle.version}-fold{k + 1}" for k in range(5)]

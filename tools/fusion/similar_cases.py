@@ -64,6 +64,6 @@ class SimilarCasesTool(MedTool):
             cases=[SimilarCase(case_id=n.case_id, similarity=n.similarity, label=n.label, population=n.population,
                                source=n.source, finding=n.finding) for n in found.neighbours],
             vote=found.vote, population=found.population, modalities=found.modalities,
-            excluded_same_image=found.excluded_same_image, library=fusion.library.name, record=record,
+            excluded_same_image=found.excluded_same_image, library=found.library, record=record,
             image=str(view.image) if view.image else None,
         )  # fmt: skip
