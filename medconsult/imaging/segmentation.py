@@ -35,6 +35,12 @@ class NoLungsFound(ValueError):
     """The model found no plausible pair of lung fields: the image is probably not a frontal chest radiograph."""
 
 
+class ImageTooSmall(ValueError):
+    """An image smaller than the network's input: a thumbnail (the Kermany set's squashed 224-px images, for one).
+    The network only ever saw radiographs scaled down to its input (short sides of 378 px and more), and on such
+    thumbnails it drew lungs of the wrong shape, whose areas read as a 10-fold asymmetry."""
+
+
 @dataclass
 class LungMasks:
     right: np.ndarray  # bool, image size; the patient's right lung (image left)
@@ -102,6 +108,12 @@ class LungSegmenter:
         return torch.sigmoid(full)[0, 0].numpy()
 
     def segment(self, pixels: np.ndarray) -> LungMasks:
+        height, width = pixels.shape[:2]
+        if min(height, width) < self.input_size:
+            raise ImageTooSmall(
+                f"{width}x{height} px is too small for the lung segmentation (it needs a short side of at least "
+                f"{self.input_size} px, its network's input): no lung areas or radiomics for this image"
+            )
         probability = self.probability(pixels)
         right, left = split_lungs(probability > self.threshold)
         return LungMasks(right=right, left=left, probability=probability)

@@ -16,7 +16,7 @@ from conftest import DATA_DIR
 from medconsult.cli import app
 from medconsult.config import Settings
 from medconsult.imaging.io import NotAChestRadiograph
-from medconsult.imaging.segmentation import DEFAULT_BUNDLE, LungSegmenter
+from medconsult.imaging.segmentation import DEFAULT_BUNDLE, ImageTooSmall, LungSegmenter
 from medconsult.imaging.train_seg import TrainConfig, evaluate, train
 from medconsult.tools.base import ToolContext
 from medconsult.tools.imaging.segment_lungs import SegmentLungsResult, SegmentLungsTool
@@ -75,6 +75,18 @@ def test_a_picture_without_lungs_is_refused_or_flagged(tmp_path: Path):
     result = tool.invoke({"image": str(gradient)})  # grey, contrasty, not a chest: the masks are flagged
     assert result["warnings"] and "caution" in result["summary"]
     assert SegmentLungsResult.model_validate(result).evidence()[0].text.startswith("segmentation caution")
+
+
+def test_a_thumbnail_is_refused_with_the_reason(tmp_path: Path, segmenter: LungSegmenter):
+    """The Kermany set's 224-px squashed images: masks drawn on them would be the resampling's, not the lungs'."""
+    tool = SegmentLungsTool(context=ToolContext(Settings(), work_dir=tmp_path))
+    thumbnail = DATA_DIR / "cxr_kermany_pediatric_ccby" / "images" / "k-00001.jpeg"
+    assert min(Image.open(thumbnail).size) < segmenter.input_size
+    with pytest.raises(ImageTooSmall, match=r"224x224 px is too small for the lung segmentation.*no lung areas"):
+        tool.invoke({"image": str(thumbnail)})
+    small = tmp_path / "small.png"
+    Image.open(HANNOVER[0]).convert("L").resize((segmenter.input_size,) * 2).save(small)
+    assert tool.invoke({"image": str(small)})["right_area"] > 0  # at the limit: segmented
 
 
 def test_real_radiographs_raise_no_caution(segmenter: LungSegmenter):
