@@ -2,7 +2,8 @@
 named by cause, with what the perception tools suggest for each.
 
 Without a list a small model ranks "Pneumonia" (no cause: nothing to treat by) or the record's old problems. The
-list names each condition at the level a plan needs (bacterial, viral, COVID-19, fungal, or no acute disease) and
+list names each condition at the level a plan needs (bacterial, viral, COVID-19, fungal; no acute disease when a
+tool suggests it) and
 puts first the causes the etiology estimate and the similar cases point to, each with its figure, so the model sees
 the tools' suggestions without being told to follow them: it still ranks by the evidence and may add a diagnosis.
 Deterministic, from tool results only: no record text enters the list (record text is shown as quoted data).
@@ -39,11 +40,15 @@ class Candidate:
 
 
 def candidate_diagnoses(kb: KnowledgeBase, records: list[ToolRecord], population: str) -> list[Candidate]:
-    """Every condition of the population plus "normal", the classes the tools suggest first (strongest first)."""
+    """Every condition of the population, and "normal" when a tool suggests it; the classes the tools suggest
+    first (strongest first)."""
     leads = LEADS.get(population, {})
     support, strength = _tool_support(records)
     by_class: dict[str, list[str | None]] = {c: [] for c in CLASS_ORDER}
-    by_class["normal"].append(None)
+    # "Normal" only where a tool points to it: offered unprompted, the small model put it first for 5 of 24 sick
+    # adults (ieee8023-dev24), citing nothing that showed a normal film. It may still add it from the facts.
+    if "normal" in support:
+        by_class["normal"].append(None)
     for key, condition in kb.conditions.items():
         etiology = classify(kb.differential_name(key)).reading
         if condition.population == population and etiology in by_class:

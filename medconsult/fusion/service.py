@@ -85,11 +85,8 @@ class FusionService:
     def latent(self) -> LatentBundle:
         return load_latent_bundle()
 
-    @cached_property
-    def library(self) -> ReferenceLibrary:
-        return self.library_for(None)
-
     def library_for(self, fold: int | None) -> ReferenceLibrary:
+        """The reference library in the space of the model trained on everyone (None) or of a fold model."""
         version = self.latent.library_version(fold)
         if version not in self._libraries:
             self._libraries[version] = ReferenceLibrary(self._chroma, version)

@@ -37,7 +37,7 @@ def _similar(**vote: int) -> ToolRecord:
 
 def test_every_candidate_names_its_cause_and_is_scored_as_that_cause():
     for population in ("adult", "paediatric"):
-        for candidate in candidate_diagnoses(KB, [], population):
+        for candidate in candidate_diagnoses(KB, [_similar(normal=1)], population):
             assert any(word in candidate.name.lower() for word in CAUSE_WORDS[candidate.etiology]), candidate
             label = {"covid-19": "COVID-19", "normal": "No Finding"}.get(candidate.etiology, candidate.etiology)
             assert diagnosis_scores([candidate.name], label).top1 is True, candidate
@@ -47,7 +47,15 @@ def test_each_population_gets_all_its_own_conditions_and_no_other():
     for population in ("adult", "paediatric"):
         listed = [c.condition for c in candidate_diagnoses(KB, [], population)]
         own = {key for key, c in KB.conditions.items() if c.population == population}
-        assert set(listed) == own | {None} and len(listed) == len(own) + 1  # None: the normal candidate
+        assert set(listed) == own and len(listed) == len(own)
+
+
+def test_normal_is_offered_only_when_a_tool_points_to_it():
+    unprompted = [[_similar(bacterial=5)], [_estimate(bacterial=0.97, normal=0.01)]]  # under 0.05: no suggestion
+    for records, population in zip(unprompted, ("adult", "paediatric"), strict=True):
+        assert NORMAL not in [c.name for c in candidate_diagnoses(KB, records, population)]
+    listed = candidate_diagnoses(KB, [_estimate(normal=0.9, bacterial=0.1)], "paediatric")
+    assert listed[0].line() == f"{NORMAL} (etiology estimate 0.90)"
 
 
 def test_a_candidate_name_finds_its_regimens():
@@ -65,7 +73,7 @@ def test_the_tools_suggestions_come_first_with_their_figures():
     assert candidates[0].line() == "COVID-19 pneumonia (etiology estimate 0.60; similar cases 3 of 5)"
     assert candidates[1].name == "Bacterial community-acquired pneumonia"  # the class's lead, then the others
     assert candidates[2].support == ()  # figures stand beside the class's first candidate only
-    assert candidates[-1].name == NORMAL  # no tool points to it: last, in the fixed order
+    assert NORMAL not in [c.name for c in candidates]  # no tool points to it
 
 
 def test_an_abstaining_estimate_suggests_nothing():
