@@ -42,13 +42,23 @@ async def draft_differential(
     schema = differential_request([citation_label(f) for f in facts])
     answer = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
     draft = differential_from_request(answer, fact_id)
-    draft["diagnoses"] = _distinct(draft["diagnoses"])
+    draft["diagnoses"] = _distinct([_candidate_named(d, candidates or []) for d in draft["diagnoses"]])
     return Differential.model_validate(draft)  # the static type: storable in the checkpoint
 
 
 def explains_presentation(differential: Differential) -> bool:
     """Whether the first or second diagnosis can explain an acute respiratory presentation."""
     return any(explains_acute_respiratory(d.diagnosis) for d in differential.diagnoses[:2])
+
+
+def _candidate_named(diagnosis: dict, candidates: list[Candidate]) -> dict:
+    """A small model copies a candidate's line whole, figures included ("Viral ... in a child (similar cases 5 of
+    5)"): keep the candidate's name, which the knowledge base and the scorer know."""
+    text = " ".join(diagnosis["diagnosis"].split())
+    for candidate in candidates:
+        if text.lower().startswith(candidate.name.lower()) and text[len(candidate.name):].lstrip().startswith("("):
+            return {**diagnosis, "diagnosis": candidate.name}
+    return diagnosis
 
 
 def _distinct(diagnoses: list[dict]) -> list[dict]:

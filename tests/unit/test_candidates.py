@@ -94,3 +94,15 @@ def test_the_differential_prompt_lists_the_candidates_only_when_given():
     asked = render("differential.user.md", question="Q", candidates=candidates)
     assert "- Viral lower respiratory tract infection in a child (similar cases 5 of 5)\n- Bacterial pneumonia" in asked
     assert "Candidate diagnoses" not in render("differential.user.md", question="Q", candidates=[])
+
+
+def test_a_candidate_copied_with_its_figures_keeps_only_its_name():
+    from medconsult.agents.differential import _candidate_named
+
+    candidates = candidate_diagnoses(KB, [_similar(viral=5)], "paediatric")
+    copied = {"diagnosis": "Viral lower respiratory tract infection in a child (similar cases 5 of 5)", "x": 1}
+    assert _candidate_named(copied, candidates) == {"diagnosis": candidates[0].name, "x": 1}
+    assert KB.match_condition(_candidate_named(copied, candidates)["diagnosis"], "paediatric").key == (
+        "paediatric_viral_lrti")  # fmt: skip
+    own = {"diagnosis": "Bronchiolitis (RSV)"}
+    assert _candidate_named(own, candidates) == own  # a diagnosis of the model's own is left as written
