@@ -235,3 +235,25 @@ def test_a_development_patients_similar_cases_are_searched_in_its_folds_space(tm
     assert not np.allclose(own, anyone)  # another model: another point
     assert service.library_for(fold).name.endswith(f"-fold{fold + 1}")
     assert [v for v, _ in bundle.embedding_models()][1:] == [f"{bundle.version}-fold{k + 1}" for k in range(5)]
+
+
+def test_the_unlike_anything_floor_is_measured_on_children_the_model_never_learnt():
+    """Trained cases sit close to each other; a floor taken from them would call many new children unlike anything."""
+    from medconsult.fusion.cases import kermany_cases
+    from medconsult.fusion.latent_bundle import _neighbour_floors
+    from medconsult.fusion.latent_cv import encoder_held_out
+
+    cases = kermany_cases(Path(DATA_DIR))
+    held = encoder_held_out(cases)
+    trained = [c for c, h in zip(cases, held, strict=True) if not h][:40]
+    chosen = trained + [c for c, h in zip(cases, held, strict=True) if h][:40]
+    rng = np.random.default_rng(0)
+    twins = np.repeat(rng.normal(size=(20, 8)), 2, axis=0) + rng.normal(scale=0.01, size=(40, 8))
+    embeddings = np.concatenate([twins, rng.normal(size=(40, 8))])  # trained: near twins; withheld: spread out
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    groups = np.array([c.patient_group for c in chosen])
+    similarity = embeddings[40:] @ embeddings.T
+    similarity[groups[40:, None] == groups[None, :]] = -np.inf
+    expected = round(float(np.percentile(similarity.max(axis=1), 2.5)), 4)
+    assert _neighbour_floors(chosen, None, embeddings, None, None)["paediatric"] == expected
+    assert _neighbour_floors(trained, None, embeddings[:40], None, None)["paediatric"] > 0.99 > expected
