@@ -3,14 +3,15 @@ named by cause, with what the perception tools suggest for each.
 
 Without a list a small model ranks "Pneumonia" (no cause: nothing to treat by) or the record's old problems. The
 list names each condition at the level a plan needs (bacterial, viral, COVID-19, fungal; no acute disease when a
-tool suggests it) and
-puts first the causes the etiology estimate and the similar cases point to, each with its figure, so the model sees
-the tools' suggestions without being told to follow them: it still ranks by the evidence and may add a diagnosis.
+tool suggests it) and puts first the causes the etiology estimate and the similar cases point to, each with its
+figure, so the model sees the tools' suggestions without being told to follow them: it still ranks by the evidence
+and may add a diagnosis.
 Deterministic, from tool results only: no record text enters the list (record text is shown as quoted data).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from medconsult.clinical.etiology import classify
@@ -43,7 +44,7 @@ def candidate_diagnoses(kb: KnowledgeBase, records: list[ToolRecord], population
     """Every condition of the population, and "normal" when a tool suggests it; the classes the tools suggest
     first (strongest first)."""
     leads = LEADS.get(population, {})
-    support, strength = _tool_support(records)
+    support, strength = _tool_support(records, population)
     by_class: dict[str, list[str | None]] = {c: [] for c in CLASS_ORDER}
     # "Normal" only where a tool points to it: offered unprompted, the small model put it first for 5 of 24 sick
     # adults (ieee8023-dev24), citing nothing that showed a normal film. It may still add it from the facts.
@@ -64,9 +65,11 @@ def candidate_diagnoses(kb: KnowledgeBase, records: list[ToolRecord], population
     return candidates
 
 
-def _tool_support(records: list[ToolRecord]) -> tuple[dict[str, list[str]], dict[str, float]]:
+def _tool_support(records: list[ToolRecord], population: str) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Per etiology class: the tools' figures as text, and a strength to order by: the mean, over the tools that
-    spoke, of the estimate's probability and the similar cases' share (0 where a tool gave the class nothing)."""
+    spoke, of the estimate's probability and the similar cases' share (0 where a tool gave the class nothing).
+    Only the similar cases of the candidates' population vote: a patient of unknown age is searched among
+    everyone, and five healthy children near an adult's film say nothing about the adult (ieee8023-65-1)."""
     support: dict[str, list[str]] = {}
     spoke: list[dict[str, float]] = []
     estimate = _latest(records, "etiology_estimate")
@@ -77,11 +80,12 @@ def _tool_support(records: list[ToolRecord]) -> tuple[dict[str, list[str]], dict
             if probability >= 0.05:
                 support.setdefault(etiology, []).append(f"etiology estimate {probability:.2f}")
     similar = _latest(records, "similar_cases")
-    if similar and similar.get("cases"):
-        total = len(similar["cases"])
-        spoke.append({c: n / total for c, n in (similar.get("vote") or {}).items()})
-        for etiology, count in (similar.get("vote") or {}).items():
-            support.setdefault(etiology, []).append(f"similar cases {count} of {total}")
+    labels = [c["label"] for c in (similar or {}).get("cases", []) if c.get("population") == population]
+    if labels:
+        vote = Counter(labels)
+        spoke.append({c: n / len(labels) for c, n in vote.items()})
+        for etiology, count in vote.most_common():
+            support.setdefault(etiology, []).append(f"similar cases {count} of {len(labels)}")
     classes = {c for figures in spoke for c in figures}
     return support, {c: sum(f.get(c, 0.0) for f in spoke) / len(spoke) for c in classes}
 

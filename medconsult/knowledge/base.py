@@ -326,8 +326,10 @@ def _inheritance_problems(conditions: Sequence[Condition]) -> list[str]:
 
 
 def _match_entries(condition: Condition) -> tuple[list[str], list[str]]:
-    named = (condition.key, condition.name, *([condition.differential_name] * bool(condition.differential_name)))
-    terms = [normalise_term(t) for t in (*named, *condition.synonyms)]
+    named = [condition.key, condition.name, *condition.synonyms]
+    if condition.differential_name:
+        named.append(condition.differential_name)
+    terms = [normalise_term(t) for t in named]
     codes = [normalise_code(c.code) for c in (*condition.snomed_ct, *condition.icd10)]
     return terms, codes
 

@@ -30,14 +30,16 @@ def _estimate(abstained: bool = False, **probabilities: float) -> ToolRecord:
     return _record("etiology_estimate", {"summary": "e", "abstained": abstained, "probabilities": probabilities})
 
 
-def _similar(**vote: int) -> ToolRecord:
-    cases = [{"case_id": f"c{i}"} for i in range(sum(vote.values()))]
+def _similar(of: str = "adult", **vote: int) -> ToolRecord:
+    """Similar cases of population `of` with these label counts."""
+    labels = [label for label, count in vote.items() for _ in range(count)]
+    cases = [{"case_id": f"c{i}", "label": label, "population": of} for i, label in enumerate(labels)]
     return _record("similar_cases", {"summary": "s", "cases": cases, "vote": vote})
 
 
 def test_every_candidate_names_its_cause_and_is_scored_as_that_cause():
     for population in ("adult", "paediatric"):
-        for candidate in candidate_diagnoses(KB, [_similar(normal=1)], population):
+        for candidate in candidate_diagnoses(KB, [_similar(population, normal=1)], population):
             assert any(word in candidate.name.lower() for word in CAUSE_WORDS[candidate.etiology]), candidate
             label = {"covid-19": "COVID-19", "normal": "No Finding"}.get(candidate.etiology, candidate.etiology)
             assert diagnosis_scores([candidate.name], label).top1 is True, candidate
@@ -77,7 +79,7 @@ def test_the_tools_suggestions_come_first_with_their_figures():
 
 
 def test_an_abstaining_estimate_suggests_nothing():
-    records = [_estimate(abstained=True, viral=0.9), _similar(bacterial=4, normal=1)]
+    records = [_estimate(abstained=True, viral=0.9), _similar("paediatric", bacterial=4, normal=1)]
     candidates = candidate_diagnoses(KB, records, "paediatric")
     assert [c.etiology for c in candidates] == ["bacterial", "normal", "viral"]
     assert all("estimate" not in part for c in candidates for part in c.support)
@@ -85,12 +87,27 @@ def test_an_abstaining_estimate_suggests_nothing():
 
 def test_a_class_one_tool_leaves_out_counts_as_zero_for_that_tool():
     # Estimate says viral 0.55; similar cases say bacterial 5 of 5: bacterial (0.2 + 1.0) / 2 beats viral 0.55 / 2.
-    records = [_estimate(viral=0.55, bacterial=0.2, normal=0.25), _similar(bacterial=5)]
+    records = [_estimate(viral=0.55, bacterial=0.2, normal=0.25), _similar("paediatric", bacterial=5)]
     assert candidate_diagnoses(KB, records, "paediatric")[0].etiology == "bacterial"
 
 
+def test_only_similar_cases_of_the_patients_population_vote():
+    # An adult of unknown age is searched among everyone (ieee8023-65-1 found five healthy children).
+    children = _similar("paediatric", normal=4, bacterial=1)
+    assert NORMAL not in [c.name for c in candidate_diagnoses(KB, [children], "adult")]
+    assert all(c.support == () for c in candidate_diagnoses(KB, [children], "adult"))
+    mixed = _record("similar_cases", {"summary": "s", "vote": {"normal": 3, "viral": 2}, "cases": [
+        {"case_id": "c1", "label": "normal", "population": "paediatric"},
+        {"case_id": "c2", "label": "viral", "population": "adult"},
+        {"case_id": "c3", "label": "normal", "population": "paediatric"},
+        {"case_id": "c4", "label": "viral", "population": "adult"},
+        {"case_id": "c5", "label": "normal", "population": "paediatric"},
+    ]})  # fmt: skip
+    assert candidate_diagnoses(KB, [mixed], "adult")[0].line() == "Influenza pneumonia (similar cases 2 of 2)"
+
+
 def test_the_differential_prompt_lists_the_candidates_only_when_given():
-    candidates = candidate_diagnoses(KB, [_similar(viral=5)], "paediatric")
+    candidates = candidate_diagnoses(KB, [_similar("paediatric", viral=5)], "paediatric")
     asked = render("differential.user.md", question="Q", candidates=candidates)
     assert "- Viral lower respiratory tract infection in a child (similar cases 5 of 5)\n- Bacterial pneumonia" in asked
     assert "Candidate diagnoses" not in render("differential.user.md", question="Q", candidates=[])
@@ -99,7 +116,7 @@ def test_the_differential_prompt_lists_the_candidates_only_when_given():
 def test_a_candidate_copied_with_its_figures_keeps_only_its_name():
     from medconsult.agents.differential import _candidate_named
 
-    candidates = candidate_diagnoses(KB, [_similar(viral=5)], "paediatric")
+    candidates = candidate_diagnoses(KB, [_similar("paediatric", viral=5)], "paediatric")
     copied = {"diagnosis": "Viral lower respiratory tract infection in a child (similar cases 5 of 5)", "x": 1}
     assert _candidate_named(copied, candidates) == {"diagnosis": candidates[0].name, "x": 1}
     assert KB.match_condition(_candidate_named(copied, candidates)["diagnosis"], "paediatric").key == (
