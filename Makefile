@@ -18,11 +18,12 @@ DEMO_MODEL ?= $(or $(MEDCONSULT_EMBEDDED_MODEL),qwen2.5-1.5b)
 export PIP_CONSTRAINT := $(abspath constraints.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test cases bench index train-seg train-fusion lint fhir-up fhir-down fhir-load clean
+.PHONY: help setup demo test cases bench index train-seg train-fusion lint fhir-up fhir-down fhir-load clean workspace
 
 help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
 	@echo "make test   set up everything and run the test suite"
+	@echo "make workspace  set up everything and serve the clinician workspace on http://127.0.0.1:8300/"
 	@echo "make cases  import the Hannover (and, if present, ieee8023) data sets as FHIR records + case files (out/cases/)"
 	@echo "make bench  imaging and LLM benchmarks (the demo case, per LLM call) -> out/bench.json"
 	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
@@ -62,7 +63,23 @@ demo: setup index
 	$(MC) cases import hannover --source $(DATA)/cxr_hannover_covid --out out/cases/hannover --load; \
 	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/hannover-covid.yaml --out out/demo --auto-approve
 
-test: setup index
+# The workspace's browser test drives Debian's chromium (pip playwright downloads no browser).
+$(STAMPS)/chromium:
+	@mkdir -p $(STAMPS)
+	command -v chromium >/dev/null || { SUDO=$$(command -v sudo || true); $$SUDO apt-get update -qq && \
+		$$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	@touch $@
+
+# Serves until Ctrl-C; the FHIR server it loads stops with it. Add a user first: medconsult workspace add-user NAME
+workspace: setup index
+	$(MC) llm fetch $(DEMO_MODEL)
+	@set -e; trap '$(MC) fhir down' EXIT; \
+	$(MC) fhir up; \
+	$(MC) fhir load $(SYNTHEA_BUNDLES); \
+	$(MC) cases import hannover --source $(DATA)/cxr_hannover_covid --out out/cases/hannover --load; \
+	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) workspace
+
+test: setup index $(STAMPS)/chromium
 	$(VENV)/bin/ruff check .
 	$(MC) llm fetch smollm2-135m
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) $(PY) -m pytest

@@ -23,6 +23,7 @@ def traced(name: str, fn: NodeFn) -> NodeFn:
 
     async def node(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
         start, clock, error = now_iso(), time.perf_counter(), None
+        runtime.context.tracer.started("node", name)
         try:
             return await fn(state, runtime)
         except Exception as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import Annotated
+
+from typing_extensions import TypedDict  # LangGraph builds the JSON schema Studio shows from it (Python 3.11)
 
 from medconsult.agents.evidence import Fact, Gap
 from medconsult.agents.grounding import GroundingReport

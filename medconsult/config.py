@@ -128,6 +128,22 @@ class Settings(BaseSettings):
         "(the model can ask for all labs); None: no limit",
     )
 
+    # --- web workspace -------------------------------------------------------------------------------------
+    workspace_host: str = Field("127.0.0.1", description="a non-loopback address needs users and a secret")
+    workspace_port: int = 8300
+    workspace_dir: Path | None = Field(
+        None, description="users, cases and their outputs (default: state_dir/workspace)"
+    )
+    workspace_secret: SecretStr | None = Field(
+        None, description="signs session cookies; default: generated once into the workspace folder"
+    )
+    workspace_secure_cookies: bool = Field(False, description="mark cookies Secure (behind an HTTPS proxy)")
+    workspace_max_upload_mb: int = Field(40, ge=1, le=500, description="largest radiograph a clinician may upload")
+    workspace_parallel_consults: int = Field(1, ge=1, le=16, description="consults running at once; more queue")
+    workspace_case_dirs: list[Path] | None = Field(
+        None, description="folders of case files offered as new cases (default: cases/, state_dir/cases, out/cases)"
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -178,6 +194,16 @@ class Settings(BaseSettings):
     @property
     def resolved_checkpoint_db(self) -> Path:
         return self.checkpoint_db or self.state_dir / "checkpoints.sqlite"
+
+    @property
+    def resolved_workspace_dir(self) -> Path:
+        return self.workspace_dir or self.state_dir / "workspace"
+
+    @property
+    def resolved_workspace_case_dirs(self) -> list[Path]:
+        if self.workspace_case_dirs is not None:
+            return self.workspace_case_dirs
+        return [Path("cases"), self.state_dir / "cases", Path("out") / "cases"]
 
     @property
     def fhir_snapshot(self) -> Path:

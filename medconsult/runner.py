@@ -20,11 +20,13 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
+from medconsult.agents.followup import FollowUpTurn
 from medconsult.cases import Case
 from medconsult.config import Settings
 from medconsult.fhir.server import fhir_service
 from medconsult.graphs.consult import build_consult_graph
 from medconsult.graphs.context import ConsultContext
+from medconsult.graphs.followup import FollowUpContext, build_followup_graph
 from medconsult.graphs.state import STATE_MODELS
 from medconsult.llm.chat_model import make_chat_model, structured_output_method
 from medconsult.llm.embedded import llm_endpoint
@@ -32,7 +34,7 @@ from medconsult.process import ManagedProcess
 from medconsult.signoff import Approver, SignOffRequest
 from medconsult.tools.base import ToolContext
 from medconsult.tools.registry import discover_tools
-from medconsult.tracing import Listener, StreamListener, Tracer, now_iso
+from medconsult.tracing import Listener, StartListener, StreamListener, Tracer, now_iso
 
 
 @dataclass
@@ -77,7 +79,7 @@ def consult_services(settings: Settings) -> Iterator[Services]:
 
 def checkpoint_serializer() -> JsonPlusSerializer:
     return JsonPlusSerializer(
-        allowed_msgpack_modules=[(cls.__module__, cls.__name__) for cls in STATE_MODELS]
+        allowed_msgpack_modules=[(cls.__module__, cls.__name__) for cls in (*STATE_MODELS, FollowUpTurn)]
     )
 
 
@@ -89,6 +91,7 @@ async def run_consult(
     *,
     listeners: list[Listener] | None = None,
     stream_listeners: list[StreamListener] | None = None,
+    start_listeners: list[StartListener] | None = None,
     thread_id: str | None = None,
     approver: Approver | None = None,
 ) -> ConsultOutcome:
@@ -102,7 +105,7 @@ async def run_consult(
     out_dir.mkdir(parents=True, exist_ok=True)
     if case is not None:
         (out_dir / "trace.jsonl").unlink(missing_ok=True)  # a resumed run appends to its trace
-    tracer = Tracer(out_dir / "trace.jsonl", listeners, stream_listeners)
+    tracer = Tracer(out_dir / "trace.jsonl", listeners, stream_listeners, start_listeners)
     context = ConsultContext(
         settings=settings,
         tools=discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir)),
@@ -133,6 +136,56 @@ async def run_consult(
     wall_s = time.perf_counter() - clock
     tracer.node("consult", start, wall_s)
     return ConsultOutcome(thread_id, state, out_dir, wall_s)
+
+
+async def saved_state(settings: Settings, thread_id: str) -> dict[str, Any]:
+    """A thread's state at its last checkpoint (empty when there is none): what a viewer reads after a restart."""
+    db_path = settings.resolved_checkpoint_db
+    if not db_path.exists():
+        return {}
+    async with aiosqlite.connect(db_path) as connection:
+        graph = build_consult_graph(AsyncSqliteSaver(connection, serde=checkpoint_serializer()))
+        return dict((await graph.aget_state({"configurable": {"thread_id": thread_id}})).values)
+
+
+def followup_thread(consult_thread: str) -> str:
+    return f"{consult_thread}:followup"
+
+
+async def ask_followup(
+    settings: Settings,
+    services: Services,
+    consult_thread: str,
+    out_dir: Path,
+    question: str,
+    asked_by: str,
+    *,
+    listeners: list[Listener] | None = None,
+    stream_listeners: list[StreamListener] | None = None,
+    start_listeners: list[StartListener] | None = None,
+) -> FollowUpTurn:
+    """Answer a question on a consult from its checkpointed evidence; the turn joins the follow-up thread and its
+    LLM call the case's trace."""
+    tracer = Tracer(out_dir / "trace.jsonl", listeners, stream_listeners, start_listeners)
+    async with aiosqlite.connect(settings.resolved_checkpoint_db) as connection:
+        saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())
+        consult = (await build_consult_graph(saver).aget_state({"configurable": {"thread_id": consult_thread}})).values
+        if not consult.get("case"):
+            raise ValueError(f"no consult {consult_thread!r} to ask about")
+        context = FollowUpContext(settings, services.chat_model, structured_output_method(settings), tracer, consult)
+        config = {"configurable": {"thread_id": followup_thread(consult_thread)}}
+        state = await build_followup_graph(saver).ainvoke({"question": question, "asked_by": asked_by}, config,
+                                                          context=context)  # fmt: skip
+    return state["turns"][-1]
+
+
+async def followup_turns(settings: Settings, consult_thread: str) -> list[FollowUpTurn]:
+    if not settings.resolved_checkpoint_db.exists():
+        return []
+    async with aiosqlite.connect(settings.resolved_checkpoint_db) as connection:
+        graph = build_followup_graph(AsyncSqliteSaver(connection, serde=checkpoint_serializer()))
+        state = await graph.aget_state({"configurable": {"thread_id": followup_thread(consult_thread)}})
+    return list(state.values.get("turns") or [])
 
 
 def peak_rss_mb() -> dict[str, float]:

@@ -5,7 +5,8 @@ Every line has `kind` ("node" | "tool" | "llm"), `name`, `start` (ISO time), `du
 processed: its reused prompt cache excluded; null when the server does not say), `completion_tokens` and
 `first_token_s` (seconds to the first streamed token; null when the reply was not streamed); "tool" lines add
 `result_id`, the id the report and the differential cite. Listeners (the CLI's progress display) see each line as it
-is written; stream listeners see an LLM reply's text as it grows, token by token (nothing of it goes to the file).
+is written; stream listeners see an LLM reply's text as it grows, token by token, and start listeners (the web
+workspace) see each node and tool as it starts (nothing of either goes to the file).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 Listener = Callable[[dict[str, Any]], None]
 StreamListener = Callable[[str, str], None]  # (step, the reply's text so far)
+StartListener = Callable[[str, str], None]  # (kind: "node" | "tool", name)
 
 
 def now_iso() -> str:
@@ -40,10 +42,12 @@ class Tracer:
         path: Path | None = None,
         listeners: list[Listener] | None = None,
         stream_listeners: list[StreamListener] | None = None,
+        start_listeners: list[StartListener] | None = None,
     ):
         self.path = path
         self.listeners = list(listeners or [])
         self.stream_listeners = list(stream_listeners or [])
+        self.start_listeners = list(start_listeners or [])
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         if path is not None:
@@ -61,6 +65,10 @@ class Tracer:
     def partial(self, step: str, text: str) -> None:
         for listener in self.stream_listeners:
             listener(step, text)
+
+    def started(self, kind: str, name: str) -> None:
+        for listener in self.start_listeners:
+            listener(kind, name)
 
     def node(self, name: str, start: str, duration_s: float, error: str | None = None, **detail: Any) -> None:
         self.emit(

@@ -17,8 +17,18 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai.chat_models.base import _convert_dict_to_message
 from pydantic import BaseModel, Field
 
+from medconsult.config import Settings
 from medconsult.fhir.client import FhirNotFound
-from medconsult.tools.base import MedTool, ToolResult
+from medconsult.tools.base import MedTool, ToolContext, ToolResult
+from medconsult.tools.fhir.allergies import AllergiesResult
+from medconsult.tools.fhir.clinical_notes import ClinicalNotesResult, NoteArgs
+from medconsult.tools.fhir.common import PatientArgs
+from medconsult.tools.fhir.conditions import ConditionArgs, ConditionsResult
+from medconsult.tools.fhir.find_patient import FindPatientArgs, FindPatientResult
+from medconsult.tools.fhir.medications import MedicationArgs, MedicationsResult
+from medconsult.tools.fhir.observations import ObservationArgs, ObservationsResult
+from medconsult.tools.fhir.patient_summary import PatientSummaryResult
+from medconsult.tools.registry import ToolRegistry
 
 Responder = Callable[[dict[str, Any]], dict[str, Any] | str]
 
@@ -161,6 +171,77 @@ DEMOGRAPHICS = {
     "age_years": 80,
     "deceased": False,
 }
+
+
+# ---- canned record tools ------------------------------------------------------------------------------------
+class CannedTool(MedTool):
+    """A record tool answering with a canned result (or raising a canned exception)."""
+
+    canned: Any = None  # a result dict, or an exception to raise
+    barrier: Any = None  # a threading.Barrier the tool waits at first (to prove tools run at the same time)
+
+    def execute(self, args: BaseModel) -> ToolResult:
+        if self.barrier is not None:
+            self.barrier.wait()
+        if isinstance(self.canned, Exception):
+            raise self.canned
+        return self.result_model.model_validate(self.canned)
+
+
+def canned_tool(name: str, schema: type[BaseModel], model: type[ToolResult], canned: Any, **kw: Any) -> CannedTool:
+    cls = type(f"Canned_{name}", (CannedTool,), {"result_model": model, "__module__": __name__})
+    return cls(
+        name=name, description=name, args_schema=schema, context=ToolContext(Settings()), canned=canned, **kw
+    )
+
+
+def canned_record_tools(
+    *, allergies: Any = None, patient_matches: int = 1, notes: list[dict] | None = None, barrier: Any = None
+) -> ToolRegistry:
+    """The FHIR record tools with canned results: patient p1, 80-year-old man, pneumonia, leukocytes 14.2."""
+    matches = [{"resource": "Patient/p1", "name": "Test Patient"}] * patient_matches
+    tools = [
+        canned_tool(
+            "fhir_find_patient",
+            FindPatientArgs,
+            FindPatientResult,
+            {"summary": "found", "matches": matches, "matched_by": "identifier"},
+        ),
+        canned_tool(
+            "fhir_patient_summary",
+            PatientArgs,
+            PatientSummaryResult,
+            DEMOGRAPHICS,
+        ),
+        canned_tool(
+            "fhir_conditions",
+            ConditionArgs,
+            ConditionsResult,
+            {"summary": "1", "conditions": [PNEUMONIA]},
+            barrier=barrier,
+        ),
+        canned_tool("fhir_medications", MedicationArgs, MedicationsResult, {"summary": "0", "medications": []}),
+        canned_tool(
+            "fhir_allergies",
+            PatientArgs,
+            AllergiesResult,
+            allergies or {"summary": "0", "allergies": []},
+            barrier=barrier,
+        ),
+        canned_tool(
+            "fhir_observations",
+            ObservationArgs,
+            ObservationsResult,
+            {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [LEUKOCYTES]},
+        ),
+        canned_tool(
+            "fhir_clinical_notes",
+            NoteArgs,
+            ClinicalNotesResult,
+            {"summary": "notes", "notes": notes or [], "total_found": len(notes or [])},
+        ),
+    ]
+    return ToolRegistry(tools={t.name: t for t in tools})
 
 
 # ---- an in-memory FHIR store for the real record tools -----------------------------------------------------

@@ -44,6 +44,8 @@ async def run_tool(
     started_at = datetime.now(UTC).isoformat()
     clock = time.perf_counter()
     result, error = None, None
+    if tracer is not None:
+        tracer.started("tool", tool.name)
     try:
         # Tools are synchronous (fhirclient, pydicom); a thread keeps the event loop free for parallel branches.
         result = await asyncio.wait_for(asyncio.to_thread(tool.invoke, args), timeout=timeout_s)

@@ -18,6 +18,7 @@ from medconsult.cli.run import run
 from medconsult.cli.seg import seg_app
 from medconsult.cli.tools import tools_app
 from medconsult.cli.trace import trace_app
+from medconsult.cli.workspace import workspace_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -40,3 +41,4 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")
 app.add_typer(index_app, name="index")
+app.add_typer(workspace_app, name="workspace")

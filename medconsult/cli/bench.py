@@ -21,13 +21,16 @@ def bench(
         True, "--fusion/--no-fusion", help="embedding a case, similar-case queries at 100k vectors, insert time"
     ),
     vectors: int = typer.Option(100_000, help="vectors stored for the fusion query benchmark"),
+    workspace: bool = typer.Option(
+        True, "--workspace/--no-workspace", help="the workspace: first step on screen, follow-up answer times"
+    ),
     case: Path = typer.Option(
         REPO_ROOT / "cases" / "demo-pneumonia.yaml", exists=True, dir_okay=False, help="case for the LLM section"
     ),
 ) -> None:
     """Imaging latency (p50/p95) and peak RSS; per LLM call tokens sent and evaluated, first-token time, prefill and
     decode rates, the schema constraint's cost; the case's wall time and time to the differential; fusion embedding
-    and retrieval latency."""
+    and retrieval latency; in the workspace, the first step on screen and follow-up answer times."""
     settings = Settings()
     result = {}
     if imaging:
@@ -44,6 +47,14 @@ def bench(
 
         try:
             result["llm"] = run_llm_benchmark(settings, case)
+        except ServiceError as error:
+            fail(str(error))
+    if workspace:
+        from medconsult.evals.bench_workspace import run_workspace_benchmark
+        from medconsult.process import ServiceError
+
+        try:
+            result["workspace"] = run_workspace_benchmark(settings, case)
         except ServiceError as error:
             fail(str(error))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -159,6 +159,15 @@ class FhirGateway:
         except Exception as error:  # noqa: BLE001
             _raise_translated(error, what)
 
+    def read_json(self, reference: str) -> dict:
+        """One resource by its relative reference ("Observation/123") as the server sent it."""
+        try:
+            return self.server.request_json(reference)
+        except FHIRNotFoundException:
+            raise FhirNotFound(f"{reference} not found") from None
+        except Exception as error:  # noqa: BLE001
+            _raise_translated(error, f"read {reference}")
+
     def post_json(self, path: str, body: dict) -> dict:
         try:
             response = self.server.post_json(path, body)

@@ -11,91 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from fakes import DEMOGRAPHICS, LEUKOCYTES, PLANTED_NOTE, PNEUMONIA, FakeToolCallingModel, fill_schema
+from fakes import PLANTED_NOTE, FakeToolCallingModel, canned_record_tools, fill_schema
 from medconsult.cases import Case
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirUnavailable
 from medconsult.runner import Services, run_consult
 from medconsult.signoff import SignOff, SignOffRequest
-from medconsult.tools.base import MedTool, ToolContext, ToolResult
-from medconsult.tools.fhir.allergies import AllergiesResult
-from medconsult.tools.fhir.clinical_notes import ClinicalNotesResult, NoteArgs, instruction_like_passages
-from medconsult.tools.fhir.common import PatientArgs
-from medconsult.tools.fhir.conditions import ConditionArgs, ConditionsResult
-from medconsult.tools.fhir.find_patient import FindPatientArgs, FindPatientResult
-from medconsult.tools.fhir.medications import MedicationArgs, MedicationsResult
-from medconsult.tools.fhir.observations import ObservationArgs, ObservationsResult
-from medconsult.tools.fhir.patient_summary import PatientSummaryResult
+from medconsult.tools.fhir.clinical_notes import instruction_like_passages
 from medconsult.tools.registry import ToolRegistry
 
 BARRIER = threading.Barrier(2, timeout=10)  # conditions and allergies must run at the same time
 
 
-class CannedTool(MedTool):
-    canned: Any = None  # a result dict, or an exception to raise
-    meet_at_barrier: bool = False
-
-    def execute(self, args: BaseModel) -> ToolResult:
-        if self.meet_at_barrier:
-            BARRIER.wait()
-        if isinstance(self.canned, Exception):
-            raise self.canned
-        return self.result_model.model_validate(self.canned)
-
-
-def _tool(name: str, schema: type[BaseModel], model: type[ToolResult], canned: Any, **kw: Any) -> CannedTool:
-    cls = type(f"Canned_{name}", (CannedTool,), {"result_model": model, "__module__": __name__})
-    return cls(
-        name=name, description=name, args_schema=schema, context=ToolContext(Settings()), canned=canned, **kw
-    )
-
-
-def registry(*, allergies: Any = None, patient_matches: int = 1, notes: list[dict] | None = None) -> ToolRegistry:
-    matches = [{"resource": "Patient/p1", "name": "Test Patient"}] * patient_matches
-    tools = [
-        _tool(
-            "fhir_find_patient",
-            FindPatientArgs,
-            FindPatientResult,
-            {"summary": "found", "matches": matches, "matched_by": "identifier"},
-        ),
-        _tool(
-            "fhir_patient_summary",
-            PatientArgs,
-            PatientSummaryResult,
-            DEMOGRAPHICS,
-        ),
-        _tool(
-            "fhir_conditions",
-            ConditionArgs,
-            ConditionsResult,
-            {"summary": "1", "conditions": [PNEUMONIA]},
-            meet_at_barrier=True,
-        ),
-        _tool("fhir_medications", MedicationArgs, MedicationsResult, {"summary": "0", "medications": []}),
-        _tool(
-            "fhir_allergies",
-            PatientArgs,
-            AllergiesResult,
-            allergies or {"summary": "0", "allergies": []},
-            meet_at_barrier=True,
-        ),
-        _tool(
-            "fhir_observations",
-            ObservationArgs,
-            ObservationsResult,
-            {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [LEUKOCYTES]},
-        ),
-        _tool(
-            "fhir_clinical_notes",
-            NoteArgs,
-            ClinicalNotesResult,
-            {"summary": "notes", "notes": notes or [], "total_found": len(notes or [])},
-        ),
-    ]
-    return ToolRegistry(tools={t.name: t for t in tools})
+def registry(**options: Any) -> ToolRegistry:
+    return canned_record_tools(barrier=BARRIER, **options)
 
 
 def _gaps_other_than_absent_tools(state: dict) -> list:

@@ -46,14 +46,14 @@ class FindPatientTool(MedTool):
                 self.context.fhir.search(Patient, {"identifier": query, "_count": "5"}, limit=5),
                 "identifier",
             )
-        matches = [_match(p) for p in found]
+        matches = [patient_match(p) for p in found]
         if not matches:
             how = "none"
         summary = f"{len(matches)} patient(s) for {query!r} by {how}"
         return FindPatientResult(summary=summary, matches=matches, matched_by=how)
 
 
-def _match(patient: Patient) -> PatientMatch:
+def patient_match(patient: Patient) -> PatientMatch:
     name = patient.name[0] if patient.name else None
     text = " ".join([*(name.given or []), name.family or ""]).strip() if name else None
     return PatientMatch(

@@ -1,0 +1,96 @@
+"""A physician's follow-up question on a consult: answered from the case's facts, cited, and checked.
+
+The model sees the consult's own system prompt (the record, byte for byte: the server's cached prefix), the draft
+under review, the thread's earlier questions and the question, quoted. It fills `followup_request`: an answer of at
+most four sentences and the facts it rests on (an enum of this case's facts). The answer is then checked like the
+draft: every number against the facts, every citation written in the text ("F3") against the case, findings
+against the record. An answer never changes the draft or the signed report.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, Field, create_model
+
+from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
+from medconsult.agents.grounding import GroundingFlag, scan_quantities, sentence_at, verify_grounding
+from medconsult.agents.schemas import Differential, TreatmentPlan
+from medconsult.config import StructuredOutputMethod
+from medconsult.llm.structured import structured_call
+from medconsult.prompts import render
+
+QUESTION_LIMIT = 500
+EARLIER_TURNS = 3  # the thread's last turns shown with a new question
+_WRITTEN_ID_RE = re.compile(r"\bF\d+\b")
+
+
+class FollowUpTurn(BaseModel):
+    """One question and its answer, as the thread keeps them."""
+
+    question: str
+    asked_by: str
+    answer: str
+    evidence: list[str] = Field(default_factory=list)  # fact ids
+    flags: list[GroundingFlag] = Field(default_factory=list)  # what the check found unsupported
+    at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    error: str | None = None  # the model failed: no answer
+
+
+def followup_request(labels: list[str]) -> type[BaseModel]:
+    if not labels:
+        raise ValueError("a follow-up needs at least one fact to cite")
+    label = Literal[tuple(labels)]
+    return create_model(
+        "FollowUpAnswer", __doc__="The answer to the physician's question, and the facts it rests on.",
+        answer=(str, Field(..., max_length=600)),
+        evidence=(list[label], Field(..., min_length=1, max_length=4)),  # an answer rests on the record
+    )  # fmt: skip
+
+
+async def answer_followup(
+    model: BaseChatModel,
+    *,
+    method: StructuredOutputMethod,
+    question: str,
+    asked_by: str,
+    facts: list[Fact],
+    gaps: list[Gap],
+    differential: Differential | None,
+    plan: TreatmentPlan | None,
+    earlier: list[FollowUpTurn],
+    as_of: date | None = None,
+    synthetic_dates: bool = False,
+    config: RunnableConfig | None = None,
+) -> FollowUpTurn:
+    question = " ".join(question.split())[:QUESTION_LIMIT]
+    ask = render("followup.user.md", question=question, differential=differential, plan=plan,
+                 earlier=earlier[-EARLIER_TURNS:])  # fmt: skip
+    messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)), HumanMessage(ask)]
+    schema = followup_request([citation_label(f) for f in facts])
+    reply = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
+    evidence = list(dict.fromkeys(fact_id(label) for label in reply["evidence"]))
+    return FollowUpTurn(question=question, asked_by=asked_by, answer=reply["answer"], evidence=evidence,
+                        flags=check_answer(reply["answer"], facts, question))  # fmt: skip
+
+
+def check_answer(answer: str, facts: list[Fact], question: str = "") -> list[GroundingFlag]:
+    """The draft's grounding check on the answer's text, and every fact id written in it must be the case's.
+    A number the physician's question gave ("what if the CRP were 10?") is theirs to reason with, not a claim."""
+    given = {q.value for q in scan_quantities(question)}
+    flags = [
+        flag for flag in verify_grounding(None, None, facts, {"followup.answer": answer}).flags
+        if not (flag.kind == "number" and {q.value for q in scan_quantities(flag.claim)} <= given)
+    ]
+    known = {fact.id for fact in facts}
+    for match in _WRITTEN_ID_RE.finditer(answer):
+        if match.group() not in known:
+            flags.append(GroundingFlag(location="followup.answer", statement=sentence_at(answer, match.start()),
+                                       claim=match.group(), reason=f"cites {match.group()}, which does not exist",
+                                       kind="citation"))  # fmt: skip
+    return flags

@@ -1,0 +1,171 @@
+"""What the case page shows, read from the consult's checkpointed state: safety first, then the draft with every
+citation resolvable, then the perception tools' results. Plain data; the templates escape every value."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medconsult.agents.evidence import Fact, Gap
+from medconsult.graphs.scores import SCORE_TOOLS
+from medconsult.tools.runner import ToolRecord
+
+PERCEPTION_TOOLS = ("etiology_estimate", "similar_cases", "radiomics_features")
+
+
+@dataclass(frozen=True)
+class Citation:
+    fact_id: str
+    stance: str  # "supports" | "opposes" | "cites"
+    text: str  # the fact's statement (empty when the id is unknown: the grounding check flags it)
+
+
+@dataclass(frozen=True)
+class DiagnosisView:
+    name: str
+    likelihood: str
+    reasoning: str
+    test: str
+    citations: list[Citation]
+
+
+@dataclass(frozen=True)
+class ActionView:
+    action: str
+    category: str
+    priority: str
+    rationale: str
+    citations: list[Citation]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    result_id: str
+    image: str  # the radiograph's path
+    summary: str
+    warnings: list[str]
+
+
+@dataclass
+class CaseEvidence:
+    safety: list[str] = field(
+        default_factory=list
+    )  # safety findings, withheld actions, unsupported statements
+    gaps: list[Gap] = field(default_factory=list)
+    summary: str | None = None
+    diagnoses: list[DiagnosisView] = field(default_factory=list)
+    working_diagnosis: str | None = None
+    regimen: str | None = None
+    actions: list[ActionView] = field(default_factory=list)
+    cautions: list[str] = field(default_factory=list)
+    overlays: list[Overlay] = field(default_factory=list)
+    perception: list[ToolRecord] = field(default_factory=list)
+    scores: list[ToolRecord] = field(default_factory=list)
+    facts: dict[str, Fact] = field(default_factory=dict)
+    records: dict[str, ToolRecord] = field(default_factory=dict)
+    report_ready: bool = False
+    signed: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.diagnoses or self.actions or self.records)
+
+
+def case_evidence(state: dict[str, Any]) -> CaseEvidence:
+    records: list[ToolRecord] = list(state.get("tool_records") or [])
+    facts = {fact.id: fact for fact in state.get("facts") or []}
+    evidence = CaseEvidence(
+        gaps=list(state.get("gaps") or []),
+        facts=facts,
+        records={record.id: record for record in records},
+        report_ready=bool(state.get("report_path")),
+        signed=state.get("sign_off") is not None,
+    )
+    evidence.safety = _safety_lines(state)
+    differential = state.get("differential")
+    if differential is not None:
+        evidence.summary = differential.summary
+        evidence.diagnoses = [
+            DiagnosisView(d.diagnosis, d.likelihood, d.reasoning, d.discriminating_test,
+                          [_citation(facts, c.fact, c.stance) for c in d.evidence])
+            for d in differential.diagnoses
+        ]  # fmt: skip
+    plan = state.get("plan")
+    if plan is not None:
+        evidence.working_diagnosis = plan.working_diagnosis
+        chosen = state.get("chosen_regimen") or {}
+        evidence.regimen = chosen.get("summary") or chosen.get("id") or None
+        evidence.actions = [
+            ActionView(
+                a.action,
+                a.category,
+                a.priority,
+                a.rationale,
+                [_citation(facts, f, "cites") for f in a.evidence],
+            )
+            for a in plan.actions
+        ]
+        evidence.cautions = list(plan.cautions)
+    for record in records:
+        if not record.ok or not record.result:
+            continue
+        if record.tool == "segment_lungs":
+            evidence.overlays.append(Overlay(record.id, record.result["image"], record.result["summary"],
+                                             list(record.result.get("warnings") or [])))  # fmt: skip
+        elif record.tool in PERCEPTION_TOOLS:
+            evidence.perception.append(record)
+        elif record.tool in SCORE_TOOLS:
+            evidence.scores.append(record)
+    return evidence
+
+
+def _citation(facts: dict[str, Fact], fact_id: str, stance: str) -> Citation:
+    fact = facts.get(fact_id)
+    return Citation(fact_id, stance, fact.text if fact else "")
+
+
+def _safety_lines(state: dict[str, Any]) -> list[str]:
+    lines = [f"{f.severity.upper()}: {f.message}" for f in state.get("safety_findings") or []]
+    lines += [
+        f"Withheld from the plan (it repeats an instruction found in the record): {w.action}"
+        for w in state.get("withheld_actions") or []
+    ]
+    grounding = state.get("grounding")
+    if grounding is not None:
+        lines += [
+            f"Unsupported ({flag.kind}): {flag.claim} in \u201c{flag.statement}\u201d"
+            for flag in grounding.flags
+        ]
+    return lines
+
+
+_FACT_ID_RE = re.compile(r"\bF\d+\b")
+
+
+def answer_segments(text: str, known: set[str] | dict) -> list[tuple[str, str | None]]:
+    """A follow-up answer as (text, fact id) pieces: a fact id the case holds becomes a link, the rest stays text."""
+    pieces: list[tuple[str, str | None]] = []
+    position = 0
+    for match in _FACT_ID_RE.finditer(text):
+        if match.group() in known:
+            pieces += [(text[position : match.start()], None), (match.group(), match.group())]
+            position = match.end()
+    return [*pieces, (text[position:], None)]
+
+
+def fhir_reference(resource: str | None) -> str | None:
+    """A relative FHIR reference ("Observation/123") a citation can open; None for files and absolute URLs."""
+    if not resource or "://" in resource or resource.startswith("/"):
+        return None
+    kind, _, identifier = resource.partition("/")
+    if kind[:1].isupper() and kind.isalpha() and identifier and "/" not in identifier:
+        return resource
+    return None
+
+
+def inside(folder: Path, path: str | Path) -> Path | None:
+    """`path` when it lies inside `folder` (after resolving links), else None: the only files a case may serve."""
+    resolved = Path(path).resolve()
+    return resolved if resolved.is_relative_to(folder.resolve()) and resolved.is_file() else None

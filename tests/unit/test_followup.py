@@ -1,0 +1,81 @@
+"""Follow-up answers are checked like the draft: numbers against the facts, written fact ids against the case;
+a number the physician's own question gave is not a claim."""
+
+from __future__ import annotations
+
+from medconsult.agents.evidence import Fact
+from medconsult.agents.followup import check_answer, followup_request
+from medconsult.workspace.evidence import answer_segments
+
+FACTS = [
+    Fact(
+        id="F1",
+        kind="lab",
+        text="Leukocytes 14.2 10*3/uL (reference 4.5-11 10*3/uL)",
+        result_id="r1",
+        tool="fhir_observations",
+        resource="Observation/o1",
+    ),  # fmt: skip
+    Fact(
+        id="F2",
+        kind="vital",
+        text="Body temperature 38.9 Cel",
+        result_id="r2",
+        tool="fhir_observations",
+        resource="Observation/o2",
+    ),  # fmt: skip
+]
+
+
+def _claims(answer: str, question: str = "") -> list[tuple[str, str]]:
+    return [(flag.kind, flag.claim) for flag in check_answer(answer, FACTS, question)]
+
+
+def test_a_value_the_record_holds_passes_and_one_it_does_not_is_flagged():
+    assert _claims("Leukocytes are 14.2 10*3/uL (F1) and the temperature 38.9 Cel (F2).") == []
+    assert _claims("Leukocytes are 20 10*3/uL.") == [("number", "Leukocytes are 20 10*3/uL")]
+
+
+def test_a_fact_id_the_case_lacks_is_flagged():
+    assert _claims("See F1 and F7.") == [("citation", "F7")]
+
+
+def test_the_questions_own_hypothetical_value_is_not_a_claim():
+    question = "What if the CRP were 10 mg/L?"
+    assert _claims("A CRP of 10 mg/L would make a bacterial cause less likely.", question) == []
+    assert _claims("A CRP of 250 mg/L is high.", question) == [("number", "CRP of 250 mg/L")]
+
+
+def test_the_answer_may_cite_only_the_cases_facts():
+    schema = followup_request(["Leukocytes [lab F1]", "Body temperature [vital F2]"]).model_json_schema()
+    assert schema["properties"]["evidence"]["items"]["enum"] == [
+        "Leukocytes [lab F1]",
+        "Body temperature [vital F2]",
+    ]
+    assert schema["properties"]["answer"]["maxLength"] == 600
+
+
+def test_only_known_fact_ids_become_links():
+    assert answer_segments("Raised (F1); F9 is not a fact.", {"F1": FACTS[0]}) == [
+        ("Raised (", None),
+        ("F1", "F1"),
+        ("); F9 is not a fact.", None),
+    ]
+
+
+def test_langgraph_json_loads_the_consult_graph_without_a_checkpointer():
+    """What `langgraph dev` does: import each graph by file path and read its schemas."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    config = json.loads((repo / "langgraph.json").read_text())
+    path, name = config["graphs"]["consult"].split(":")
+    spec = importlib.util.spec_from_file_location("studio_graph", repo / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    graph = getattr(module, name)
+    assert graph.checkpointer is None
+    assert graph.get_input_jsonschema()["required"] == ["case"]
+    assert {"intake", "differential", "plan", "sign_off"} <= set(graph.get_graph().nodes)
