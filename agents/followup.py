@@ -1,5 +1,9 @@
 """A physician's follow-up question on a consult: answered from the case's facts, cited, and checked.
 
+Before the model answers, the question may send the graph back to the chart, deterministically (the model never
+calls tools freely): an analyte it names that the record holds gets its history, and "notes", "encounters" or
+"all labs" their fuller look-ups (`chart_requests`). What they return is appended to the case's facts.
+
 The model sees the consult's own system prompt (the record, byte for byte: the server's cached prefix), the draft
 under review, the thread's earlier questions and the question, quoted. It fills `followup_request`: an answer of at
 most four sentences and the facts it rests on (an enum of this case's facts). The answer is then checked like the
@@ -19,11 +23,19 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, create_model
 
 from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
-from medconsult.agents.grounding import GroundingFlag, scan_quantities, sentence_at, verify_grounding
+from medconsult.agents.evidence_requests import EvidenceRequest, observed_analytes
+from medconsult.agents.grounding import (
+    GroundingFlag,
+    find_analytes,
+    scan_quantities,
+    sentence_at,
+    verify_grounding,
+)
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
+from medconsult.tools.runner import ToolRecord
 
 QUESTION_LIMIT = 500
 EARLIER_TURNS = 3  # the thread's last turns shown with a new question
@@ -40,6 +52,39 @@ class FollowUpTurn(BaseModel):
     flags: list[GroundingFlag] = Field(default_factory=list)  # what the check found unsupported
     at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     error: str | None = None  # the model failed: no answer
+
+
+_NOTES_RE = re.compile(r"\b(notes?|documented|progress note|history and physical)\b", re.IGNORECASE)
+_ENCOUNTERS_RE = re.compile(
+    r"\b(encounters?|admissions?|admitted|visits?|hospitali[sz]ations?)\b", re.IGNORECASE
+)
+_ALL_LABS_RE = re.compile(
+    r"\b(all|other|every|full)\s+(the\s+)?(labs?|laboratory|blood (tests|results))\b", re.IGNORECASE
+)
+
+
+def chart_requests(question: str, records: list[ToolRecord]) -> list[EvidenceRequest]:
+    """The look-ups a question asks for: the history of each analyte it names that the record holds (matched by
+    the analyte vocabulary of the grounding check), older notes, more encounters, all labs."""
+    named = {mention.analyte for mention in find_analytes(question)}
+    held = {
+        display: {m.analyte for m in find_analytes(display)} for display in observed_analytes(records)
+    }  # fmt: skip
+    requests = [
+        EvidenceRequest(kind="history", analyte=display, reason="named in the follow-up question")
+        for display, analytes in held.items() if analytes & named
+    ][:3]  # fmt: skip
+    if _ALL_LABS_RE.search(question):
+        requests.append(EvidenceRequest(kind="all_labs", reason="the follow-up question asks for all labs"))
+    if _NOTES_RE.search(question):
+        requests.append(
+            EvidenceRequest(kind="more_notes", reason="the follow-up question asks about the notes")
+        )
+    if _ENCOUNTERS_RE.search(question):
+        requests.append(
+            EvidenceRequest(kind="more_encounters", reason="the follow-up question asks about visits")
+        )
+    return requests
 
 
 def followup_request(labels: list[str]) -> type[BaseModel]:
@@ -84,7 +129,8 @@ def check_answer(answer: str, facts: list[Fact], question: str = "") -> list[Gro
     A number the physician's question gave ("what if the CRP were 10?") is theirs to reason with, not a claim."""
     given = {q.value for q in scan_quantities(question)}
     flags = [
-        flag for flag in verify_grounding(None, None, facts, {"followup.answer": answer}).flags
+        flag
+        for flag in verify_grounding(None, None, facts, {"followup.answer": answer}).flags
         if not (flag.kind == "number" and {q.value for q in scan_quantities(flag.claim)} <= given)
     ]
     known = {fact.id for fact in facts}

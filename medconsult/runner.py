@@ -164,28 +164,34 @@ async def ask_followup(
     stream_listeners: list[StreamListener] | None = None,
     start_listeners: list[StartListener] | None = None,
 ) -> FollowUpTurn:
-    """Answer a question on a consult from its checkpointed evidence; the turn joins the follow-up thread and its
-    LLM call the case's trace."""
+    """Answer a question on a consult from its checkpointed evidence (and the chart look-ups the question asks
+    for); the turn joins the follow-up thread, its tool and LLM calls the case's trace."""
     tracer = Tracer(out_dir / "trace.jsonl", listeners, stream_listeners, start_listeners)
+    tools = discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir))
     async with aiosqlite.connect(settings.resolved_checkpoint_db) as connection:
         saver = AsyncSqliteSaver(connection, serde=checkpoint_serializer())
-        consult = (await build_consult_graph(saver).aget_state({"configurable": {"thread_id": consult_thread}})).values
+        consult = (
+            await build_consult_graph(saver).aget_state({"configurable": {"thread_id": consult_thread}})
+        ).values
         if not consult.get("case"):
             raise ValueError(f"no consult {consult_thread!r} to ask about")
-        context = FollowUpContext(settings, services.chat_model, structured_output_method(settings), tracer, consult)
+        context = FollowUpContext(
+            settings, services.chat_model, structured_output_method(settings), tracer, tools, consult
+        )
         config = {"configurable": {"thread_id": followup_thread(consult_thread)}}
         state = await build_followup_graph(saver).ainvoke({"question": question, "asked_by": asked_by}, config,
                                                           context=context)  # fmt: skip
     return state["turns"][-1]
 
 
-async def followup_turns(settings: Settings, consult_thread: str) -> list[FollowUpTurn]:
+async def followup_state(settings: Settings, consult_thread: str) -> dict[str, Any]:
+    """The follow-up thread's turns, look-ups and facts (empty before the first question)."""
     if not settings.resolved_checkpoint_db.exists():
-        return []
+        return {}
     async with aiosqlite.connect(settings.resolved_checkpoint_db) as connection:
         graph = build_followup_graph(AsyncSqliteSaver(connection, serde=checkpoint_serializer()))
         state = await graph.aget_state({"configurable": {"thread_id": followup_thread(consult_thread)}})
-    return list(state.values.get("turns") or [])
+    return dict(state.values)
 
 
 def peak_rss_mb() -> dict[str, float]:

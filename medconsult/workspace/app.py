@@ -31,7 +31,7 @@ from medconsult.config import Settings
 from medconsult.evals.trace_stats import read_trace
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirNotFound, FhirRequestError, FhirUnavailable
-from medconsult.runner import Services, followup_turns, saved_state
+from medconsult.runner import Services, followup_state, saved_state
 from medconsult.signoff import SignOff
 from medconsult.workspace.auth import (
     LOGIN_COOKIE,
@@ -42,7 +42,7 @@ from medconsult.workspace.auth import (
     same_origin,
     verify_password,
 )
-from medconsult.workspace.evidence import answer_segments, case_evidence, fhir_reference, inside
+from medconsult.workspace.evidence import CaseEvidence, case_evidence, fhir_reference, inside
 from medconsult.workspace.images import overlay_layer
 from medconsult.workspace.patients import UploadRefused, save_radiographs, search_patients
 from medconsult.workspace.runs import ConsultRuns
@@ -212,7 +212,9 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
         try:
             if not patient:
                 raise UploadRefused("choose a patient")
-            saved = await save_radiographs([f for f in form.getlist("images") if hasattr(f, "read")], uploads, limit)
+            saved = await save_radiographs(
+                [f for f in form.getlist("images") if hasattr(f, "read")], uploads, limit
+            )
             case = Case(id=case_id, patient=patient, question=question, as_of=as_of,
                         images=[str(item.path) for item in saved])  # fmt: skip
         except (UploadRefused, ValueError) as error:
@@ -231,14 +233,18 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
         case = owned_case(case_id, user)
         runs: ConsultRuns = request.app.state.runs
         live = runs.active(case.id)
-        consulting = live and case.status in ("queued", "running", "signing")  # the checkpoint is being written
+        consulting = live and case.status in (
+            "queued",
+            "running",
+            "signing",
+        )  # the checkpoint is being written
         state = {} if consulting else await saved_state(settings, case.thread_id)
         steps = [] if live else _trace_steps(case.out_dir / "trace.jsonl")
-        evidence = case_evidence(state)
-        turns = [] if consulting else await followup_turns(settings, case.thread_id)
+        evidence = case_evidence(state, {} if consulting else await followup_state(settings, case.thread_id))
+        turns = evidence.turns
         return page(
             request, "case.html", user, case=case, live=live, steps=steps, evidence=evidence,
-            turns=[(turn, answer_segments(turn.answer, evidence.facts)) for turn in turns],
+            turns=turns,
             can_ask=not live and bool(evidence.facts) and case.status in ("awaiting sign-off", "signed"),
             decisions=store.decisions(case.id), decision_choices=DECISIONS,
             report_html=(case.out_dir / "report.html").exists(), report_md=(case.out_dir / "report.md").exists(),
@@ -306,7 +312,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
     async def fact_page(request: Request, case_id: str, fact_id: str) -> Response:
         user = user_of(request)
         case = owned_case(case_id, user)
-        evidence = case_evidence(await saved_state(settings, case.thread_id))
+        evidence = await _evidence(settings, case)
         fact = evidence.facts.get(fact_id)
         if fact is None:
             raise HTTPException(404, "No such fact in this case.")
@@ -321,7 +327,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
     @app.get("/cases/{case_id}/facts/{fact_id}/image")
     async def fact_image(request: Request, case_id: str, fact_id: str) -> Response:
         case = owned_case(case_id, user_of(request))
-        fact = case_evidence(await saved_state(settings, case.thread_id)).facts.get(fact_id)
+        fact = (await _evidence(settings, case)).facts.get(fact_id)
         path = inside(case.out_dir, fact.resource) if fact and fact.resource else None
         if path is None or path.suffix.lower() != ".png":
             raise HTTPException(404)
@@ -331,7 +337,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
     async def result_page(request: Request, case_id: str, result_id: str) -> Response:
         user = user_of(request)
         case = owned_case(case_id, user)
-        record = case_evidence(await saved_state(settings, case.thread_id)).records.get(result_id)
+        record = (await _evidence(settings, case)).records.get(result_id)
         if record is None:
             raise HTTPException(404, "No such tool result in this case.")
         shown = json.dumps(record.model_dump(mode="json"), indent=2, ensure_ascii=False)
@@ -358,6 +364,13 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
         return {"status": "ok"}
 
     return app
+
+
+async def _evidence(settings: Settings, case: WorkspaceCase) -> CaseEvidence:
+    """The consult's evidence with what the follow-up look-ups added."""
+    return case_evidence(
+        await saved_state(settings, case.thread_id), await followup_state(settings, case.thread_id)
+    )
 
 
 def _secret(settings: Settings) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from medconsult.agents.evidence import Fact, Gap
+from medconsult.agents.followup import FollowUpTurn
 from medconsult.graphs.scores import SCORE_TOOLS
 from medconsult.tools.runner import ToolRecord
 
@@ -65,6 +66,9 @@ class CaseEvidence:
     scores: list[ToolRecord] = field(default_factory=list)
     facts: dict[str, Fact] = field(default_factory=dict)
     records: dict[str, ToolRecord] = field(default_factory=dict)
+    turns: list[tuple[FollowUpTurn, list[tuple[str, str | None]]]] = field(
+        default_factory=list
+    )  # answer pieces
     report_ready: bool = False
     signed: bool = False
 
@@ -73,17 +77,21 @@ class CaseEvidence:
         return not (self.diagnoses or self.actions or self.records)
 
 
-def case_evidence(state: dict[str, Any]) -> CaseEvidence:
+def case_evidence(state: dict[str, Any], followups: dict[str, Any] | None = None) -> CaseEvidence:
+    """`followups`: the follow-up thread's state; its look-ups and the facts they added can be cited too."""
+    followups = followups or {}
     records: list[ToolRecord] = list(state.get("tool_records") or [])
     facts = {fact.id: fact for fact in state.get("facts") or []}
+    facts |= {fact.id: fact for fact in followups.get("facts") or []}
     evidence = CaseEvidence(
         gaps=list(state.get("gaps") or []),
         facts=facts,
-        records={record.id: record for record in records},
+        records={record.id: record for record in [*records, *(followups.get("tool_records") or [])]},
         report_ready=bool(state.get("report_path")),
         signed=state.get("sign_off") is not None,
     )
     evidence.safety = _safety_lines(state)
+    evidence.turns = [(turn, answer_segments(turn.answer, facts)) for turn in followups.get("turns") or []]
     differential = state.get("differential")
     if differential is not None:
         evidence.summary = differential.summary

@@ -79,3 +79,26 @@ def test_langgraph_json_loads_the_consult_graph_without_a_checkpointer():
     assert graph.checkpointer is None
     assert graph.get_input_jsonschema()["required"] == ["case"]
     assert {"intake", "differential", "plan", "sign_off"} <= set(graph.get_graph().nodes)
+
+
+def test_a_question_sends_the_graph_back_to_the_chart_only_for_what_it_names():
+    from fakes import LEUKOCYTES
+    from medconsult.agents.evidence_requests import observed_analytes, tool_call_for
+    from medconsult.agents.followup import chart_requests
+    from medconsult.tools.runner import ToolRecord
+
+    labs = ToolRecord(id="fhir_observations:1", tool="fhir_observations", args={}, ok=True, started_at="t",
+                      duration_s=0.1, result={"summary": "1", "category": "laboratory", "total_found": 1,
+                                              "observations": [LEUKOCYTES]})  # fmt: skip
+
+    def kinds(question: str) -> list[tuple[str, str | None]]:
+        return [(r.kind, r.analyte) for r in chart_requests(question, [labs])]
+
+    assert kinds("How has the white cell count changed?") == [("history", "Leukocytes")]
+    assert kinds("What was the WBC trend?") == [("history", "Leukocytes")]
+    assert kinds("What does the CRP show?") == []  # not in this record: nothing to look up
+    assert kinds("Why not viral?") == []
+    assert kinds("Show me all the labs and the notes") == [("all_labs", None), ("more_notes", None)]
+    assert kinds("Any earlier admissions?") == [("more_encounters", None)]
+    [history] = chart_requests("WBC trend?", [labs])
+    assert tool_call_for(history, observed_analytes([labs]))[1]["loinc_codes"] == ["6690-2"]
