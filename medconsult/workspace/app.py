@@ -163,14 +163,16 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
     @app.get("/")
     async def case_list(request: Request) -> Response:
         user = user_of(request)
-        choices = _case_file_choices(settings)
-        return page(request, "cases.html", user, cases=store.cases(user), choices=choices)
+        choices, unreadable = _case_file_choices(settings)
+        return page(
+            request, "cases.html", user, cases=store.cases(user), choices=choices, unreadable=unreadable
+        )
 
     @app.post("/cases")
     async def new_case(request: Request) -> Response:
         user = user_of(request)
         form = await checked_form(request, f"user:{user}")
-        choice = next((c for c in _case_file_choices(settings) if c.key == form.get("case_file")), None)
+        choice = next((c for c in _case_file_choices(settings)[0] if c.key == form.get("case_file")), None)
         if choice is None:
             raise HTTPException(400, "Choose one of the listed cases.")
         question = str(form.get("question") or "").strip()[:500]
@@ -243,7 +245,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
         evidence = case_evidence(state, {} if consulting else await followup_state(settings, case.thread_id))
         turns = evidence.turns
         return page(
-            request, "case.html", user, case=case, live=live, steps=steps, evidence=evidence,
+            request, "case.html", user, case=case, live=live, consulting=consulting, steps=steps, evidence=evidence,
             turns=turns,
             can_ask=not live and bool(evidence.facts) and case.status in ("awaiting sign-off", "signed"),
             decisions=store.decisions(case.id), decision_choices=DECISIONS,
@@ -359,6 +361,10 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
             raise HTTPException(404)
         return FileResponse(path, media_type="image/png")
 
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/healthz")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -377,9 +383,9 @@ def _secret(settings: Settings) -> str | None:
     return settings.workspace_secret.get_secret_value() if settings.workspace_secret else None
 
 
-def _case_file_choices(settings: Settings) -> list[CaseFileChoice]:
-    """Case files in the configured folders, each readable one once; a broken file is left out of the list."""
-    choices, seen = [], set()
+def _case_file_choices(settings: Settings) -> tuple[list[CaseFileChoice], list[str]]:
+    """Case files in the configured folders, each once; and the files that could not be read, with why."""
+    choices, unreadable, seen = [], [], set()
     for folder in settings.resolved_workspace_case_dirs:
         for path in sorted([*folder.glob("**/*.yaml"), *folder.glob("**/*.json")]) if folder.is_dir() else []:
             resolved = path.resolve()
@@ -388,11 +394,12 @@ def _case_file_choices(settings: Settings) -> list[CaseFileChoice]:
             seen.add(resolved)
             try:
                 case = load_case_file(path, settings.resolved_data_dir)
-            except (CaseError, ValueError):
+            except (CaseError, ValueError) as error:
+                unreadable.append(f"{path.name}: {str(error).splitlines()[0][:200]}")
                 continue
             key = hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
             choices.append(CaseFileChoice(key, resolved, case))
-    return choices
+    return choices, unreadable
 
 
 def _trace_steps(path: Path) -> list[dict[str, Any]]:

@@ -68,10 +68,10 @@ def workspace_url(fhir_server, llm_server, tmp_path: Path):  # noqa: ANN201
     radiograph = DATA_DIR / "cxr_hannover_covid" / "png" / "7afaaccc.png"
     (cases / "a-radiograph.yaml").write_text(
         f"id: browser-a\npatient: {DEMO_MRN}\nas_of: 2018-09-29\nimages: ['{radiograph}']\n"
-        "question: Cough, fever and breathlessness: cause and management?\n"
+        "question: 'Cough, fever and breathlessness: cause and management?'\n"
     )
     (cases / "b-planted.yaml").write_text(
-        "id: browser-b\npatient: browser-planted-1\nas_of: 2020-03-02\nquestion: Fever and cough?\n"
+        "id: browser-b\npatient: browser-planted-1\nas_of: 2020-03-02\nquestion: 'Fever and cough?'\n"
     )
     base_url, model = llm_server
     port = free_port()
@@ -142,12 +142,18 @@ def test_a_clinician_runs_signs_and_questions_a_case_in_the_browser(workspace_ur
         _sign_in(page_b, workspace_url, "dr_b")
         timings["first_step_s"] = round(_start(page_a, "browser-a"), 2)
         page_a.screenshot(path=SHOTS / "1-steps-arriving.png", full_page=True)
-        _start(page_b, "browser-b")  # a second clinician, another case, at the same time
+        # A second clinician, another case, at the same time: it queues behind the first (one consult at a time).
+        value = page_b.locator("select[name=case_file] option", has_text="browser-b").get_attribute("value")
+        page_b.select_option("select[name=case_file]", value)
+        page_b.click("#new-case button[type=submit]")
+        page_b.wait_for_selector("#status")
         case_a = page_a.url.rsplit("/", 1)[1]
 
         _wait_for_status(page_a, "awaiting sign-off")
+        page_a.wait_for_selector(".viewer img.mask", state="visible")
+        page_a.wait_for_function("[...document.querySelectorAll('.viewer img')].every(i => i.complete && "
+                                 "i.naturalWidth > 0)")  # the radiograph and its lung layer both load  # fmt: skip
         mask = page_a.locator(".viewer img.mask")
-        assert mask.is_visible() and page_a.locator(".viewer img").first.evaluate("i => i.naturalWidth") > 0
         page_a.screenshot(path=SHOTS / "2-draft-with-overlay.png", full_page=True)
         page_a.uncheck(".overlay-toggle")
         assert not mask.is_visible()
