@@ -106,7 +106,12 @@ def _has_checks(result: dict[str, Any]) -> bool:
     return bool((result.get("label") or {}).get("checks"))
 
 
-_NO_DIAGNOSIS = dict.fromkeys(("label_class", "predicted_class", "top1", "top3", "pathogen_top1", "pathogen_top3"))
+_NO_DIAGNOSIS = dict.fromkeys(
+    ("label_class", "predicted_class", "top1", "top3", "bacterial_vs_viral", "pathogen_top1", "pathogen_top3")
+)
+# Among the cases labelled bacterial or viral, whether the top-1 answer names the right one of the two: the question
+# that decides an antibiotic (a case answering anything else, or unfinished, is a miss).
+BACTERIAL_OR_VIRAL = ("bacterial", "viral")
 
 
 def _diagnosis_metrics(result: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +127,7 @@ def _diagnosis_metrics(result: dict[str, Any]) -> dict[str, Any]:
         "predicted_class": scored.predicted_classes[0] if scored.predicted_classes else None,
         "top1": scored.top1,
         "top3": scored.top3,
+        "bacterial_vs_viral": scored.top1 if scored.label_class in BACTERIAL_OR_VIRAL else None,
         "pathogen_top1": scored.pathogen_top1,
         "pathogen_top3": scored.pathogen_top3,
     }
@@ -284,9 +290,9 @@ def _agent(results: list[dict[str, Any]]) -> str | None:
 
 
 # Shares in [0, 1] (plotted on one axis), then counts and cost.
-SHARE_METRICS = ("top1", "top3", "pathogen_top1", "pathogen_top3", "numbers_supported", "citations_supported",
-                 "checks_passed", "calculators_agree", "trajectory_passed", "required_tools_called",
-                 "judge_diagnosis_in_differential", "judge_unsafe")  # fmt: skip
+SHARE_METRICS = ("top1", "top3", "bacterial_vs_viral", "pathogen_top1", "pathogen_top3", "numbers_supported",
+                 "citations_supported", "checks_passed", "calculators_agree", "trajectory_passed",
+                 "required_tools_called", "judge_diagnosis_in_differential", "judge_unsafe")  # fmt: skip
 METRICS = (*SHARE_METRICS, "unsupported_statements", "fabricated_values", "safety_violations_before",
            "safety_violations_after", "safety_blocks_left", "trap_findings_after", "argument_problems",
            "judge_reasoning_quality", "wall_s", "llm_calls", "tool_calls", "prompt_tokens",
@@ -294,8 +300,8 @@ METRICS = (*SHARE_METRICS, "unsupported_statements", "fabricated_values", "safet
 # Class-averaged statistics of the top-1 etiology answers (over the cases whose label names an etiology).
 CLASS_METRICS = ("balanced_accuracy", "macro_recall")
 # Outcome metrics: an unfinished case scores 0 on them (where they apply to its label), never None.
-MISS_IF_UNFINISHED = ("top1", "top3", "pathogen_top1", "pathogen_top3", "checks_passed", "trajectory_passed",
-                      "required_tools_called", "judge_diagnosis_in_differential")  # fmt: skip
+MISS_IF_UNFINISHED = ("top1", "top3", "bacterial_vs_viral", "pathogen_top1", "pathogen_top3", "checks_passed",
+                      "trajectory_passed", "required_tools_called", "judge_diagnosis_in_differential")  # fmt: skip
 # Measured on what a finished case produced: None for a case that did not finish.
 OUTPUT_METRICS = tuple(m for m in METRICS if m not in MISS_IF_UNFINISHED and not m.startswith("judge_"))
 

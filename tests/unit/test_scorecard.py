@@ -227,3 +227,19 @@ def test_a_trajectory_that_skips_the_allergies_fails_and_is_exported_for_agentev
     exported = json.loads((trace.parent / "trajectory.json").read_text())
     assert [c["function"]["name"] for m in exported if m["role"] == "assistant" for c in m["tool_calls"]] == [
         n for n, _ in calls]
+
+
+def test_bacterial_vs_viral_scores_only_cases_labelled_either_and_an_unfinished_one_misses():
+    from medconsult.evals.scorecard import case_metrics
+
+    def result(finding: str, answer: str | None, status: str = "done") -> dict:
+        differential = {"diagnoses": [{"diagnosis": answer}]} if answer else None
+        return {"case": "c", "patient": "p", "status": status, "label": {"finding": finding},
+                "differential": differential}  # fmt: skip
+
+    assert case_metrics(result("Viral pneumonia", "Viral lower respiratory tract infection"))["bacterial_vs_viral"]
+    assert case_metrics(result("Bacterial pneumonia", "Viral pneumonia"))["bacterial_vs_viral"] is False
+    assert case_metrics(result("Bacterial pneumonia", "Normal chest radiograph"))["bacterial_vs_viral"] is False
+    assert case_metrics(result("Bacterial pneumonia", None, status="error"))["bacterial_vs_viral"] is False
+    assert case_metrics(result("Normal", "Normal chest radiograph"))["bacterial_vs_viral"] is None
+    assert case_metrics(result("COVID-19", "COVID-19 pneumonia"))["bacterial_vs_viral"] is None
