@@ -31,6 +31,7 @@ KIND_ORDER = [
     "imaging-study",
     "image",
     "estimate",  # etiology estimate and similar cases, each with the model's validated accuracy
+    "knowledge",  # knowledge-base look-ups (follow-up questions on dosing)
     "note",
 ]
 

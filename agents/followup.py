@@ -2,7 +2,8 @@
 
 Before the model answers, the question may send the graph back to the chart, deterministically (the model never
 calls tools freely): an analyte it names that the record holds gets its history, and "notes", "encounters" or
-"all labs" their fuller look-ups (`chart_requests`). What they return is appended to the case's facts.
+"all labs" their fuller look-ups (`chart_requests`); a question on doses or kidney function gets the chosen
+regimen's dose bands from the knowledge base (`dosing_request`). What they return is appended to the case's facts.
 
 The model sees the consult's own system prompt (the record, byte for byte: the server's cached prefix), the draft
 under review, the thread's earlier questions and the question, quoted. It fills `followup_request`: an answer of at
@@ -85,6 +86,25 @@ def chart_requests(question: str, records: list[ToolRecord]) -> list[EvidenceReq
             EvidenceRequest(kind="more_encounters", reason="the follow-up question asks about visits")
         )
     return requests
+
+
+_DOSING_RE = re.compile(r"\b(dos(e|es|ing)|renal|kidney|e?gfr|crcl|creatinine clearance)\b", re.IGNORECASE)
+_KIDNEY_VALUE_RE = re.compile(r"\b(?:e?gfr|crcl|creatinine clearance)\D{0,12}?(\d{1,3}(?:\.\d)?)", re.IGNORECASE)
+
+
+def dosing_request(question: str, regimen_id: str | None, records: list[ToolRecord]) -> dict | None:
+    """`regimen_dosing` arguments when the question asks about doses or kidney function and the plan chose a
+    knowledge-base regimen: at the kidney function the question gives ("dose for eGFR 25?"), else the record's."""
+    if not regimen_id or not _DOSING_RE.search(question):
+        return None
+    given = _KIDNEY_VALUE_RE.search(question)
+    egfr = float(given.group(1)) if given else _recorded_egfr(records)
+    return {"regimen_id": regimen_id, **({"egfr": egfr} if egfr else {})}
+
+
+def _recorded_egfr(records: list[ToolRecord]) -> float | None:
+    found = [r.result.get("egfr") for r in records if r.tool == "egfr_ckd_epi_2021" and r.ok and r.result]
+    return next((value for value in found if value), None)
 
 
 def followup_request(labels: list[str]) -> type[BaseModel]:

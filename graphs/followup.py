@@ -1,6 +1,6 @@
 """The follow-up graph: a physician's question on a consult, answered in the consult's own thread of memory.
 
-    look_up (the chart look-ups the question asks for, deterministic) -> followup (the answer, checked)
+    look_up (the chart and knowledge-base look-ups the question asks for, deterministic) -> followup (the answer)
 
 Its checkpointer keeps the turns, the extra tool records and the facts as last shown under the thread
 `<consult thread>:followup`, beside the consult's checkpoints, so the conversation survives a restart and each
@@ -27,7 +27,7 @@ from typing_extensions import TypedDict
 
 from medconsult.agents.evidence import Fact, build_facts
 from medconsult.agents.evidence_requests import observed_analytes, tool_call_for
-from medconsult.agents.followup import FollowUpTurn, answer_followup, chart_requests
+from medconsult.agents.followup import FollowUpTurn, answer_followup, chart_requests, dosing_request
 from medconsult.config import Settings, StructuredOutputMethod
 from medconsult.graphs.state import merge_records
 from medconsult.tools.registry import ToolRegistry
@@ -58,20 +58,21 @@ async def look_up(state: FollowUpState, runtime: Runtime[FollowUpContext]) -> di
     tracer, start, clock = context.tracer, now_iso(), time.perf_counter()
     tracer.started("node", "look_up")
     records = [*(consult.get("tool_records") or []), *(state.get("tool_records") or [])]
-    calls = [tool_call_for(r, observed_analytes(records)) for r in chart_requests(state["question"], records)]
-    new: list[ToolRecord] = []
-    if calls and consult.get("patient_id"):
+    calls: list[tuple[str, dict[str, Any]]] = []
+    if consult.get("patient_id"):
         base = {"patient_id": consult["patient_id"]}
         if consult["case"].as_of:
             base["as_of"] = consult["case"].as_of.isoformat()
-        unique = {
-            (tool, json.dumps(args, sort_keys=True)): (tool, args) for tool, args in filter(None, calls)
-        }
-        new = await asyncio.gather(*(
-            run_tool(context.tools.get(tool), {**base, **args}, timeout_s=context.settings.tool_timeout_s,
-                     tracer=tracer)
-            for tool, args in unique.values() if tool in context.tools.tools
-        ))  # fmt: skip
+        wanted = [tool_call_for(r, observed_analytes(records)) for r in chart_requests(state["question"], records)]
+        calls += [(tool, {**base, **args}) for tool, args in filter(None, wanted)]
+    dosing = dosing_request(state["question"], (consult.get("chosen_regimen") or {}).get("id"), records)
+    if dosing:
+        calls.append(("regimen_dosing", dosing))
+    unique = {(tool, json.dumps(args, sort_keys=True)): (tool, args) for tool, args in calls}
+    new: list[ToolRecord] = await asyncio.gather(*(
+        run_tool(context.tools.get(tool), args, timeout_s=context.settings.tool_timeout_s, tracer=tracer)
+        for tool, args in unique.values() if tool in context.tools.tools
+    ))  # fmt: skip
     shown = state.get("facts") or consult.get("facts") or []
     facts = build_facts([*records, *new], context.tools.result_models(), shown) if new else shown
     tracer.node("look_up", start, time.perf_counter() - clock, None, tools=[r.id for r in new])

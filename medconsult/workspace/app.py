@@ -46,7 +46,7 @@ from medconsult.workspace.evidence import CaseEvidence, case_evidence, fhir_refe
 from medconsult.workspace.images import overlay_layer
 from medconsult.workspace.patients import UploadRefused, save_radiographs, search_patients
 from medconsult.workspace.runs import ConsultRuns
-from medconsult.workspace.security import SecurityHeaders
+from medconsult.workspace.security import SecurityHeaders, quiet_data_loggers
 from medconsult.workspace.store import WorkspaceCase, WorkspaceStore
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class CaseFileChoice:
 
 
 def create_app(settings: Settings, services: Services, store: WorkspaceStore | None = None) -> FastAPI:
+    quiet_data_loggers()
     store = store or WorkspaceStore(settings.resolved_workspace_dir / "workspace.sqlite")
     sessions = Sessions(
         load_secret(_secret(settings), settings.resolved_workspace_dir), settings.workspace_secure_cookies

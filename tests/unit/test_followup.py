@@ -102,3 +102,36 @@ def test_a_question_sends_the_graph_back_to_the_chart_only_for_what_it_names():
     assert kinds("Any earlier admissions?") == [("more_encounters", None)]
     [history] = chart_requests("WBC trend?", [labs])
     assert tool_call_for(history, observed_analytes([labs]))[1]["loinc_codes"] == ["6690-2"]
+
+
+def test_a_dosing_question_looks_up_the_chosen_regimen_at_the_kidney_function_it_gives_or_the_records():
+    from medconsult.agents.followup import dosing_request
+    from medconsult.tools.runner import ToolRecord
+
+    egfr = ToolRecord(id="egfr_ckd_epi_2021:1", tool="egfr_ckd_epi_2021", args={}, ok=True, started_at="t",
+                      duration_s=0.1, result={"summary": "eGFR 48", "egfr": 48.3})  # fmt: skip
+    regimen = "cap.ward.beta-lactam-macrolide"
+    assert dosing_request("Dose for eGFR 25?", regimen, [egfr]) == {"regimen_id": regimen, "egfr": 25.0}
+    assert dosing_request("What if the CrCl were 12 mL/min?", regimen, []) == {"regimen_id": regimen, "egfr": 12.0}
+    assert dosing_request("Is the dose right for her kidneys?", regimen, [egfr]) == {"regimen_id": regimen,
+                                                                                      "egfr": 48.3}  # fmt: skip
+    assert dosing_request("Dose for eGFR 25?", None, [egfr]) is None  # no regimen chosen: nothing to dose
+    assert dosing_request("Why not viral?", regimen, [egfr]) is None
+
+
+def test_the_knowledge_base_dose_bands_become_citable_facts():
+    from medconsult.config import Settings
+    from medconsult.tools.base import ToolContext
+    from medconsult.tools.knowledge.regimen_dosing import RegimenDosingArgs, RegimenDosingTool
+
+    tool = RegimenDosingTool(context=ToolContext(Settings()))
+    result = tool.execute(RegimenDosingArgs(regimen_id="aspiration.hospital.beta-lactam-macrolide", egfr=25))
+    lines = [e.text for e in result.evidence()]
+    assert lines[0].startswith("knowledge base regimen aspiration.hospital.beta-lactam-macrolide: ")
+    clarithromycin = next(line for line in lines if "clarithromycin at eGFR 25 mL/min" in line)
+    assert "CrCl [0, 30) mL/min" in clarithromycin and "Food and Drug Administration" in clarithromycin
+    assert any("ceftriaxone at eGFR 25 mL/min: usual dose" in line for line in lines)
+    facts = check_answer("Clarithromycin 250 mg twice daily at an eGFR of 25 mL/min.",
+                         [Fact(id="F1", kind="knowledge", text=clarithromycin, result_id="r", tool="regimen_dosing")],
+                         "Dose for eGFR 25?")  # fmt: skip
+    assert facts == []  # the dose is the knowledge base's, the eGFR the question's

@@ -200,7 +200,11 @@ def test_a_follow_up_is_answered_from_the_case_cited_and_checked(workspace):
     with client.stream("GET", f"/cases/{case_id}/events") as stream:
         events = [json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:")]
     started = [(e["kind"], e["name"]) for e in events if e["type"] == "step" and e["phase"] == "start"]
-    assert started == [("node", "look_up"), ("tool", "fhir_observations"), ("node", "followup")]  # back to the chart
+    assert started == [
+        ("node", "look_up"),
+        ("tool", "fhir_observations"),
+        ("node", "followup"),
+    ]  # back to the chart
     assert [e for e in events if e["type"] == "answered"] == [{"type": "answered", "error": None}]
 
     page = client.get(f"/cases/{case_id}").text
@@ -334,7 +338,9 @@ def test_a_case_from_a_found_patient_and_an_upload(
     _wait_for(store, case.id, "dr_a", "awaiting sign-off")
 
 
-def test_a_restarted_server_finishes_the_cases_it_left_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_restarted_server_finishes_the_cases_it_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     from medconsult.cases import Case
 
     monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: canned_record_tools())
@@ -347,3 +353,33 @@ def test_a_restarted_server_finishes_the_cases_it_left_running(tmp_path: Path, m
     app = create_app(settings, Services("http://127.0.0.1:9/fhir", FakeToolCallingModel(), "fake"), store)
     with TestClient(app):
         _wait_for(store, left.id, "dr_a", "awaiting sign-off")
+
+
+def test_no_patient_data_reaches_the_logs(workspace, caplog: pytest.LogCaptureFixture):
+    """Every logger at DEBUG through a whole case, a follow-up and a sign-off: no identifier, name or record text."""
+    import logging
+
+    client, store = workspace
+    caplog.set_level(logging.DEBUG)
+    _sign_in(client, "dr_a")
+    case_id = _start_case(client)
+    _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+    page = client.get(f"/cases/{case_id}").text
+    client.post(f"/cases/{case_id}/ask", data={"question": "Why not viral, given the white cell count?",
+                                               "csrf": _csrf(page)})  # fmt: skip
+    with client.stream("GET", f"/cases/{case_id}/events") as stream:
+        assert any('"answered"' in line for line in stream.iter_lines())  # the follow-up has finished
+    assert client.post(f"/cases/{case_id}/sign-off", data={"decision": "approve", "csrf": _csrf(page)}).is_success
+    _wait_for(store, case_id, "dr_a", "signed")
+    logged = caplog.text
+    assert case_id in logged  # the logs do say which case
+    for private in (
+        "MRN-1",
+        "Test Patient",
+        "Crackles",
+        "Cough for 3 days",
+        "Leukocytes",
+        "white cell count",
+        PASSWORD,
+    ):
+        assert private not in logged, private
