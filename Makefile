@@ -55,12 +55,13 @@ fhir-down:
 fhir-load: fhir-up
 	$(MC) fhir load $(SYNTHEA_BUNDLES)
 
+# The local FHIR server with the Synthea records and the Hannover cases (the recipe's trap stops it afterwards).
+LOCAL_RECORDS = $(MC) fhir up; $(MC) fhir load $(SYNTHEA_BUNDLES); \
+	$(MC) cases import hannover --source $(DATA)/cxr_hannover_covid --out out/cases/hannover --load
+
 demo: setup index
 	$(MC) llm fetch $(DEMO_MODEL)
-	@set -e; trap '$(MC) fhir down' EXIT; \
-	$(MC) fhir up; \
-	$(MC) fhir load $(SYNTHEA_BUNDLES); \
-	$(MC) cases import hannover --source $(DATA)/cxr_hannover_covid --out out/cases/hannover --load; \
+	@set -e; trap '$(MC) fhir down' EXIT; $(LOCAL_RECORDS); \
 	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/hannover-covid.yaml --out out/demo --auto-approve
 
 # The workspace's browser test drives Debian's chromium (pip playwright downloads no browser).
@@ -73,10 +74,7 @@ $(STAMPS)/chromium:
 # Serves until Ctrl-C; the FHIR server it loads stops with it. Add a user first: medconsult workspace add-user NAME
 workspace: setup index
 	$(MC) llm fetch $(DEMO_MODEL)
-	@set -e; trap '$(MC) fhir down' EXIT; \
-	$(MC) fhir up; \
-	$(MC) fhir load $(SYNTHEA_BUNDLES); \
-	$(MC) cases import hannover --source $(DATA)/cxr_hannover_covid --out out/cases/hannover --load; \
+	@set -e; trap '$(MC) fhir down' EXIT; $(LOCAL_RECORDS); \
 	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) workspace
 
 test: setup index $(STAMPS)/chromium

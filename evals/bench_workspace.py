@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from medconsult.cases import load_case_file
 from medconsult.config import Settings
 from medconsult.evals.trace_stats import read_trace
 from medconsult.process import free_port
@@ -116,9 +117,8 @@ def _follow(client: httpx.Client, case_id: str, since: float, first: dict) -> di
 
 
 def case_id_of(case_file: Path) -> str:
-    from medconsult.cases import load_case_file
-
-    return load_case_file(case_file, Path(".")).id
+    """The id the case list shows (a case file's own `id`, else its name)."""
+    return load_case_file(case_file, Path(case_file).parent).id
 
 
 def _any_step(event: dict) -> bool:

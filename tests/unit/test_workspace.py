@@ -91,6 +91,14 @@ def _start_case(client: TestClient) -> str:
     return response.headers["location"].rsplit("/", 1)[1]
 
 
+def _drafted_case(client: TestClient, store: WorkspaceStore) -> str:
+    """dr_a signs in and starts the case; its id once the draft awaits sign-off."""
+    _sign_in(client, "dr_a")
+    case_id = _start_case(client)
+    _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+    return case_id
+
+
 def _wait_for(store: WorkspaceStore, case_id: str, owner: str, status: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while (case := store.case(case_id, owner)).status != status:
@@ -148,9 +156,7 @@ def test_every_response_carries_the_security_headers(workspace):
 
 def test_a_case_streams_its_steps_waits_for_sign_off_and_is_signed(workspace):
     client, store = workspace
-    _sign_in(client, "dr_a")
-    case_id = _start_case(client)
-    _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+    case_id = _drafted_case(client, store)
 
     events = []
     with client.stream("GET", f"/cases/{case_id}/events") as stream:
@@ -188,9 +194,7 @@ def test_a_case_streams_its_steps_waits_for_sign_off_and_is_signed(workspace):
 
 def test_a_follow_up_is_answered_from_the_case_cited_and_checked(workspace):
     client, store = workspace
-    _sign_in(client, "dr_a")
-    case_id = _start_case(client)
-    _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+    case_id = _drafted_case(client, store)
     page = client.get(f"/cases/{case_id}").text
     report_before = client.get(f"/cases/{case_id}/report.md").text
     question = "Why not viral, given the white cell count?"
@@ -220,9 +224,7 @@ def test_a_follow_up_is_answered_from_the_case_cited_and_checked(workspace):
 
 def test_record_text_and_model_output_show_as_text(workspace):
     client, store = workspace
-    _sign_in(client, "dr_a")
-    case_id = _start_case(client)
-    _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+    case_id = _drafted_case(client, store)
     page = client.get(f"/cases/{case_id}").text
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     notes = [f for f in re.findall(rf"/cases/{case_id}/facts/(F\d+)", page)]
@@ -236,9 +238,7 @@ def test_record_text_and_model_output_show_as_text(workspace):
 
 def test_a_clinician_sees_nothing_of_another_clinicians_case(workspace):
     client, store = workspace
-    _sign_in(client, "dr_a")
-    case_id = _start_case(client)
-    _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+    case_id = _drafted_case(client, store)
     client.cookies.clear()
     _sign_in(client, "dr_b")
     assert case_id not in client.get("/").text
@@ -361,9 +361,7 @@ def test_no_patient_data_reaches_the_logs(workspace, caplog: pytest.LogCaptureFi
 
     client, store = workspace
     caplog.set_level(logging.DEBUG)
-    _sign_in(client, "dr_a")
-    case_id = _start_case(client)
-    _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+    case_id = _drafted_case(client, store)
     page = client.get(f"/cases/{case_id}").text
     client.post(f"/cases/{case_id}/ask", data={"question": "Why not viral, given the white cell count?",
                                                "csrf": _csrf(page)})  # fmt: skip
