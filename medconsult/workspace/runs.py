@@ -77,8 +77,10 @@ class ConsultRuns:
         return self._channels.get(case_id)
 
     def active(self, case_id: str) -> bool:
-        task = self._tasks.get(case_id)
-        return task is not None and not task.done()
+        """A run is going on: its task is alive and has not closed its channel (a page loaded after the closing
+        event is the finished page, so a viewer's reload never lands on a run that has just ended)."""
+        task, channel = self._tasks.get(case_id), self._channels.get(case_id)
+        return task is not None and not task.done() and channel is not None and not channel.closed
 
     def start(self, case: WorkspaceCase, *, resume: bool = False) -> None:
         """Run the case (or, after a server restart, resume it from its checkpoint) as a background task."""
