@@ -1,6 +1,7 @@
-"""Running one case through the consult graph: services, tools, checkpointer, trace.
+"""Running one case through the consult graph: services, tools, checkpointer, trace; reading a case's saved state;
+and asking follow-up questions on it (the follow-up graph, in the same checkpoint database).
 
-Used by `medconsult run`, the tests and (later) the evaluation harness, so all of them run the same thing.
+Used by `medconsult run`, the evaluation harness, the workspace and the tests, so all of them run the same thing.
 """
 
 from __future__ import annotations
