@@ -8,21 +8,15 @@ PSI) when they are complete; otherwise the knowledge base returns every setting'
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 
 from medconsult.agents.schemas import Differential
-from medconsult.knowledge import KnowledgeBase, SelectedRegimen, Severity, load_knowledge
+from medconsult.knowledge import SelectedRegimen, Severity, knowledge_base
 from medconsult.safety import PlannedDrug
 from medconsult.tools.runner import ToolRecord
 
 LEADING_DIAGNOSES = 2
 MAX_OPTIONS = 8  # regimens offered to the model at once; a long enum costs a small model dearly
 PSI_CLASSES = {"class I": 1, "class II": 2, "class III": 3, "class IV": 4, "class V": 5}
-
-
-@lru_cache(maxsize=1)
-def knowledge_base() -> KnowledgeBase:
-    return load_knowledge()
 
 
 def candidate_regimens(

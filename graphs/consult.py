@@ -29,7 +29,6 @@ from langgraph.types import interrupt
 from medconsult.agents.candidates import candidate_diagnoses
 from medconsult.agents.differential import draft_differential, explains_presentation
 from medconsult.agents.evidence import Gap, build_facts
-from medconsult.agents.regimens import knowledge_base
 from medconsult.agents.safety_review import patient_population
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
@@ -48,6 +47,7 @@ from medconsult.graphs.nodes import call_tool, llm_gap, tool_updates, traced
 from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
 from medconsult.graphs.treatment import grounding, plan, route_after_safety, safety_review
+from medconsult.knowledge import knowledge_base
 from medconsult.report import write_html, write_report
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.runner import ToolRecord

@@ -20,11 +20,11 @@ import markdown
 from markupsafe import Markup
 
 from medconsult import __version__
-from medconsult.agents.regimens import describe, knowledge_base
+from medconsult.agents.regimens import describe
 from medconsult.agents.safety_review import body_weight, patient_population
 from medconsult.graphs.scores import SCORE_TOOLS
 from medconsult.inert import inert
-from medconsult.knowledge import SelectedRegimen
+from medconsult.knowledge import SelectedRegimen, knowledge_base
 from medconsult.outcome import consult_failure
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from medconsult.knowledge.base import (
     KnowledgeError,
     SelectedRegimen,
     SettingChoice,
+    knowledge_base,
     load_knowledge,
 )
 from medconsult.knowledge.schema import (
@@ -42,5 +43,6 @@ __all__ = [
     "SeverityRule",
     "Source",
     "json_schema",
+    "knowledge_base",
     "load_knowledge",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +62,12 @@ def load_knowledge(path: str | Path | None = None) -> KnowledgeBase:
     if problems:
         raise KnowledgeError("\n".join(problems))
     return KnowledgeBase(manifest, conditions)
+
+
+@lru_cache(maxsize=1)
+def knowledge_base() -> KnowledgeBase:
+    """The packaged knowledge base, read and validated once per process: every reader shares this copy."""
+    return load_knowledge()
 
 
 def _load_condition(file: Path) -> Condition:

@@ -9,7 +9,6 @@ out/workspace-browser.json.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -22,9 +21,8 @@ import httpx
 import pytest
 
 from conftest import DATA_DIR, DEMO_MRN, REPO
-from medconsult.fhir.client import FhirGateway
-from medconsult.fhir.loader import load_bundle_file
 from medconsult.process import free_port
+from records import load_patient_with_note
 
 pytestmark = pytest.mark.integration
 
@@ -43,20 +41,8 @@ CASE_TIMEOUT_MS = 600_000  # a whole consult with the 135M test model on two cor
 
 def _plant_patient(fhir_url: str, tmp_path: Path) -> None:
     note = f"Fever and cough for two days. {PLANTED} Crackles at the left base."
-    patient = {"resourceType": "Patient", "identifier": [{"system": "urn:test", "value": "browser-planted-1"}],
-               "gender": "female", "birthDate": "1961-02-03"}  # fmt: skip
-    document = {"resourceType": "DocumentReference", "status": "current", "date": "2020-03-02T10:00:00Z",
-                "type": {"text": "Progress note"},
-                "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000b1"},
-                "content": [{"attachment": {"contentType": "text/plain;charset=utf-8",
-                                            "data": base64.b64encode(note.encode()).decode()}}]}  # fmt: skip
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-0000000000b1", "resource": patient,
-         "request": {"method": "POST", "url": "Patient"}},
-        {"resource": document, "request": {"method": "POST", "url": "DocumentReference"}}]}  # fmt: skip
-    path = tmp_path / "planted.json"
-    path.write_text(json.dumps(bundle))
-    load_bundle_file(FhirGateway(fhir_url), path)
+    load_patient_with_note(fhir_url, tmp_path, mrn="browser-planted-1", note=note, note_type={"text": "Progress note"},
+                           gender="female", birth_date="1961-02-03")  # fmt: skip
 
 
 @pytest.fixture
@@ -124,10 +110,11 @@ def _wait_for_status(page, status: str) -> None:  # noqa: ANN001
     page.wait_for_selector(f'#status[data-status="{status}"]', timeout=CASE_TIMEOUT_MS)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
 def test_a_clinician_runs_signs_and_questions_a_case_in_the_browser(workspace_url: str):
     from playwright.sync_api import sync_playwright
 
+    # A missing browser is a broken set-up, not a reason to pass: `make test` installs chromium with apt.
+    assert Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM}: run `make test`, which installs Debian's chromium"
     SHOTS.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     with sync_playwright() as playwright:

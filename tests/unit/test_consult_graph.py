@@ -280,7 +280,7 @@ async def test_a_penicillin_allergic_patient_never_gets_a_beta_lactam_unflagged(
     assert state["blocked_regimens"][0] == "cap.outpatient.healthy.amoxicillin"
     assert "stopped by the review" in top and "`cap.outpatient.healthy.amoxicillin`" in top
     assert "`AllergyIntolerance/a1`" in top
-    from medconsult.agents.regimens import knowledge_base
+    from medconsult.knowledge import knowledge_base
     from medconsult.knowledge.schema import BETA_LACTAM_CLASSES
     from medconsult.safety import parse_drugs
 

@@ -6,11 +6,9 @@ facts, rather than from the model's memory. The eGFR may be the record's or the 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import BaseModel, Field
 
-from medconsult.knowledge import KnowledgeBase, load_knowledge
+from medconsult.knowledge import knowledge_base
 from medconsult.tools.base import Evidence, MedTool, ToolResult
 
 MEASURES = {"crcl": "CrCl", "egfr": "eGFR"}  # the label's own measure of kidney function for a band
@@ -58,7 +56,7 @@ class RegimenDosingTool(MedTool):
     result_model = RegimenDosingResult
 
     def execute(self, args: RegimenDosingArgs) -> RegimenDosingResult:
-        knowledge = _knowledge()
+        knowledge = knowledge_base()
         regimen = knowledge.regimen(args.regimen_id)  # KeyError names an unknown id
         drugs = []
         for drug in regimen.drugs():
@@ -79,8 +77,3 @@ class RegimenDosingTool(MedTool):
         )
         return RegimenDosingResult(summary=summary, regimen_id=regimen.id, regimen=regimen.summary, egfr=args.egfr,
                                    drugs=drugs, source=sources)  # fmt: skip
-
-
-@lru_cache(maxsize=1)
-def _knowledge() -> KnowledgeBase:
-    return load_knowledge()
