@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from medconsult.clinical.etiology import classify
 from medconsult.knowledge import KnowledgeBase
-from medconsult.tools.runner import ToolRecord
+from medconsult.tools.fusion.etiology_estimate import EtiologyEstimateTool
+from medconsult.tools.fusion.similar_cases import SimilarCasesTool
+from medconsult.tools.runner import ToolRecord, latest_result
 
 # The condition listed first within its etiology class (the tools' figures stand beside it), per population; the
 # class's other conditions follow in the knowledge base's order. A condition's class is read from its differential
@@ -72,14 +74,14 @@ def _tool_support(records: list[ToolRecord], population: str) -> tuple[dict[str,
     everyone, and five healthy children near an adult's film say nothing about the adult (ieee8023-65-1)."""
     support: dict[str, list[str]] = {}
     spoke: list[dict[str, float]] = []
-    estimate = _latest(records, "etiology_estimate")
+    estimate = latest_result(records, EtiologyEstimateTool)
     if estimate and not estimate.get("abstained"):
         probabilities = {c: p for c, p in (estimate.get("probabilities") or {}).items() if p is not None}
         spoke.append(probabilities)
         for etiology, probability in probabilities.items():
             if probability >= 0.05:
                 support.setdefault(etiology, []).append(f"etiology estimate {probability:.2f}")
-    similar = _latest(records, "similar_cases")
+    similar = latest_result(records, SimilarCasesTool)
     labels = [c["label"] for c in (similar or {}).get("cases", []) if c.get("population") == population]
     if labels:
         vote = Counter(labels)
@@ -89,6 +91,3 @@ def _tool_support(records: list[ToolRecord], population: str) -> tuple[dict[str,
     classes = {c for figures in spoke for c in figures}
     return support, {c: sum(f.get(c, 0.0) for f in spoke) / len(spoke) for c in classes}
 
-
-def _latest(records: list[ToolRecord], tool: str) -> dict | None:
-    return next((r.result for r in reversed(records) if r.tool == tool and r.ok and r.result), None)

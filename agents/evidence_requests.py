@@ -20,7 +20,11 @@ from medconsult.agents.evidence import Fact, Gap, consult_system_prompt
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
-from medconsult.tools.runner import ToolRecord
+from medconsult.tools.base import MedTool
+from medconsult.tools.fhir.clinical_notes import ClinicalNotesTool
+from medconsult.tools.fhir.encounters import EncountersTool
+from medconsult.tools.fhir.observations import ObservationsTool
+from medconsult.tools.runner import ToolRecord, records_of
 
 RequestKind = Literal["history", "all_labs", "more_notes", "more_encounters"]
 
@@ -40,11 +44,10 @@ class EvidenceRequests(BaseModel):
 def observed_analytes(records: list[ToolRecord]) -> dict[str, tuple[str, str]]:
     """Analyte name -> (LOINC code, observation category), from this case's observation results."""
     analytes: dict[str, tuple[str, str]] = {}
-    for record in records:
-        if record.tool == "fhir_observations" and record.ok and record.result:
-            for item in record.result.get("observations", []):
-                if item.get("display") and item.get("loinc"):
-                    analytes.setdefault(item["display"], (item["loinc"], record.result["category"]))
+    for record in records_of(records, ObservationsTool):
+        for item in record.result.get("observations", []):
+            if item.get("display") and item.get("loinc"):
+                analytes.setdefault(item["display"], (item["loinc"], record.result["category"]))
     return analytes
 
 
@@ -82,16 +85,18 @@ async def ask_for_evidence(
     return EvidenceRequests.model_validate(answer.model_dump())
 
 
-def tool_call_for(request: EvidenceRequest, analytes: dict[str, tuple[str, str]]) -> tuple[str, dict] | None:
+def tool_call_for(
+    request: EvidenceRequest, analytes: dict[str, tuple[str, str]]
+) -> tuple[type[MedTool], dict] | None:
     """The registered tool and arguments that answer a request; None for a history of an unknown analyte."""
     if request.kind == "history":
         if request.analyte not in analytes:
             return None
         code, category = analytes[request.analyte]
-        return "fhir_observations", {"category": category, "loinc_codes": [code], "latest_per_code": False,
+        return ObservationsTool, {"category": category, "loinc_codes": [code], "latest_per_code": False,
                                      "limit": 8}  # fmt: skip
     if request.kind == "all_labs":
-        return "fhir_observations", {"category": "laboratory", "limit": 80}
+        return ObservationsTool, {"category": "laboratory", "limit": 80}
     if request.kind == "more_notes":
-        return "fhir_clinical_notes", {"limit": 6}
-    return "fhir_encounters", {"limit": 12}
+        return ClinicalNotesTool, {"limit": 6}
+    return EncountersTool, {"limit": 12}

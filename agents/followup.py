@@ -36,7 +36,8 @@ from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
-from medconsult.tools.runner import ToolRecord
+from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
+from medconsult.tools.runner import ToolRecord, records_of
 
 QUESTION_LIMIT = 500
 EARLIER_TURNS = 3  # the thread's last turns shown with a new question
@@ -103,7 +104,7 @@ def dosing_request(question: str, regimen_id: str | None, records: list[ToolReco
 
 
 def _recorded_egfr(records: list[ToolRecord]) -> float | None:
-    found = [r.result.get("egfr") for r in records if r.tool == "egfr_ckd_epi_2021" and r.ok and r.result]
+    found = [r.result.get("egfr") for r in records_of(records, EgfrCkdEpi2021Tool)]
     return next((value for value in found if value), None)
 
 

@@ -26,10 +26,11 @@ from medconsult.cases import Case
 from medconsult.inert import inert
 from medconsult.safety import PlannedDrug, SafetyContext, SafetyFinding, parse_drugs, review_plan
 from medconsult.tools.base import ToolResult
+from medconsult.tools.fhir.find_patient import FindPatientTool
 from medconsult.tools.runner import ToolRecord
 
 FINAL = "final_answer"
-PATIENT_LOOKUP = "fhir_find_patient"
+PATIENT_LOOKUP = FindPatientTool.tool_name()
 OBSERVATION_CHARS = 1200  # per tool result: six steps and the answer fit an 8k context
 ARGS_SET_BY_HARNESS = ("as_of",)
 GRAMMAR_STRING_CAP = 256  # the case's review date: later records must stay hidden, whatever the model asks

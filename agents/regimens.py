@@ -12,7 +12,10 @@ from collections.abc import Callable
 from medconsult.agents.schemas import Differential
 from medconsult.knowledge import SelectedRegimen, Severity, knowledge_base
 from medconsult.safety import PlannedDrug
-from medconsult.tools.runner import ToolRecord
+from medconsult.tools.calculators.crb65 import Crb65Tool
+from medconsult.tools.calculators.curb65 import Curb65Tool
+from medconsult.tools.calculators.psi_port import PsiPortTool
+from medconsult.tools.runner import ToolRecord, latest_result
 
 LEADING_DIAGNOSES = 2
 MAX_OPTIONS = 8  # regimens offered to the model at once; a long enum costs a small model dearly
@@ -44,13 +47,12 @@ def candidate_regimens(
 
 def severity_from_scores(records: list[ToolRecord]) -> Severity:
     """Only complete scores count: a range would pick a setting the missing inputs might contradict."""
-    results = {r.tool: r.result for r in records if r.ok and r.result}
     known: dict[str, int] = {}
-    for tool, key in (("curb65", "curb65"), ("crb65", "crb65")):
-        result = results.get(tool)
+    for tool, key in ((Curb65Tool, "curb65"), (Crb65Tool, "crb65")):
+        result = latest_result(records, tool)
         if result and result.get("complete"):
             known[key] = result["points"]
-    psi = results.get("psi_port")
+    psi = latest_result(records, PsiPortTool)
     if psi and psi.get("complete") and psi.get("interpretation"):
         known["psi_class"] = PSI_CLASSES.get(psi["interpretation"]["risk_group"])
     return Severity(**{k: v for k, v in known.items() if v is not None})

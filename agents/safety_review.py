@@ -9,15 +9,20 @@ from __future__ import annotations
 from medconsult.agents.schemas import TreatmentPlan
 from medconsult.clinical.codes import ANALYTES, UnitError, to_canonical
 from medconsult.safety import PlannedDrug, RecordItem, SafetyContext, parse_drugs
-from medconsult.tools.runner import ToolRecord
+from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
+from medconsult.tools.fhir.allergies import AllergiesTool
+from medconsult.tools.fhir.conditions import ConditionsTool
+from medconsult.tools.fhir.medications import MedicationsTool
+from medconsult.tools.fhir.observations import ObservationsTool
+from medconsult.tools.fhir.patient_summary import PatientSummaryTool
+from medconsult.tools.runner import ToolRecord, latest_result, records_of
 
 DRUG_CATEGORIES = ("antimicrobial", "other medication")
 PREGNANCY_WORDS = ("pregnan", "gestation")
 
 
 def safety_context(records: list[ToolRecord], population: str = "adult") -> SafetyContext:
-    results = {r.tool: r for r in records if r.tool in _READ}
-    allergies = _result(results, "fhir_allergies")
+    allergies = latest_result(records, AllergiesTool)
     return SafetyContext(
         population=population,
         **body_weight(records),
@@ -29,11 +34,11 @@ def safety_context(records: list[ToolRecord], population: str = "adult") -> Safe
         allergies_known=allergies is not None,
         medications=[
             RecordItem(text=m.get("medication") or "", resource=m.get("resource"))
-            for m in (_result(results, "fhir_medications") or {}).get("medications", [])
+            for m in (latest_result(records, MedicationsTool) or {}).get("medications", [])
         ],
-        **_egfr(_result(results, "egfr_ckd_epi_2021")),
-        **_pregnancy(_result(results, "fhir_conditions")),
-        age_years=(_result(results, "fhir_patient_summary") or {}).get("age_years"),
+        **_egfr(latest_result(records, EgfrCkdEpi2021Tool)),
+        **_pregnancy(latest_result(records, ConditionsTool)),
+        age_years=(latest_result(records, PatientSummaryTool) or {}).get("age_years"),
     )
 
 
@@ -53,13 +58,10 @@ def drugs_in_actions(plan: TreatmentPlan, regimen_drugs: set[str]) -> list[Plann
     return drugs
 
 
-_READ = {"fhir_allergies", "fhir_medications", "egfr_ckd_epi_2021", "fhir_conditions", "fhir_patient_summary"}
-
-
 def body_weight(records: list[ToolRecord]) -> dict:
     """The latest body weight among the vital signs read: {"weight_kg", "weight_resource"}, or {} when none."""
     weights = [
-        item for r in records if r.tool == "fhir_observations" and r.ok and r.result
+        item for r in records_of(records, ObservationsTool)
         for item in r.result.get("observations", []) if item.get("loinc") in ANALYTES["body_weight"].loinc
     ]  # fmt: skip
     for item in sorted(weights, key=lambda i: i.get("effective") or "", reverse=True):
@@ -73,16 +75,10 @@ def body_weight(records: list[ToolRecord]) -> dict:
 
 def patient_population(records: list[ToolRecord], stated: str | None) -> str:
     """The record's age decides (under 18: paediatric); else the case's stated population; else adult."""
-    summary = next((r.result for r in records if r.tool == "fhir_patient_summary" and r.ok and r.result), None)
-    age = (summary or {}).get("age_years")
+    age = (latest_result(records, PatientSummaryTool) or {}).get("age_years")
     if age is not None:
         return "paediatric" if age < 18 else "adult"
     return stated or "adult"
-
-
-def _result(results: dict[str, ToolRecord], tool: str) -> dict | None:
-    record = results.get(tool)
-    return record.result if record is not None and record.ok else None
 
 
 def _egfr(result: dict | None) -> dict:

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from medconsult.tools.calculators.curb65 import Curb65Tool
+from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
+
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 CURB65_WINDOW = timedelta(hours=48)
@@ -45,7 +48,8 @@ UMOL_PER_MG_DL_CREATININE = 88.4  # 1 mg/dL creatinine = 88.4 umol/L
 IGNORED_STATUS = {"entered-in-error", "cancelled"}
 
 # tool name -> (the result field compared, tolerance): eGFR within 1 mL/min/1.73 m2, scores exact.
-CHECKS: dict[str, tuple[str, float]] = {"egfr_ckd_epi_2021": ("egfr", 1.0), "curb65": ("points", 0.0)}
+EGFR, CURB65 = EgfrCkdEpi2021Tool.tool_name(), Curb65Tool.tool_name()
+CHECKS: dict[str, tuple[str, float]] = {EGFR: ("egfr", 1.0), CURB65: ("points", 0.0)}
 
 
 @dataclass(frozen=True)
@@ -205,8 +209,7 @@ def recompute_calculators(resources: dict[str, list[dict]], as_of: date) -> dict
     patient = next(iter(resources.get("Patient", [])), None)
     age, female = _age(patient, as_of), _female(patient)
     egfr = recompute_egfr(resources.get("Observation", []), age, female, at)
-    return {"egfr_ckd_epi_2021": None if egfr is None else round(egfr, 1),
-            "curb65": recompute_curb65(resources, age, at)}  # fmt: skip
+    return {EGFR: None if egfr is None else round(egfr, 1), CURB65: recompute_curb65(resources, age, at)}
 
 
 def recompute_egfr(

@@ -36,6 +36,12 @@ from medconsult.evals.scorers import (
 )
 from medconsult.evals.stats import grouped_bootstrap_ci, grouped_mean_ci
 from medconsult.evals.trace_stats import read_trace
+from medconsult.tools.fhir.allergies import AllergiesTool
+from medconsult.tools.fhir.conditions import ConditionsTool
+from medconsult.tools.fhir.find_patient import FindPatientTool
+from medconsult.tools.fhir.medications import MedicationsTool
+from medconsult.tools.fhir.observations import ObservationsTool
+from medconsult.tools.imaging.load_image import LoadImageTool
 
 FINISHED = "done"
 NOT_RUN = "not_run"  # asked for, but no result: the run was stopped before it
@@ -183,8 +189,9 @@ def _checks_passed(checks: list[dict[str, Any]] | None) -> float | None:
 
 # What a consult must look at before it can be trusted: the patient, problems, medications and allergies (safe
 # prescribing), results, and the image. A case label can override it with `required_tools` / `forbidden_tools`.
-DEFAULT_REQUIRED_TOOLS = frozenset({"fhir_find_patient", "fhir_conditions", "fhir_medications", "fhir_allergies",
-                                    "fhir_observations", "load_image"})  # fmt: skip
+DEFAULT_REQUIRED_TOOLS = frozenset(tool.tool_name() for tool in (
+    FindPatientTool, ConditionsTool, MedicationsTool, AllergiesTool, ObservationsTool, LoadImageTool
+))  # fmt: skip
 
 
 def trajectory_metrics(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from medconsult.clinical.etiology import (
 )
 from medconsult.evals.trace_stats import time_split
 from medconsult.safety import SafetyFinding
+from medconsult.tools.fhir.find_patient import FindPatientTool
 
 
 # --- Diagnosis ------------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def reference_baselines(labels: list[str]) -> dict[str, Any]:
 
 # --- Trajectory -----------------------------------------------------------------------------------------------
 # Tools that resolve the patient id, so they cannot be given one.
-PATIENT_LOOKUP_TOOLS = frozenset({"fhir_find_patient"})
+PATIENT_LOOKUP_TOOLS = frozenset({FindPatientTool.tool_name()})
 
 
 class TrajectoryScore(BaseModel):

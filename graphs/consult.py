@@ -1,10 +1,10 @@
 """The consult graph.
 
-    intake ─┬─ ehr_context     (subgraph: demographics | conditions | medications | allergies | labs | vitals |
-            │                   encounters | reports | imaging_studies | notes) ─────────────────────────────┐
-            ├─ clinical_scores (subgraph: curb65 | crb65 | qsofa | sirs | psi | egfr | markers) ───────────────┤
-            └─ imaging         (subgraph: load_images -> segment_lungs -> radiomics                             │
-                                            └─> fusion: etiology_estimate | similar_cases) ───────────────┴─┐
+    intake ─┬─ ehr_context     (subgraph: every `record` tool: demographics, conditions, medications, allergies, ─┐
+            │                   labs, vitals, encounters, reports, imaging studies, notes, plugins)             │
+            ├─ clinical_scores (subgraph: every `scores` tool: CURB-65, CRB-65, qSOFA, SIRS, PSI, eGFR, ...) ──┤
+            └─ imaging         (subgraph: load_images -> every `image` tool per radiograph (segment_lungs,     │
+                                etiology_estimate, similar_cases, ...) -> every `lungs` tool (radiomics, ...)) ┴─┐
     gather ─ request_evidence ⇄ fetch_evidence (at most `evidence_rounds` rounds) ─ differential ─┐
     ┌─────────────────────────────────────────────────────────────────────────────────────────────┘
     ├─ plan ─ safety_review ─┬─ grounding ─ report ─ sign_off (interrupt: approve, edit, reject) ─ finalize
@@ -50,14 +50,15 @@ from medconsult.graphs.treatment import grounding, plan, route_after_safety, saf
 from medconsult.knowledge import knowledge_base
 from medconsult.report import write_html, write_report
 from medconsult.signoff import SignOff, SignOffRequest
+from medconsult.tools.fhir.find_patient import FindPatientTool
 from medconsult.tools.runner import ToolRecord
 
 
 async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
     """Resolve the patient (resource id or identifier) and check that the images exist."""
     case = state["case"]
-    outcome = await call_tool(runtime, "fhir_find_patient", {"query": case.patient})
-    updates = tool_updates(outcome, "patient record")
+    outcome = await call_tool(runtime, FindPatientTool, {"query": case.patient})
+    updates = tool_updates(outcome, FindPatientTool.missing)
     gaps = list(updates.get("gaps", []))
     patient_id = None
     if isinstance(outcome, ToolRecord) and outcome.ok:

@@ -30,6 +30,8 @@ from medconsult.agents.evidence_requests import observed_analytes, tool_call_for
 from medconsult.agents.followup import FollowUpTurn, answer_followup, chart_requests, dosing_request
 from medconsult.config import Settings, StructuredOutputMethod
 from medconsult.graphs.state import merge_records
+from medconsult.tools.base import MedTool
+from medconsult.tools.knowledge.regimen_dosing import RegimenDosingTool
 from medconsult.tools.registry import ToolRegistry
 from medconsult.tools.runner import ToolRecord, run_tool
 from medconsult.tracing import Tracer, now_iso
@@ -58,7 +60,7 @@ async def look_up(state: FollowUpState, runtime: Runtime[FollowUpContext]) -> di
     tracer, start, clock = context.tracer, now_iso(), time.perf_counter()
     tracer.started("node", "look_up")
     records = [*(consult.get("tool_records") or []), *(state.get("tool_records") or [])]
-    calls: list[tuple[str, dict[str, Any]]] = []
+    calls: list[tuple[type[MedTool], dict[str, Any]]] = []
     if consult.get("patient_id"):
         base = {"patient_id": consult["patient_id"]}
         if consult["case"].as_of:
@@ -67,11 +69,12 @@ async def look_up(state: FollowUpState, runtime: Runtime[FollowUpContext]) -> di
         calls += [(tool, {**base, **args}) for tool, args in filter(None, wanted)]
     dosing = dosing_request(state["question"], (consult.get("chosen_regimen") or {}).get("id"), records)
     if dosing:
-        calls.append(("regimen_dosing", dosing))
+        calls.append((RegimenDosingTool, dosing))
     unique = {(tool, json.dumps(args, sort_keys=True)): (tool, args) for tool, args in calls}
+    installed = [(tool.named(context.tools.tools), args) for tool, args in unique.values()]
     new: list[ToolRecord] = await asyncio.gather(*(
-        run_tool(context.tools.get(tool), args, timeout_s=context.settings.tool_timeout_s, tracer=tracer)
-        for tool, args in unique.values() if tool in context.tools.tools
+        run_tool(tool, args, timeout_s=context.settings.tool_timeout_s, tracer=tracer)
+        for tool, args in installed if tool is not None
     ))  # fmt: skip
     shown = state.get("facts") or consult.get("facts") or []
     facts = build_facts([*records, *new], context.tools.result_models(), shown) if new else shown

@@ -12,35 +12,40 @@ from langgraph.runtime import Runtime
 from medconsult.agents.evidence import Gap
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.state import ConsultState
+from medconsult.tools.base import MedTool
 from medconsult.tools.runner import ToolRecord, run_tool
 from medconsult.tracing import now_iso
 
 NodeFn = Callable[[ConsultState, Runtime[ConsultContext]], Awaitable[dict[str, Any]]]
 
 
-def traced(name: str, fn: NodeFn) -> NodeFn:
-    """Wrap a node so each execution writes a "node" line to the trace."""
+def traced(name: str | Callable[[Any], str], fn: NodeFn) -> NodeFn:
+    """Wrap a node so each execution writes a "node" line to the trace; `name` may be computed from the node's input
+    (a fanned-out call is traced under its own label)."""
 
     async def node(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
+        name_ = name if isinstance(name, str) else name(state)
         start, clock, error = now_iso(), time.perf_counter(), None
-        runtime.context.tracer.started("node", name)
+        runtime.context.tracer.started("node", name_)
         try:
             return await fn(state, runtime)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            runtime.context.tracer.node(name, start, time.perf_counter() - clock, error)
+            runtime.context.tracer.node(name_, start, time.perf_counter() - clock, error)
 
-    node.__name__ = name.replace(".", "_")
+    node.__name__ = name.replace(".", "_") if isinstance(name, str) else fn.__name__
     return node
 
 
 async def call_tool(
-    runtime: Runtime[ConsultContext], tool_name: str, args: dict[str, Any]
+    runtime: Runtime[ConsultContext], tool: str | type[MedTool], args: dict[str, Any]
 ) -> ToolRecord | Gap:
-    """Run a tool by name; a missing tool is a gap, a failing one a record with ok=False."""
+    """Run a tool (by its class, or the registered name a plan carries); a missing tool is a gap, a failing one a
+    record with ok=False."""
     context = runtime.context
+    tool_name = tool if isinstance(tool, str) else tool.tool_name()
     if tool_name not in context.tools.tools:
         return Gap(what=tool_name, reason="tool not installed or disabled", source=tool_name)
     return await run_tool(

@@ -43,8 +43,14 @@ from medconsult.llm.chat_model import structured_output_method
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
 from medconsult.tools.base import ToolContext
+from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
+from medconsult.tools.fhir.allergies import AllergiesTool
+from medconsult.tools.fhir.conditions import ConditionsTool
+from medconsult.tools.fhir.find_patient import FindPatientTool
+from medconsult.tools.fhir.medications import MedicationsTool
+from medconsult.tools.fhir.patient_summary import PatientSummaryTool
 from medconsult.tools.registry import ToolRegistry, discover_tools
-from medconsult.tools.runner import ToolRecord, run_tool
+from medconsult.tools.runner import ToolRecord, records_of, run_tool
 from medconsult.tracing import Tracer, now_iso
 
 MAX_FAILED_STEPS = 2  # consecutive unusable steps before the agent gives up
@@ -184,12 +190,12 @@ async def _measurements(case: Case, answer: ReactAnswer | None, records: list[To
     }
 
 
-REVIEW_INPUTS = ("fhir_allergies", "fhir_medications", "fhir_conditions", "fhir_patient_summary", "egfr_ckd_epi_2021")
+REVIEW_INPUTS = (AllergiesTool, MedicationsTool, ConditionsTool, PatientSummaryTool, EgfrCkdEpi2021Tool)
 
 
 def _resolved_patient(records: list[ToolRecord]) -> str | None:
     """The patient id the agent found (one unambiguous match)."""
-    found = [r.result["matches"] for r in records if r.ok and r.tool == "fhir_find_patient" and r.result]
+    found = [r.result["matches"] for r in records_of(records, FindPatientTool)]
     resource = next((matches[0]["resource"] for matches in found if len(matches) == 1), None)
     return resource.removeprefix("Patient/") if resource else None
 
@@ -201,5 +207,5 @@ async def _record_for_review(case: Case, patient: str | None, tools: ToolRegistr
     if patient is None:
         return []
     args = {"patient_id": patient} | ({"as_of": case.as_of.isoformat()} if case.as_of else {})
-    names = [name for name in REVIEW_INPUTS if name in tools.tools]
-    return [await run_tool(tools.get(name), args, timeout_s=settings.tool_timeout_s) for name in names]
+    installed = [found for tool in REVIEW_INPUTS if (found := tool.named(tools.tools)) is not None]
+    return [await run_tool(tool, args, timeout_s=settings.tool_timeout_s) for tool in installed]

@@ -22,10 +22,12 @@ from markupsafe import Markup
 from medconsult import __version__
 from medconsult.agents.regimens import describe
 from medconsult.agents.safety_review import body_weight, patient_population
-from medconsult.graphs.scores import SCORE_TOOLS
 from medconsult.inert import inert
 from medconsult.knowledge import SelectedRegimen, knowledge_base
 from medconsult.outcome import consult_failure
+from medconsult.tools.base import Stage
+from medconsult.tools.imaging.load_image import LoadImageTool
+from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
 
 if TYPE_CHECKING:
     from medconsult.graphs.context import ConsultContext
@@ -109,7 +111,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         facts_by_id={f.id: f for f in facts},
         records=records,
         images=_images(records, context.out_dir),
-        scores=[(r, _score_sources(r)) for r in records if r.tool in SCORE_TOOLS],
+        scores=[(r, _score_sources(r)) for r in records if r.stage == Stage.SCORES],
         counts=_trace_counts(context.tracer.events),
         failure=consult_failure(state, context.tracer.events),
     )
@@ -117,10 +119,10 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
 
 def _images(records: list, out_dir: Path) -> list[dict]:
     """Each loaded image with its lung overlay when segmentation succeeded, else its plain preview."""
-    overlays = {r.args["image"]: r.result for r in records if r.tool == "segment_lungs" and r.ok}
+    overlays = {r.args["image"]: r.result for r in records if r.tool == SegmentLungsTool.tool_name() and r.ok}
     images = []
     for record in records:
-        if record.tool == "load_image" and record.ok:
+        if record.tool == LoadImageTool.tool_name() and record.ok:
             segmentation = overlays.get(record.args["path"])
             picture = Path(segmentation["overlay_png"] if segmentation else record.result["preview_png"])
             images.append(

@@ -20,14 +20,13 @@ from pydantic import BaseModel, Field
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirNotFound
 from medconsult.tools.base import MedTool, ToolContext, ToolResult
-from medconsult.tools.fhir.allergies import AllergiesResult
-from medconsult.tools.fhir.clinical_notes import ClinicalNotesResult, NoteArgs
-from medconsult.tools.fhir.common import PatientArgs
-from medconsult.tools.fhir.conditions import ConditionArgs, ConditionsResult
-from medconsult.tools.fhir.find_patient import FindPatientArgs, FindPatientResult
-from medconsult.tools.fhir.medications import MedicationArgs, MedicationsResult
-from medconsult.tools.fhir.observations import ObservationArgs, ObservationsResult
-from medconsult.tools.fhir.patient_summary import PatientSummaryResult
+from medconsult.tools.fhir.allergies import AllergiesTool
+from medconsult.tools.fhir.clinical_notes import ClinicalNotesTool
+from medconsult.tools.fhir.conditions import ConditionsTool
+from medconsult.tools.fhir.find_patient import FindPatientTool
+from medconsult.tools.fhir.medications import MedicationsTool
+from medconsult.tools.fhir.observations import ObservationsTool
+from medconsult.tools.fhir.patient_summary import PatientSummaryTool
 from medconsult.tools.registry import ToolRegistry
 
 Responder = Callable[[dict[str, Any]], dict[str, Any] | str]
@@ -188,11 +187,11 @@ class CannedTool(MedTool):
         return self.result_model.model_validate(self.canned)
 
 
-def canned_tool(name: str, schema: type[BaseModel], model: type[ToolResult], canned: Any, **kw: Any) -> CannedTool:
-    cls = type(f"Canned_{name}", (CannedTool,), {"result_model": model, "__module__": __name__})
-    return cls(
-        name=name, description=name, args_schema=schema, context=ToolContext(Settings()), canned=canned, **kw
-    )
+def canned_tool(real: type[MedTool], canned: Any, **kw: Any) -> CannedTool:
+    """`real` answering with `canned`: its name, schemas, stage and consult calls, without a server."""
+    cls = type(f"Canned{real.__name__}", (CannedTool, real), {"__module__": __name__})
+    fields = {name: real.model_fields[name].default for name in ("name", "description", "args_schema")}
+    return cls(**fields, context=ToolContext(Settings()), canned=canned, **kw)
 
 
 def canned_record_tools(
@@ -202,42 +201,30 @@ def canned_record_tools(
     matches = [{"resource": "Patient/p1", "name": "Test Patient"}] * patient_matches
     tools = [
         canned_tool(
-            "fhir_find_patient",
-            FindPatientArgs,
-            FindPatientResult,
+            FindPatientTool,
             {"summary": "found", "matches": matches, "matched_by": "identifier"},
         ),
         canned_tool(
-            "fhir_patient_summary",
-            PatientArgs,
-            PatientSummaryResult,
+            PatientSummaryTool,
             DEMOGRAPHICS,
         ),
         canned_tool(
-            "fhir_conditions",
-            ConditionArgs,
-            ConditionsResult,
+            ConditionsTool,
             {"summary": "1", "conditions": [PNEUMONIA]},
             barrier=barrier,
         ),
-        canned_tool("fhir_medications", MedicationArgs, MedicationsResult, {"summary": "0", "medications": []}),
+        canned_tool(MedicationsTool, {"summary": "0", "medications": []}),
         canned_tool(
-            "fhir_allergies",
-            PatientArgs,
-            AllergiesResult,
+            AllergiesTool,
             allergies or {"summary": "0", "allergies": []},
             barrier=barrier,
         ),
         canned_tool(
-            "fhir_observations",
-            ObservationArgs,
-            ObservationsResult,
+            ObservationsTool,
             {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [LEUKOCYTES]},
         ),
         canned_tool(
-            "fhir_clinical_notes",
-            NoteArgs,
-            ClinicalNotesResult,
+            ClinicalNotesTool,
             {"summary": "notes", "notes": notes or [], "total_found": len(notes or [])},
         ),
     ]

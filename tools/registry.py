@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 
 from langchain_core.tools import BaseTool
 
-from medconsult.tools.base import ToolContext
+from medconsult.tools.base import Stage, ToolContext
 
 ENTRY_POINT_GROUP = "medconsult.tools"
 
@@ -36,7 +36,8 @@ class ToolRegistry:
 
     def describe(self) -> list[dict]:
         return [
-            {"name": t.name, "description": t.description, "args_schema": t.args_schema.model_json_schema()}
+            {"name": t.name, "stage": str(getattr(t, "stage", Stage.ON_REQUEST)), "description": t.description,
+             "args_schema": t.args_schema.model_json_schema()}
             for t in sorted(self.tools.values(), key=lambda t: t.name)
         ]
 

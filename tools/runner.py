@@ -11,12 +11,14 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
+from medconsult.tools.base import MedTool
 from medconsult.tracing import Tracer
 
 
@@ -29,6 +31,19 @@ class ToolRecord(BaseModel):
     error: str | None = None
     started_at: str
     duration_s: float
+    stage: str | None = None  # the tool's consult stage (tools/base.py `Stage`); None for a plain LangChain tool
+
+
+def records_of(records: Iterable[ToolRecord], tool: type[MedTool]) -> list[ToolRecord]:
+    """The successful records of `tool`, named by its class, in the order they were made."""
+    name = tool.tool_name()
+    return [r for r in records if r.tool == name and r.ok and r.result is not None]
+
+
+def latest_result(records: Iterable[ToolRecord], tool: type[MedTool]) -> dict[str, Any] | None:
+    """The result of `tool`'s latest successful call, or None when it has none."""
+    found = records_of(records, tool)
+    return found[-1].result if found else None
 
 
 def result_id(tool_name: str, args: dict[str, Any]) -> str:
@@ -62,6 +77,7 @@ async def run_tool(
         error=error,
         started_at=started_at,
         duration_s=round(time.perf_counter() - clock, 4),
+        stage=str(tool.stage) if getattr(tool, "stage", None) else None,
     )
     if tracer is not None:
         tracer.tool(record)

@@ -11,9 +11,10 @@ from rich.table import Table
 
 from medconsult.cli.common import console, fail, print_json
 from medconsult.config import Settings
-from medconsult.tools.base import ToolContext
+from medconsult.tools.base import Stage, ToolContext
 from medconsult.tools.registry import discover_tools
 from medconsult.tools.runner import run_tool
+from medconsult.tools.scaffold import ScaffoldError, new_plugin
 
 tools_app = typer.Typer(
     no_args_is_help=True, help="Tool plugins registered under the `medconsult.tools` entry points."
@@ -36,10 +37,25 @@ def list_tools(
     if as_json:
         print_json(registry.describe())
         return
-    table = Table("name", "description", "arguments")
+    table = Table("name", "stage", "description", "arguments")
     for item in registry.describe():
-        table.add_row(item["name"], item["description"], ", ".join(item["args_schema"].get("properties", {})))
+        arguments = ", ".join(item["args_schema"].get("properties", {}))
+        table.add_row(item["name"], item["stage"], item["description"], arguments)
     console.print(table)
+
+
+@tools_app.command("new")
+def new(
+    name: str = typer.Argument(..., help="the tool's name, e.g. frailty_scale"),
+    stage: Stage = typer.Option(..., "--stage", help="where the consult calls it"),
+    out: Path = typer.Option(Path("."), help="folder to write the package in"),
+) -> None:
+    """Write a plugin package skeleton (tool, typed result, entry point, passing tests) to adapt."""
+    try:
+        folder = new_plugin(name, stage, out)
+    except ScaffoldError as error:
+        fail(str(error))
+    console.print(f"wrote {folder}\n  pip install -e {folder}   then   medconsult tools list")
 
 
 @tools_app.command("run")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from medconsult.evals.stats import grouped_bootstrap_ci
-from medconsult.fusion.bundle import load_encoder_metadata
+from medconsult.fusion.bundle import CalibratedEncoder, load_encoder_metadata
 from medconsult.fusion.cases import ReferenceCase
 from medconsult.fusion.finetune import fit_temperature, softmax
 from medconsult.fusion.latent import (
@@ -38,7 +38,6 @@ from medconsult.fusion.metrics import (
 )
 from medconsult.fusion.modalities import (
     MODALITIES,
-    CalibratedEncoder,
     ModalityInputs,
     embed_texts,
     image_features,

@@ -19,10 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medconsult.fusion.bundle import DEFAULT_BUNDLE, CalibratedEncoder, load_encoder
+if TYPE_CHECKING:  # torch loads with the first image embedding, not with the measurement scales tools import
+    from medconsult.fusion.bundle import CalibratedEncoder
+
 
 MODALITIES = ("image", "text", "measurements")
 TEXT_DIM = 384
@@ -160,4 +163,6 @@ def _image_key(paths: Sequence[Path | None], encoder: CalibratedEncoder) -> str:
 
 
 def default_image_encoder() -> CalibratedEncoder:
+    from medconsult.fusion.bundle import DEFAULT_BUNDLE, load_encoder
+
     return load_encoder(DEFAULT_BUNDLE)

@@ -33,6 +33,7 @@ from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirNotFound, FhirRequestError, FhirUnavailable
 from medconsult.runner import Services, followup_state, saved_state
 from medconsult.signoff import SignOff
+from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
 from medconsult.workspace.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -352,7 +353,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
         record = case_evidence(await saved_state(settings, case.thread_id)).records.get(result_id)
         if (
             record is None
-            or record.tool != "segment_lungs"
+            or record.tool != SegmentLungsTool.tool_name()
             or not record.ok
             or layer not in ("radiograph", "lungs")
         ):

@@ -10,10 +10,11 @@ from typing import Any
 
 from medconsult.agents.evidence import Fact, Gap
 from medconsult.agents.followup import FollowUpTurn
-from medconsult.graphs.scores import SCORE_TOOLS
+from medconsult.tools.base import Stage
+from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
 from medconsult.tools.runner import ToolRecord
 
-PERCEPTION_TOOLS = ("etiology_estimate", "similar_cases", "radiomics_features")
+PERCEPTION_STAGES = (Stage.IMAGE, Stage.LUNGS)  # what the tools saw in the radiograph, beside its overlay
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,12 @@ def case_evidence(state: dict[str, Any], followups: dict[str, Any] | None = None
     for record in records:
         if not record.ok or not record.result:
             continue
-        if record.tool == "segment_lungs":
+        if record.tool == SegmentLungsTool.tool_name():
             evidence.overlays.append(Overlay(record.id, record.result["image"], record.result["summary"],
                                              list(record.result.get("warnings") or [])))  # fmt: skip
-        elif record.tool in PERCEPTION_TOOLS:
+        elif record.stage in PERCEPTION_STAGES:
             evidence.perception.append(record)
-        elif record.tool in SCORE_TOOLS:
+        elif record.stage == Stage.SCORES:
             evidence.scores.append(record)
     return evidence
 

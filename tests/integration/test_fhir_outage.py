@@ -13,9 +13,11 @@ from medconsult.config import Settings
 from medconsult.fhir.client import FhirGateway
 from medconsult.fhir.loader import load_bundle_file
 from medconsult.fhir.server import LocalFhirServer
-from medconsult.graphs.ehr import RECORD_STEPS
+from medconsult.graphs.stages import stage_calls
 from medconsult.process import free_port
 from medconsult.runner import Services, run_consult
+from medconsult.tools.base import Stage, StageInputs, ToolContext
+from medconsult.tools.fhir import fhir_tools
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +52,8 @@ async def test_server_stopped_after_intake_leaves_gaps_not_a_crash(tmp_path: Pat
     state = outcome.state
     assert state["patient_id"]  # intake read the patient before the server went away
     unreachable = {g.what for g in state["gaps"] if "unreachable" in g.reason}
-    assert {step.missing for step in RECORD_STEPS} <= unreachable
+    record_calls = stage_calls(fhir_tools(ToolContext(settings)), Stage.RECORD, [StageInputs(settings, "any")])
+    assert {call.missing for _, call in record_calls} <= unreachable
     report = outcome.report_path.read_text()
     missing = report.split("## Missing or failed")[1].split("## Differential diagnosis")[0]
     assert "**allergies**: FHIR server unreachable" in missing

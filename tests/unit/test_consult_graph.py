@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from fakes import PLANTED_NOTE, FakeToolCallingModel, canned_record_tools, fill_schema
 from medconsult.cases import Case
@@ -18,7 +19,9 @@ from medconsult.config import Settings
 from medconsult.fhir.client import FhirUnavailable
 from medconsult.runner import Services, run_consult
 from medconsult.signoff import SignOff, SignOffRequest
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolContext, ToolResult
 from medconsult.tools.fhir.clinical_notes import instruction_like_passages
+from medconsult.tools.fhir.common import PatientArgs
 from medconsult.tools.registry import ToolRegistry
 
 BARRIER = threading.Barrier(2, timeout=10)  # conditions and allergies must run at the same time
@@ -538,3 +541,48 @@ async def test_a_differential_that_explains_the_illness_is_not_asked_again(
     assert outcome.state["differential"].diagnoses[0].diagnosis == "Viral bronchitis"
     assert not outcome.state.get("differential_reconsidered")
     assert "Rank again" not in model.calls[1][1].content  # the second call is the plan
+
+
+class FrailtyResult(ToolResult):
+    def evidence(self) -> list[Evidence]:
+        return [Evidence(kind="score", text="Clinical Frailty Scale 6, moderately frail", resource="Observation/cfs1")]
+
+
+class FrailtyTool(MedTool):
+    """A plugin's calculator: nothing in the graph names it; its stage brings it into every consult."""
+
+    name: str = "clinical_frailty_scale"
+    description: str = "Clinical Frailty Scale from the record"
+    args_schema: type[BaseModel] = PatientArgs
+    result_model = FrailtyResult
+    stage = Stage.SCORES
+    calls: list = []
+
+    def execute(self, args: PatientArgs) -> FrailtyResult:
+        self.calls.append(args.model_dump(mode="json"))
+        return FrailtyResult(summary="CFS 6")
+
+
+class LookUpOnlyTool(FrailtyTool):
+    name: str = "look_up_only"
+    stage = Stage.ON_REQUEST
+
+
+async def test_a_registered_plugin_runs_at_its_stage_and_its_fact_is_citable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    BARRIER.reset()
+    tools = registry()
+    context = ToolContext(Settings())
+    plugin, on_request = FrailtyTool(context=context, calls=[]), LookUpOnlyTool(context=context, calls=[])
+    tools.tools |= {plugin.name: plugin, on_request.name: on_request}
+    outcome = await _run(tmp_path, monkeypatch, tools, FakeToolCallingModel())
+
+    assert plugin.calls == [{"patient_id": "p1", "as_of": None}] and on_request.calls == []
+    fact = next(f for f in outcome.state["facts"] if f.tool == plugin.name)
+    assert fact.resource == "Observation/cfs1"  # citable, tied to what it read
+    nodes = {e["name"] for e in _trace(outcome) if e["kind"] == "node"}
+    assert "clinical_scores.clinical_frailty_scale" in nodes
+    report = outcome.report_path.read_text()
+    assert "Clinical Frailty Scale 6, moderately frail" in report  # in the record catalogue
+    assert re.search(r"\| clinical_frailty_scale \| CFS 6 \|", report)  # and in the scores table

@@ -22,11 +22,10 @@ from medconsult.agents.evidence import build_facts, consult_system_prompt
 from medconsult.cases import load_case_file
 from medconsult.config import Settings
 from medconsult.fhir.loader import load_bundle_file
-from medconsult.graphs.ehr import RECORD_STEPS
 from medconsult.graphs.react import opening_messages
-from medconsult.graphs.scores import SCORE_STEPS
+from medconsult.graphs.stages import stage_calls
 from medconsult.importers.pipeline import import_dataset
-from medconsult.tools.base import ToolContext
+from medconsult.tools.base import Stage, StageInputs, ToolContext
 from medconsult.tools.calculators import calculator_tools
 from medconsult.tools.fhir import fhir_tools
 from medconsult.tools.registry import ToolRegistry
@@ -57,12 +56,9 @@ def _shown_to_the_model(case_path: Path, settings: Settings) -> list[str]:
     tools = {t.name: t for t in [*fhir_tools(context), *calculator_tools(context)]}
     found = asyncio.run(run_tool(tools["fhir_find_patient"], {"query": case.patient}, timeout_s=30))
     assert found.ok and len(found.result["matches"]) == 1, found
-    base = {"patient_id": found.result["matches"][0]["resource"].removeprefix("Patient/"),
-            "as_of": case.as_of.isoformat()}  # fmt: skip
-    records = [found] + [
-        asyncio.run(run_tool(tools[step.tool], {**base, **step.args(settings)}, timeout_s=30))
-        for step in (*RECORD_STEPS, *SCORE_STEPS)
-    ]
+    inputs = [StageInputs(settings, found.result["matches"][0]["resource"].removeprefix("Patient/"), case.as_of)]
+    calls = [c for stage in (Stage.RECORD, Stage.SCORES) for c in stage_calls(tools.values(), stage, inputs)]
+    records = [found] + [asyncio.run(run_tool(tool, call.args, timeout_s=30)) for tool, call in calls]
     assert all(r.ok for r in records), [r.error for r in records if not r.ok]
     registry = ToolRegistry(tools=tools)
     facts = build_facts(records, registry.result_models())

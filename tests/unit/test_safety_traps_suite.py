@@ -27,11 +27,10 @@ from medconsult.config import Settings
 from medconsult.evals.calculator_check import bundle_resources, calculator_agreement, recompute_calculators
 from medconsult.evals.suites import prepare_suite, read_manifest, resolve_suite
 from medconsult.fhir.loader import load_bundle_file
-from medconsult.graphs.ehr import RECORD_STEPS
-from medconsult.graphs.scores import SCORE_STEPS
+from medconsult.graphs.stages import stage_calls
 from medconsult.knowledge import SelectedRegimen
 from medconsult.safety import SafetyContext, SafetyFinding, parse_drugs, review_plan
-from medconsult.tools.base import ToolContext
+from medconsult.tools.base import Stage, StageInputs, ToolContext
 from medconsult.tools.calculators import calculator_tools
 from medconsult.tools.fhir import fhir_tools
 from medconsult.tools.runner import ToolRecord, run_tool
@@ -77,9 +76,9 @@ def tool_records(case_id: str, settings: Settings) -> list[ToolRecord]:
     found = _run(tools["fhir_find_patient"], {"query": case.patient})
     matches = found.result["matches"]
     assert found.result["matched_by"] == "identifier" and len(matches) == 1
-    base = {"patient_id": matches[0]["resource"].removeprefix("Patient/"), "as_of": case.as_of.isoformat()}
-    steps = [s for s in (*RECORD_STEPS, *SCORE_STEPS) if s.tool in READ_TOOLS]
-    records = [_run(tools[s.tool], {**base, **s.args(settings)}) for s in steps]
+    inputs = [StageInputs(settings, matches[0]["resource"].removeprefix("Patient/"), case.as_of)]
+    calls = [c for stage in (Stage.RECORD, Stage.SCORES) for c in stage_calls(tools.values(), stage, inputs)]
+    records = [_run(tool, call.args) for tool, call in calls if tool.name in READ_TOOLS]
     assert all(r.ok for r in records), [r.error for r in records if not r.ok]
     return [found, *records]
 

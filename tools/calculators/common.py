@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from medconsult.clinical.gather import DEFAULT_WINDOW_HOURS, Gathered, gather_inputs
 from medconsult.clinical.scores import EgfrResult, Inputs, ScoreResult
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import PatientArgs
 
 
@@ -92,6 +92,7 @@ class CalculatorTool(MedTool):
     """Reads `input_names` for the patient and computes the result; subclasses say what to compute."""
 
     args_schema: type[BaseModel] = PatientArgs
+    stage = Stage.SCORES
     input_names: ClassVar[tuple[str, ...]]
     window_hours: ClassVar[float] = DEFAULT_WINDOW_HOURS
 

@@ -8,6 +8,7 @@ from medconsult.tools.calculators.common import ScoreTool
 
 class Crb65Tool(ScoreTool):
     name: str = "crb65"
+    missing = "CRB-65 score"
     description: str = (
         "CRB-65 for community-acquired pneumonia: confusion, respiratory rate >= 30, SBP < 90 or DBP <= 60, "
         "age >= 65, from the latest values within 48 h before the reference time; criteria with FHIR sources, "

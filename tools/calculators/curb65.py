@@ -8,6 +8,7 @@ from medconsult.tools.calculators.common import ScoreTool
 
 class Curb65Tool(ScoreTool):
     name: str = "curb65"
+    missing = "CURB-65 score"
     description: str = (
         "CURB-65 for community-acquired pneumonia: confusion, BUN > 19 mg/dL, respiratory rate >= 30, SBP < 90 or "
         "DBP <= 60, age >= 65, from the latest values within 48 h before the reference time. Reports each "

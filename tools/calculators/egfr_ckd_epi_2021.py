@@ -9,6 +9,7 @@ from medconsult.tools.fhir.common import PatientArgs
 
 class EgfrCkdEpi2021Tool(CalculatorTool):
     name: str = "egfr_ckd_epi_2021"
+    missing = "eGFR (CKD-EPI 2021)"
     description: str = (
         "Estimated GFR (mL/min/1.73 m2) by the CKD-EPI 2021 creatinine equation without race, from the latest "
         "serum creatinine within 7 days before the reference time and the patient's age and sex; with the KDIGO "

@@ -20,6 +20,7 @@ class MarkersReport(ToolResult, Reading, MarkerResult):
 
 class InfectionMarkersTool(CalculatorTool):
     name: str = "infection_markers"
+    missing = "infection-marker interpretation"
     description: str = (
         "Procalcitonin, CRP, white cells, neutrophils and lymphocytes within 48 h before the reference time, "
         "each read against its published threshold (ProHOSP procalcitonin algorithm, NICE CRP cut-offs), and a "

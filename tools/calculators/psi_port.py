@@ -8,6 +8,7 @@ from medconsult.tools.calculators.common import ScoreTool
 
 class PsiPortTool(ScoreTool):
     name: str = "psi_port"
+    missing = "PSI/PORT class"
     description: str = (
         "Pneumonia Severity Index (PSI/PORT): age, sex, nursing home, comorbidities from the active problem "
         "list, vital signs and laboratory values within 48 h before the reference time. Gives the points with "

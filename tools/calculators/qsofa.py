@@ -8,6 +8,7 @@ from medconsult.tools.calculators.common import ScoreTool
 
 class QsofaTool(ScoreTool):
     name: str = "qsofa"
+    missing = "qSOFA score"
     description: str = (
         "qSOFA for suspected infection: respiratory rate >= 22, altered mentation (GCS < 15 or recorded "
         "delirium/confusion), SBP <= 100, from the latest values within 48 h before the reference time; "

@@ -8,6 +8,7 @@ from medconsult.tools.calculators.common import ScoreTool
 
 class SirsTool(ScoreTool):
     name: str = "sirs"
+    missing = "SIRS criteria"
     description: str = (
         "SIRS criteria met (0-4): temperature > 38 or < 36 °C, heart rate > 90, respiratory rate > 20 or "
         "PaCO2 < 32 mmHg, white cells > 12 or < 4 x10^3/uL or bands > 10%, from the latest values within 48 h "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhirclient.models.allergyintolerance import AllergyIntolerance
 from pydantic import BaseModel
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import PatientArgs, concept_text, fhir_date, on_or_before, reference
 
 
@@ -44,6 +44,8 @@ class AllergiesTool(MedTool):
     )
     args_schema: type[BaseModel] = PatientArgs
     result_model = AllergiesResult
+    stage = Stage.RECORD
+    missing = "allergies"
 
     def execute(self, args: PatientArgs) -> AllergiesResult:
         found = self.context.fhir.search(AllergyIntolerance, {"patient": args.patient_id, "_count": "100"})

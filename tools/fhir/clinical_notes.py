@@ -8,11 +8,13 @@ note tried to steer the assistant; the note itself is neither dropped nor obeyed
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fhirclient.models.documentreference import DocumentReference
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.config import Settings
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import PatientArgs, concept_text, fhir_date, on_or_before, reference
 from medconsult.tools.fhir.diagnostic_reports import decode_text
 
@@ -72,6 +74,11 @@ class ClinicalNotesTool(MedTool):
     description: str = "Clinical notes of a patient (DocumentReference text), newest first, quoted verbatim."
     args_schema: type[BaseModel] = NoteArgs
     result_model = ClinicalNotesResult
+    stage = Stage.RECORD
+    missing = "clinical notes"
+
+    def consult_options(self, settings: Settings) -> dict[str, Any]:
+        return {"limit": 2}
 
     def execute(self, args: NoteArgs) -> ClinicalNotesResult:
         params = {"patient": args.patient_id, "status": "current"}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from fhirclient.models.condition import Condition
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.config import Settings
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import (
     SNOMED,
     Coding,
@@ -80,6 +81,11 @@ class ConditionsTool(MedTool):
     )
     args_schema: type[BaseModel] = ConditionArgs
     result_model = ConditionsResult
+    stage = Stage.RECORD
+    missing = "active conditions"
+
+    def consult_options(self, settings: Settings) -> dict[str, Any]:
+        return {"status": "active"}
 
     def execute(self, args: ConditionArgs) -> ConditionsResult:
         params = {"patient": args.patient_id, "_count": "100"}

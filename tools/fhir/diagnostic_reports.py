@@ -8,7 +8,7 @@ import binascii
 from fhirclient.models.diagnosticreport import DiagnosticReport
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import LOINC, PatientArgs, code_in, concept_text, fhir_date, reference
 
 TEXT_KEPT = 1500  # characters of a report's text shown; the whole report stays on the server
@@ -53,6 +53,8 @@ class DiagnosticReportsTool(MedTool):
     description: str = "Diagnostic reports of a patient (lab panels, imaging reports) with conclusions, newest first."
     args_schema: type[BaseModel] = ReportArgs
     result_model = DiagnosticReportsResult
+    stage = Stage.RECORD
+    missing = "diagnostic reports"
 
     def execute(self, args: ReportArgs) -> DiagnosticReportsResult:
         params = {"patient": args.patient_id, "_sort": "-date", "_count": "100"}

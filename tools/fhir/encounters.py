@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fhirclient.models.encounter import Encounter
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.config import Settings
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import PatientArgs, concept_text, fhir_date, reference
 
 
@@ -45,6 +48,11 @@ class EncountersTool(MedTool):
     description: str = "Recent encounters of a patient (ambulatory, emergency, inpatient) with dates and reasons."
     args_schema: type[BaseModel] = EncounterArgs
     result_model = EncountersResult
+    stage = Stage.RECORD
+    missing = "recent encounters"
+
+    def consult_options(self, settings: Settings) -> dict[str, Any]:
+        return {"limit": 3}
 
     def execute(self, args: EncounterArgs) -> EncountersResult:
         params = {"patient": args.patient_id, "_sort": "-date", "_count": "100"}

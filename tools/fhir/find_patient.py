@@ -6,7 +6,7 @@ from fhirclient.models.patient import Patient
 from pydantic import BaseModel, Field
 
 from medconsult.fhir.client import FhirNotFound
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import fhir_date, reference
 
 
@@ -36,6 +36,8 @@ class FindPatientTool(MedTool):
     description: str = "Find a patient by FHIR resource id or by identifier value (MRN, system|value)."
     args_schema: type[BaseModel] = FindPatientArgs
     result_model = FindPatientResult
+    stage = Stage.INTAKE
+    missing = "patient record"
 
     def execute(self, args: FindPatientArgs) -> FindPatientResult:
         query = args.query.strip().removeprefix("Patient/")

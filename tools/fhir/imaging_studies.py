@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fhirclient.models.imagingstudy import ImagingStudy
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.config import Settings
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import PatientArgs, fhir_date, on_or_before, reference
 
 
@@ -46,6 +49,11 @@ class ImagingStudiesTool(MedTool):
     description: str = "Imaging studies of a patient (DICOM modality, body site, date, series), newest first."
     args_schema: type[BaseModel] = ImagingStudyArgs
     result_model = ImagingStudiesResult
+    stage = Stage.RECORD
+    missing = "imaging studies"
+
+    def consult_options(self, settings: Settings) -> dict[str, Any]:
+        return {"limit": 3}
 
     def execute(self, args: ImagingStudyArgs) -> ImagingStudiesResult:
         found = [_item(s) for s in self.context.fhir.search(ImagingStudy, {"patient": args.patient_id})]

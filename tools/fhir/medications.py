@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fhirclient.models.medicationrequest import MedicationRequest
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.config import Settings
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import RXNORM, PatientArgs, code_in, concept_text, fhir_date, reference
 
 
@@ -47,6 +48,11 @@ class MedicationsTool(MedTool):
     description: str = "Medication requests of a patient (RxNorm code, status, date, dosage instructions)."
     args_schema: type[BaseModel] = MedicationArgs
     result_model = MedicationsResult
+    stage = Stage.RECORD
+    missing = "current medications"
+
+    def consult_options(self, settings: Settings) -> dict[str, Any]:
+        return {"status": "active"}
 
     def execute(self, args: MedicationArgs) -> MedicationsResult:
         params = {"patient": args.patient_id, "_count": "100", "_sort": "-authoredon"}

@@ -8,7 +8,7 @@ from typing import Literal
 from fhirclient.models.observation import Observation
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import ConsultCall, Evidence, MedTool, Stage, StageInputs, ToolResult
 from medconsult.tools.fhir.common import LOINC, PatientArgs, code_in, concept_text, fhir_date, reference
 
 
@@ -122,6 +122,19 @@ class ObservationsTool(MedTool):
     )
     args_schema: type[BaseModel] = ObservationArgs
     result_model = ObservationsResult
+    stage = Stage.RECORD
+
+    def consult_calls(self, inputs: StageInputs) -> list[ConsultCall]:
+        """Two reads per consult: the recent laboratory results and the recent vital signs."""
+        if not inputs.patient_id:
+            return []
+        settings = inputs.settings
+        patient = {k: v for k, v in inputs.values().items() if k in ("patient_id", "as_of")}
+        recent = {"within_days": settings.record_recent_days}
+        labs = {"category": "laboratory", "limit": settings.lab_results_limit, **recent}
+        vitals = {"category": "vital-signs", "limit": 12, **recent}
+        return [ConsultCall("labs", {**patient, **labs}, "laboratory results"),
+                ConsultCall("vitals", {**patient, **vitals}, "vital signs")]  # fmt: skip
 
     def execute(self, args: ObservationArgs) -> ObservationsResult:
         params = {"patient": args.patient_id, "category": args.category, "_sort": "-date", "_count": "200"}

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from fhirclient.models.patient import Patient
 from pydantic import BaseModel
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import PatientArgs, age_in_years, fhir_date, reference
 
 
@@ -34,6 +34,8 @@ class PatientSummaryTool(MedTool):
     )
     args_schema: type[BaseModel] = PatientArgs
     result_model = PatientSummaryResult
+    stage = Stage.RECORD
+    missing = "demographics"
 
     def execute(self, args: PatientArgs) -> PatientSummaryResult:
         patient = self.context.fhir.read(Patient, args.patient_id)

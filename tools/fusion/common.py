@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fhirclient.models.documentreference import DocumentReference
 from fhirclient.models.patient import Patient
@@ -17,12 +17,15 @@ from pydantic import BaseModel, Field, field_validator
 
 from medconsult.clinical.gather import gather_inputs
 from medconsult.fusion.modalities import ANALYTE_SCALES
-from medconsult.fusion.service import CaseView, FusionService
 from medconsult.imaging.io import check_chest_radiograph, read_radiograph
 from medconsult.importers.model import MRN_SYSTEM
 from medconsult.tools.base import ToolContext
 from medconsult.tools.fhir.clinical_notes import note_text
 from medconsult.tools.fhir.common import fhir_date, on_or_before
+
+if TYPE_CHECKING:  # the service loads torch and the reference library: only when a fusion tool runs, not when the
+    # consult graph imports these tool classes to name them
+    from medconsult.fusion.service import CaseView, FusionService
 
 HISTORY_CHARS = 4000  # the text encoder reads 256 word pieces; more is never seen
 
@@ -54,6 +57,8 @@ class RecordRead(BaseModel):
 
 def service(context: ToolContext) -> FusionService:
     """One service per tool context: the encoders load once per command, not once per call."""
+    from medconsult.fusion.service import FusionService
+
     cached = context.__dict__.get("_fusion_service")
     if cached is None:
         cached = context.__dict__["_fusion_service"] = FusionService(context.settings)
@@ -61,6 +66,8 @@ def service(context: ToolContext) -> FusionService:
 
 
 def case_view(context: ToolContext, args: FusionArgs) -> tuple[CaseView, RecordRead]:
+    from medconsult.fusion.service import CaseView
+
     if args.image is None and args.patient_id is None:
         raise ValueError("give an image, a patient_id, or both")
     image = None

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from medconsult.fusion.service import ESTIMATE_CLASSES
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fusion.common import FusionArgs, RecordRead, case_view, service
 
 CLASS_NAMES = {"covid-19": "COVID-19"}
@@ -51,9 +50,15 @@ class EtiologyEstimateTool(MedTool):
     )
     args_schema: type[BaseModel] = FusionArgs
     result_model = EtiologyEstimateResult
+    stage = Stage.IMAGE
+    missing = "etiology estimate"
     timeout_s: float | None = 120.0  # the first call loads two encoders
 
     def execute(self, args: FusionArgs) -> EtiologyEstimateResult:
+        from medconsult.fusion.service import (
+            ESTIMATE_CLASSES,  # torch and the library load with the first call
+        )
+
         view, record = case_view(self.context, args)
         estimate = service(self.context).estimate(view)
         if estimate.abstained:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fusion.common import FusionArgs, RecordRead, case_view, service
 
 
@@ -52,6 +52,8 @@ class SimilarCasesTool(MedTool):
     )
     args_schema: type[BaseModel] = SimilarCasesArgs
     result_model = SimilarCasesResult
+    stage = Stage.IMAGE
+    missing = "similar cases"
     timeout_s: float | None = 120.0
 
     def execute(self, args: SimilarCasesArgs) -> SimilarCasesResult:

@@ -10,7 +10,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from medconsult.imaging.io import check_chest_radiograph, read_radiograph
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 
 
 class LoadImageArgs(BaseModel):
@@ -58,6 +58,8 @@ class LoadImageTool(MedTool):
     )
     args_schema: type[BaseModel] = LoadImageArgs
     result_model = LoadImageResult
+    stage = Stage.INTAKE
+    missing = "image"
 
     def execute(self, args: LoadImageArgs) -> LoadImageResult:
         image = read_radiograph(Path(args.path))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from medconsult.imaging import radiomics
 from medconsult.imaging.io import normalise, read_radiograph
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 
 
 class RadiomicsArgs(BaseModel):
@@ -74,6 +74,8 @@ class RadiomicsFeaturesTool(MedTool):
     )
     args_schema: type[BaseModel] = RadiomicsArgs
     result_model = RadiomicsResult
+    stage = Stage.LUNGS
+    missing = "radiomics"
 
     def execute(self, args: RadiomicsArgs) -> RadiomicsResult:
         image = read_radiograph(Path(args.image))

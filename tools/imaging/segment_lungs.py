@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from medconsult.imaging.io import check_chest_radiograph, read_radiograph
 from medconsult.imaging.overlay import write_overlay
-from medconsult.tools.base import Evidence, MedTool, ToolResult
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 
 
 class SegmentLungsArgs(BaseModel):
@@ -49,6 +49,8 @@ class SegmentLungsTool(MedTool):
     )
     args_schema: type[BaseModel] = SegmentLungsArgs
     result_model = SegmentLungsResult
+    stage = Stage.IMAGE
+    missing = "lung segmentation"
 
     def execute(self, args: SegmentLungsArgs) -> SegmentLungsResult:
         image = read_radiograph(Path(args.image))
