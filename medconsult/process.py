@@ -7,6 +7,7 @@ that command; one started with `medconsult fhir up` is detached and recorded in 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
@@ -26,6 +27,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def is_healthy(url: str, timeout_s: float = 2.0) -> bool:

@@ -107,6 +107,7 @@ class MedTool(BaseTool):
     result_model: ClassVar[type[ToolResult]]
     stage: ClassVar[Stage] = Stage.ON_REQUEST
     missing: ClassVar[str] = ""  # what the report names as missing when the tool fails; default: its name
+    writes: ClassVar[bool] = False  # True for a tool that changes a record: never served over MCP unless allowed
     timeout_s: float | None = None  # None: the configured default
 
     @classmethod

@@ -14,19 +14,23 @@ from medconsult.cli.fhir import fhir_app
 from medconsult.cli.fusion import fusion_app, index_app
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
+from medconsult.cli.mcp import mcp_app
 from medconsult.cli.run import run
 from medconsult.cli.seg import seg_app
 from medconsult.cli.tools import tools_app
 from medconsult.cli.trace import trace_app
 from medconsult.cli.workspace import workspace_app
+from medconsult.logs import quiet_data_loggers
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
 @app.callback()
-def _stop_services_on_sigterm() -> None:
-    """A terminated command (a timeout, a batch scheduler) unwinds like Ctrl-C, so the servers it started stop."""
+def _every_command() -> None:
+    """A terminated command (a timeout, a batch scheduler) unwinds like Ctrl-C, so the servers it started stop; and
+    no library logs the identifiers in its requests."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    quiet_data_loggers()
 
 
 app.command("run")(run)
@@ -42,3 +46,4 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")
 app.add_typer(index_app, name="index")
 app.add_typer(workspace_app, name="workspace")
+app.add_typer(mcp_app, name="mcp")

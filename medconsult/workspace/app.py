@@ -31,6 +31,7 @@ from medconsult.config import Settings
 from medconsult.evals.trace_stats import read_trace
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirNotFound, FhirRequestError, FhirUnavailable
+from medconsult.logs import quiet_data_loggers
 from medconsult.runner import Services, followup_state, saved_state
 from medconsult.signoff import SignOff
 from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
@@ -47,7 +48,7 @@ from medconsult.workspace.evidence import CaseEvidence, case_evidence, fhir_refe
 from medconsult.workspace.images import overlay_layer
 from medconsult.workspace.patients import UploadRefused, save_radiographs, search_patients
 from medconsult.workspace.runs import ConsultRuns
-from medconsult.workspace.security import SecurityHeaders, quiet_data_loggers
+from medconsult.workspace.security import SecurityHeaders
 from medconsult.workspace.store import WorkspaceCase, WorkspaceStore
 
 logger = logging.getLogger(__name__)

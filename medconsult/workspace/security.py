@@ -5,10 +5,9 @@ Pure ASGI (not BaseHTTPMiddleware), so the server-sent event streams pass throug
 
 from __future__ import annotations
 
-import ipaddress
-import logging
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from medconsult.process import is_loopback
 
 # No inline script or style anywhere: the page's one script and stylesheet are files under /static.
 CONTENT_SECURITY_POLICY = (
@@ -25,18 +24,6 @@ HEADERS = {
     b"permissions-policy": b"camera=(), microphone=(), geolocation=()",
     b"cache-control": b"no-store",  # patient data stays out of shared and browser caches
 }
-
-
-# Libraries that log request URLs, SQL parameters or payloads at INFO or DEBUG: FHIR queries carry identifiers, the
-# checkpointer's writes carry the whole record. Held at WARNING whatever the root level, so that turning logging up
-# to debug the server never writes patient data.
-DATA_LOGGERS = ("aiosqlite", "httpx", "httpcore", "urllib3", "fhirclient", "openai", "chromadb", "langsmith",
-                "multipart", "python_multipart", "PIL")  # fmt: skip
-
-
-def quiet_data_loggers() -> None:
-    for name in DATA_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class SecurityHeaders:
@@ -56,15 +43,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_binding(host: str, users: int, secret_configured: bool) -> None:
