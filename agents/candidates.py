@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from medconsult.clinical.etiology import classify
 from medconsult.knowledge import KnowledgeBase
+from medconsult.records import ToolRecord
 from medconsult.tools.fusion.etiology_estimate import EtiologyEstimateTool
 from medconsult.tools.fusion.similar_cases import SimilarCasesTool
-from medconsult.tools.runner import ToolRecord, latest_result
+from medconsult.tools.runner import latest_result
 
 # The condition listed first within its etiology class (the tools' figures stand beside it), per population; the
 # class's other conditions follow in the knowledge base's order. A condition's class is read from its differential

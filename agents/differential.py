@@ -9,12 +9,13 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from medconsult.agents.candidates import Candidate
-from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
+from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
 from medconsult.agents.schemas import Differential, differential_from_request, differential_request
 from medconsult.clinical.acute import explains_acute_respiratory
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
+from medconsult.records import Fact, Gap
 
 DEFAULT_QUESTION = "What is the differential diagnosis for this patient's current presentation?"
 

@@ -11,11 +11,11 @@ import json
 import re
 from datetime import date
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from medconsult.prompts import render
-from medconsult.tools.base import Evidence, ToolResult
-from medconsult.tools.runner import ToolRecord
+from medconsult.records import Evidence, Fact, Gap, ToolRecord
+from medconsult.tools.base import ToolResult
 
 KIND_ORDER = [
     "safety",
@@ -34,20 +34,6 @@ KIND_ORDER = [
     "knowledge",  # knowledge-base look-ups (follow-up questions on dosing)
     "note",
 ]
-
-
-class Fact(Evidence):
-    id: str
-    result_id: str
-    tool: str
-
-
-class Gap(BaseModel):
-    """Something the case lacks, and why: shown to the model and at the top of the report."""
-
-    what: str
-    reason: str
-    source: str | None = None  # tool result id or step name
 
 
 def build_facts(

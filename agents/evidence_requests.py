@@ -16,15 +16,16 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, create_model
 
 from medconsult.agents.differential import DEFAULT_QUESTION
-from medconsult.agents.evidence import Fact, Gap, consult_system_prompt
+from medconsult.agents.evidence import consult_system_prompt
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
+from medconsult.records import Fact, Gap, ToolRecord
 from medconsult.tools.base import MedTool
 from medconsult.tools.fhir.clinical_notes import ClinicalNotesTool
 from medconsult.tools.fhir.encounters import EncountersTool
 from medconsult.tools.fhir.observations import ObservationsTool
-from medconsult.tools.runner import ToolRecord, records_of
+from medconsult.tools.runner import records_of
 
 RequestKind = Literal["history", "all_labs", "more_notes", "more_encounters"]
 

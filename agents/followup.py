@@ -23,7 +23,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, create_model
 
-from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
+from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
 from medconsult.agents.evidence_requests import EvidenceRequest, observed_analytes
 from medconsult.agents.grounding import (
     GroundingFlag,
@@ -36,8 +36,9 @@ from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
+from medconsult.records import Fact, Gap, ToolRecord
 from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
-from medconsult.tools.runner import ToolRecord, records_of
+from medconsult.tools.runner import records_of
 
 QUESTION_LIMIT = 500
 EARLIER_TURNS = 3  # the thread's last turns shown with a new question

@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, computed_field
 
-from medconsult.agents.evidence import Fact
 from medconsult.agents.schemas import Differential, TreatmentPlan
+from medconsult.records import Fact
 
 
 class GroundingFlag(BaseModel):

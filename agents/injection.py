@@ -12,8 +12,8 @@ import re
 
 from pydantic import BaseModel
 
-from medconsult.agents.evidence import Fact
 from medconsult.agents.schemas import TreatmentPlan
+from medconsult.records import Fact
 from medconsult.tools.fhir.clinical_notes import instruction_like_passages
 
 # Words too common in any plan to mark an action as echoing a planted passage.

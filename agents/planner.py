@@ -9,13 +9,14 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from medconsult.agents.differential import DEFAULT_QUESTION
-from medconsult.agents.evidence import Fact, Gap, citation_label, consult_system_prompt, fact_id
+from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
 from medconsult.agents.regimens import drug_names
 from medconsult.agents.schemas import Differential, TreatmentPlan, plan_request
 from medconsult.config import StructuredOutputMethod
 from medconsult.knowledge import SelectedRegimen
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
+from medconsult.records import Fact, Gap
 from medconsult.safety import SafetyFinding
 
 

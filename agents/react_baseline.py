@@ -18,16 +18,15 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from medconsult.agents.evidence import Fact
 from medconsult.agents.grounding import GroundingReport, verify_grounding
 from medconsult.agents.safety_review import DRUG_CATEGORIES
 from medconsult.agents.schemas import ActionCategory, Likelihood
 from medconsult.cases import Case
 from medconsult.inert import inert
+from medconsult.records import Fact, ToolRecord
 from medconsult.safety import PlannedDrug, SafetyContext, SafetyFinding, parse_drugs, review_plan
 from medconsult.tools.base import ToolResult
 from medconsult.tools.fhir.find_patient import FindPatientTool
-from medconsult.tools.runner import ToolRecord
 
 FINAL = "final_answer"
 PATIENT_LOOKUP = FindPatientTool.tool_name()

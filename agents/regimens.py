@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 from medconsult.agents.schemas import Differential
 from medconsult.knowledge import SelectedRegimen, Severity, knowledge_base
+from medconsult.records import ToolRecord
 from medconsult.safety import PlannedDrug
 from medconsult.tools.calculators.crb65 import Crb65Tool
 from medconsult.tools.calculators.curb65 import Curb65Tool
 from medconsult.tools.calculators.psi_port import PsiPortTool
-from medconsult.tools.runner import ToolRecord, latest_result
+from medconsult.tools.runner import latest_result
 
 LEADING_DIAGNOSES = 2
 MAX_OPTIONS = 8  # regimens offered to the model at once; a long enum costs a small model dearly

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from medconsult.agents.schemas import TreatmentPlan
 from medconsult.clinical.codes import ANALYTES, UnitError, to_canonical
+from medconsult.records import ToolRecord
 from medconsult.safety import PlannedDrug, RecordItem, SafetyContext, parse_drugs
 from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
 from medconsult.tools.fhir.allergies import AllergiesTool
@@ -15,7 +16,7 @@ from medconsult.tools.fhir.conditions import ConditionsTool
 from medconsult.tools.fhir.medications import MedicationsTool
 from medconsult.tools.fhir.observations import ObservationsTool
 from medconsult.tools.fhir.patient_summary import PatientSummaryTool
-from medconsult.tools.runner import ToolRecord, latest_result, records_of
+from medconsult.tools.runner import latest_result, records_of
 
 DRUG_CATEGORIES = ("antimicrobial", "other medication")
 PREGNANCY_WORDS = ("pregnan", "gestation")

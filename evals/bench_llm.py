@@ -28,12 +28,13 @@ import httpx
 
 from medconsult.cases import load_case_file
 from medconsult.config import Settings
-from medconsult.evals.trace_stats import read_trace, time_split
+from medconsult.evals.trace_stats import time_split
 from medconsult.fhir.server import fhir_service
 from medconsult.llm.chat_model import make_chat_model
 from medconsult.llm.embedded import llm_endpoint
 from medconsult.runner import Services, run_consult
 from medconsult.signoff import auto_approve
+from medconsult.tracing import read_trace
 
 SERVER_TIMINGS = ("cache_n", "prompt_n", "prompt_per_second", "predicted_n", "predicted_per_second")
 

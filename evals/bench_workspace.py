@@ -24,9 +24,9 @@ import uvicorn
 
 from medconsult.cases import load_case_file
 from medconsult.config import Settings
-from medconsult.evals.trace_stats import read_trace
 from medconsult.process import free_port
 from medconsult.runner import consult_services
+from medconsult.tracing import read_trace
 from medconsult.workspace.app import create_app
 from medconsult.workspace.auth import hash_password
 from medconsult.workspace.store import WorkspaceStore

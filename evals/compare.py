@@ -16,7 +16,7 @@ import numpy as np
 
 from medconsult.evals.scorecard import METRICS, asked_results, scorable_class_of, scored_cases
 from medconsult.evals.scorers import balanced_accuracy, macro_recall
-from medconsult.evals.stats import grouped_bootstrap_ci, paired_difference_ci
+from medconsult.stats import grouped_bootstrap_ci, paired_difference_ci
 
 
 def _scored(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -21,11 +21,12 @@ from medconsult.cases import CaseError, CaseFile, load_case_file
 from medconsult.config import Settings
 from medconsult.evals.calculator_check import tool_results
 from medconsult.evals.measure import SEEN_FILE, answer_checks, calculator_check, label_visibility
-from medconsult.evals.trace_stats import read_trace, time_split
+from medconsult.evals.trace_stats import time_split
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.runner import Services, run_consult
 from medconsult.signoff import auto_approve
+from medconsult.tracing import read_trace
 
 Progress = Callable[[dict[str, Any]], None]  # called with each case's result as it ends
 

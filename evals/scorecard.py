@@ -34,14 +34,14 @@ from medconsult.evals.scorers import (
     to_agentevals_trajectory,
     trajectory_score,
 )
-from medconsult.evals.stats import grouped_bootstrap_ci, grouped_mean_ci
-from medconsult.evals.trace_stats import read_trace
+from medconsult.stats import grouped_bootstrap_ci, grouped_mean_ci
 from medconsult.tools.fhir.allergies import AllergiesTool
 from medconsult.tools.fhir.conditions import ConditionsTool
 from medconsult.tools.fhir.find_patient import FindPatientTool
 from medconsult.tools.fhir.medications import MedicationsTool
 from medconsult.tools.fhir.observations import ObservationsTool
 from medconsult.tools.imaging.load_image import LoadImageTool
+from medconsult.tracing import read_trace
 
 FINISHED = "done"
 NOT_RUN = "not_run"  # asked for, but no result: the run was stopped before it

@@ -8,16 +8,10 @@ part of the union of "tool" intervals not already counted as LLM time, and the r
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 Interval = tuple[float, float]
-
-
-def read_trace(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _interval(event: dict[str, Any]) -> Interval:

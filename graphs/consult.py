@@ -28,11 +28,11 @@ from langgraph.types import interrupt
 
 from medconsult.agents.candidates import candidate_diagnoses
 from medconsult.agents.differential import draft_differential, explains_presentation
-from medconsult.agents.evidence import Gap, build_facts
+from medconsult.agents.evidence import build_facts
 from medconsult.agents.safety_review import patient_population
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
-from medconsult.fhir.writeback import consult_bundle, write_consult
+from medconsult.fhir.writeback import DraftPlan, consult_bundle, write_consult
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.ehr import build_ehr_graph
 from medconsult.graphs.evidence_loop import (
@@ -44,14 +44,14 @@ from medconsult.graphs.evidence_loop import (
 )
 from medconsult.graphs.imaging import build_imaging_graph
 from medconsult.graphs.nodes import call_tool, llm_gap, tool_updates, traced
+from medconsult.graphs.report import write_html, write_report
 from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
 from medconsult.graphs.treatment import grounding, plan, route_after_safety, safety_review
 from medconsult.knowledge import knowledge_base
-from medconsult.report import write_html, write_report
+from medconsult.records import Gap, ToolRecord
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.fhir.find_patient import FindPatientTool
-from medconsult.tools.runner import ToolRecord
 
 
 async def intake(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
@@ -153,10 +153,7 @@ async def finalize(state: ConsultState, runtime: Runtime[ConsultContext]) -> dic
     gaps: list[Gap] = []
     if decision.decision != "reject" and context.settings.fhir_write_back and state.get("patient_id"):
         try:
-            bundle = consult_bundle(
-                state["patient_id"], signed.read_text(), state.get("differential"), state.get("plan"),
-                decision.reviewer,
-            )  # fmt: skip
+            bundle = consult_bundle(state["patient_id"], signed.read_text(), *_for_write_back(state), decision.reviewer)
             gateway = gateway_from_settings(context.settings, context.fhir_base_url)
             written = await asyncio.to_thread(write_consult, gateway, bundle)
         except (FhirUnavailable, FhirRequestError) as error:
@@ -165,6 +162,14 @@ async def finalize(state: ConsultState, runtime: Runtime[ConsultContext]) -> dic
         write_report({**state, "written_resources": written, "gaps": [*state.get("gaps", []), *gaps]}, context)
     write_html(signed)
     return {"written_resources": written, "gaps": gaps, "report_path": str(signed)}
+
+
+def _for_write_back(state: ConsultState) -> tuple[list[tuple[str, str]], DraftPlan | None]:
+    """The draft differential as (diagnosis, likelihood) pairs and the plan as the CarePlan's lines."""
+    differential, plan_ = state.get("differential"), state.get("plan")
+    ranked = [(d.diagnosis, d.likelihood) for d in differential.diagnoses] if differential else []
+    activities = [f"[{a.priority}] {a.category}: {a.action}" for a in plan_.actions] if plan_ else []
+    return ranked, DraftPlan(plan_.working_diagnosis, activities) if plan_ else None
 
 
 async def _join(state: ConsultState) -> dict[str, Any]:

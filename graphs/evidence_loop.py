@@ -25,7 +25,7 @@ from medconsult.agents.evidence_requests import (
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import call_tool
 from medconsult.graphs.state import ConsultState
-from medconsult.tools.runner import ToolRecord
+from medconsult.records import ToolRecord
 from medconsult.tracing import now_iso
 
 

@@ -25,15 +25,16 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from medconsult.agents.evidence import Fact, build_facts
+from medconsult.agents.evidence import build_facts
 from medconsult.agents.evidence_requests import observed_analytes, tool_call_for
 from medconsult.agents.followup import FollowUpTurn, answer_followup, chart_requests, dosing_request
 from medconsult.config import Settings, StructuredOutputMethod
 from medconsult.graphs.state import merge_records
+from medconsult.records import Fact, ToolRecord
 from medconsult.tools.base import MedTool
 from medconsult.tools.knowledge.regimen_dosing import RegimenDosingTool
 from medconsult.tools.registry import ToolRegistry
-from medconsult.tools.runner import ToolRecord, run_tool
+from medconsult.tools.runner import run_tool
 from medconsult.tracing import Tracer, now_iso
 
 

@@ -23,10 +23,10 @@ from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import call_tool, tool_updates, traced
 from medconsult.graphs.stages import PlannedCall, call_node, plan_calls
 from medconsult.graphs.state import BranchOutput, ConsultState
+from medconsult.records import ToolRecord
 from medconsult.tools.base import Stage, StageInputs
 from medconsult.tools.imaging.load_image import LoadImageTool
 from medconsult.tools.imaging.segment_lungs import SegmentLungsResult, SegmentLungsTool
-from medconsult.tools.runner import ToolRecord
 
 
 def _succeeded(state: ConsultState, tool: type) -> list[ToolRecord]:

@@ -9,11 +9,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from medconsult.agents.evidence import Gap
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.state import ConsultState
+from medconsult.records import Gap, ToolRecord
 from medconsult.tools.base import MedTool
-from medconsult.tools.runner import ToolRecord, run_tool
+from medconsult.tools.runner import run_tool
 from medconsult.tracing import now_iso
 
 NodeFn = Callable[[ConsultState, Runtime[ConsultContext]], Awaitable[dict[str, Any]]]

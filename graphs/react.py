@@ -42,6 +42,7 @@ from medconsult.config import Settings, StructuredOutputMethod
 from medconsult.llm.chat_model import structured_output_method
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
+from medconsult.records import ToolRecord
 from medconsult.tools.base import ToolContext
 from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
 from medconsult.tools.fhir.allergies import AllergiesTool
@@ -50,7 +51,7 @@ from medconsult.tools.fhir.find_patient import FindPatientTool
 from medconsult.tools.fhir.medications import MedicationsTool
 from medconsult.tools.fhir.patient_summary import PatientSummaryTool
 from medconsult.tools.registry import ToolRegistry, discover_tools
-from medconsult.tools.runner import ToolRecord, records_of, run_tool
+from medconsult.tools.runner import records_of, run_tool
 from medconsult.tracing import Tracer, now_iso
 
 MAX_FAILED_STEPS = 2  # consecutive unusable steps before the agent gives up

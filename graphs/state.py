@@ -6,14 +6,13 @@ from typing import Annotated
 
 from typing_extensions import TypedDict  # LangGraph builds the JSON schema Studio shows from it (Python 3.11)
 
-from medconsult.agents.evidence import Fact, Gap
 from medconsult.agents.grounding import GroundingReport
 from medconsult.agents.injection import WithheldAction
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.cases import Case
+from medconsult.records import Fact, Gap, ToolRecord
 from medconsult.safety import SafetyFinding
 from medconsult.signoff import SignOff
-from medconsult.tools.runner import ToolRecord
 
 
 def merge_records(left: list[ToolRecord] | None, right: list[ToolRecord] | None) -> list[ToolRecord]:

@@ -25,11 +25,16 @@ from langchain_core.outputs import LLMResult
 from openai import LengthFinishReasonError
 
 if TYPE_CHECKING:
-    from medconsult.tools.runner import ToolRecord
+    from medconsult.records import ToolRecord
 
 Listener = Callable[[dict[str, Any]], None]
 StreamListener = Callable[[str, str], None]  # (step, the reply's text so far)
 StartListener = Callable[[str, str], None]  # (kind: "node" | "tool", name)
+
+
+def read_trace(path: Path) -> list[dict[str, Any]]:
+    """The events of a trace.jsonl, in the order they were written."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def now_iso() -> str:

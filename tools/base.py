@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from medconsult.config import Settings
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirGateway
+from medconsult.records import Evidence  # re-exported: plugins build their evidence from here
 
 
 @dataclass
@@ -75,16 +76,6 @@ class ConsultCall:
     label: str  # the step's name in the trace, e.g. "labs"
     args: dict[str, Any]
     missing: str  # what the report names as missing when the call fails, e.g. "laboratory results"
-
-
-class Evidence(BaseModel):
-    """One checkable statement a result offers as evidence, tied to the resource it comes from."""
-
-    kind: str  # e.g. "lab", "vital", "condition", "medication", "allergy", "demographics", "image"
-    text: str
-    resource: str | None = None  # FHIR reference ("Observation/123") or file path
-    value: float | str | None = None
-    unit: str | None = None
 
 
 class ToolResult(BaseModel):

@@ -16,22 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel
 
+from medconsult.records import ToolRecord
 from medconsult.tools.base import MedTool
 from medconsult.tracing import Tracer
-
-
-class ToolRecord(BaseModel):
-    id: str
-    tool: str
-    args: dict[str, Any]
-    ok: bool
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    started_at: str
-    duration_s: float
-    stage: str | None = None  # the tool's consult stage (tools/base.py `Stage`); None for a plain LangChain tool
 
 
 def records_of(records: Iterable[ToolRecord], tool: type[MedTool]) -> list[ToolRecord]:

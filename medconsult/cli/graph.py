@@ -1,4 +1,4 @@
-"""`medconsult graph`: the consult graph (or the ReAct baseline) as a Mermaid diagram (the README embeds both)."""
+"""`medconsult graph`: the consult graph (or the ReAct baseline) as a Mermaid diagram (docs/graph.md embeds both)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from medconsult.cases import CaseError, case_from_flags, load_case_file
 from medconsult.cli.common import console, fail
 from medconsult.cli.stream_view import StreamView
 from medconsult.config import Settings
-from medconsult.evals.trace_stats import read_trace, time_split
+from medconsult.evals.trace_stats import time_split
 from medconsult.fhir.client import FhirUnavailable
 from medconsult.llm.models import ModelError
 from medconsult.outcome import consult_failure
@@ -23,6 +23,7 @@ from medconsult.process import ServiceError
 from medconsult.runner import consult_services, peak_rss_mb, run_consult
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.signoff import auto_approve as auto_approve_sign_off
+from medconsult.tracing import read_trace
 
 DECISIONS = ("approve", "edit", "reject")
 INCOMPLETE = 3  # the run finished and wrote its report, but the consult failed (patient, FHIR server or LLM)

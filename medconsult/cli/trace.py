@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from medconsult.cli.common import print_json
-from medconsult.evals.trace_stats import read_trace, time_split
+from medconsult.evals.trace_stats import time_split
+from medconsult.tracing import read_trace
 
 trace_app = typer.Typer(no_args_is_help=True, help="Read trace.jsonl files.")
 

@@ -44,7 +44,7 @@ from pydantic import BaseModel
 from medconsult.clinical.codes import ANALYTES, LOINC_SYSTEM, UnitError, to_canonical
 from medconsult.clinical.scores import Input
 from medconsult.fhir.client import FhirGateway
-from medconsult.tools.fhir.common import SNOMED, age_in_years, concept_text, reference
+from medconsult.fhir.values import SNOMED, age_in_years, concept_text, reference
 
 DEFAULT_WINDOW_HOURS = 48.0
 BLOOD_PRESSURE_PANELS = ("85354-9", "55284-4")

@@ -7,19 +7,27 @@ belong in its record. Both resources stay preliminary/draft; a physician finalis
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.fhir.client import FhirGateway
 
 CONSULT_NOTE = {"system": "http://loinc.org", "code": "11488-4", "display": "Consult note"}
 
 
+@dataclass(frozen=True)
+class DraftPlan:
+    """What the CarePlan carries: the working diagnosis and one line per planned action."""
+
+    working_diagnosis: str
+    activities: list[str]  # e.g. "[1] antimicrobial: amoxicillin 1 g orally three times daily"
+
+
 def consult_bundle(
-    patient_id: str, report_markdown: str, differential: Differential | None, plan: TreatmentPlan | None,
-    reviewer: str,
+    patient_id: str, report_markdown: str, ranked: list[tuple[str, str]], plan: DraftPlan | None, reviewer: str
 ) -> dict:
-    """A transaction with the DiagnosticReport (the whole report as its presented form) and the CarePlan."""
+    """A transaction with the DiagnosticReport (the whole report as its presented form; `ranked` is the draft
+    differential as (diagnosis, likelihood) pairs) and the CarePlan."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     subject = {"reference": f"Patient/{patient_id}"}
     report = {
@@ -29,7 +37,7 @@ def consult_bundle(
         "subject": subject,
         "effectiveDateTime": now,
         "issued": now,
-        "conclusion": _conclusion(differential),
+        "conclusion": _conclusion(ranked),
         "resultsInterpreter": [{"display": reviewer}],
         "presentedForm": [{
             "contentType": "text/markdown; charset=utf-8",
@@ -47,10 +55,7 @@ def consult_bundle(
             "subject": subject,
             "created": now,
             "supportingInfo": [{"reference": "urn:uuid:6f2b0e47-0000-4000-8000-000000000001"}],
-            "activity": [
-                {"detail": {"status": "not-started", "description": f"[{a.priority}] {a.category}: {a.action}"}}
-                for a in plan.actions
-            ],
+            "activity": [{"detail": {"status": "not-started", "description": line}} for line in plan.activities],
         }
         entries.append(_entry(care_plan, "urn:uuid:6f2b0e47-0000-4000-8000-000000000002"))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -66,11 +71,10 @@ def write_consult(gateway: FhirGateway, bundle: dict) -> list[str]:
     ]
 
 
-def _conclusion(differential: Differential | None) -> str:
-    if differential is None or not differential.diagnoses:
+def _conclusion(ranked: list[tuple[str, str]]) -> str:
+    if not ranked:
         return "No differential was drafted."
-    ranked = "; ".join(f"{d.diagnosis} ({d.likelihood})" for d in differential.diagnoses)
-    return f"Draft differential: {ranked}."
+    return "Draft differential: " + "; ".join(f"{diagnosis} ({likelihood})" for diagnosis, likelihood in ranked) + "."
 
 
 def _entry(resource: dict, full_url: str) -> dict:

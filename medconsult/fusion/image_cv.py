@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from medconsult.evals.stats import grouped_bootstrap_ci
 from medconsult.fusion.finetune import TrainConfig, cross_validate, paediatric_metrics
 from medconsult.fusion.paediatric import CLASSES, FOLDER, read_manifest
 from medconsult.fusion.trunk_cache import trunk_outputs
+from medconsult.stats import grouped_bootstrap_ci
 
 BOOTSTRAP_REPLICATES = 1000
 

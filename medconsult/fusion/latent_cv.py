@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from medconsult.evals.stats import grouped_bootstrap_ci
 from medconsult.fusion.bundle import CalibratedEncoder, load_encoder_metadata
 from medconsult.fusion.cases import ReferenceCase
 from medconsult.fusion.finetune import fit_temperature, softmax
@@ -45,6 +44,7 @@ from medconsult.fusion.modalities import (
 )
 from medconsult.fusion.paediatric import CLASSES as PAEDIATRIC_CLASSES
 from medconsult.importers.model import pseudonymous_mrn
+from medconsult.stats import grouped_bootstrap_ci
 
 ADULT_MIN_CASES = 3  # an adult class with fewer labelled cases gets no output: it cannot be learnt or validated
 EVALUATED_SOURCE = "ieee8023"

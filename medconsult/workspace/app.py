@@ -28,13 +28,13 @@ from sse_starlette.sse import EventSourceResponse
 from medconsult.agents.followup import QUESTION_LIMIT
 from medconsult.cases import Case, CaseError, CaseFile, load_case_file
 from medconsult.config import Settings
-from medconsult.evals.trace_stats import read_trace
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirNotFound, FhirRequestError, FhirUnavailable
 from medconsult.logs import quiet_data_loggers
 from medconsult.runner import Services, followup_state, saved_state
 from medconsult.signoff import SignOff
 from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
+from medconsult.tracing import read_trace
 from medconsult.workspace.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medconsult.agents.evidence import Fact, Gap
 from medconsult.agents.followup import FollowUpTurn
+from medconsult.records import Fact, Gap, ToolRecord
 from medconsult.tools.base import Stage
 from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
-from medconsult.tools.runner import ToolRecord
 
 PERCEPTION_STAGES = (Stage.IMAGE, Stage.LUNGS)  # what the tools saw in the radiograph, beside its overlay
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medconsult.config import Settings
-from medconsult.evals.trace_stats import read_trace
 from medconsult.outcome import consult_failure
 from medconsult.partial_reply import partial_answer, reply_lines
 from medconsult.runner import Services, ask_followup, run_consult
 from medconsult.signoff import SignOff
+from medconsult.tracing import read_trace
 from medconsult.workspace.store import WorkspaceCase, WorkspaceStore
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from medconsult.evals.calculator_check import (
     recompute_calculators,
     tool_results,
 )
-from medconsult.tools.runner import ToolRecord
+from medconsult.records import ToolRecord
 
 AS_OF = date(2025, 1, 21)
 DAY_BEFORE = "2025-01-20T11:00:00Z"

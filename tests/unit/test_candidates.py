@@ -7,7 +7,7 @@ from medconsult.agents.candidates import NORMAL, candidate_diagnoses
 from medconsult.evals.scorers import diagnosis_scores
 from medconsult.knowledge import load_knowledge
 from medconsult.prompts import render
-from medconsult.tools.runner import ToolRecord
+from medconsult.records import ToolRecord
 
 KB = load_knowledge()
 

@@ -383,7 +383,7 @@ async def test_the_html_report_is_safe_to_open_whatever_the_record_model_or_revi
 
 
 def test_only_pngs_inside_the_run_folder_are_inlined(tmp_path: Path):
-    from medconsult.report import write_html
+    from medconsult.graphs.report import write_html
 
     run = tmp_path / "run"
     (run / "images").mkdir(parents=True)

@@ -3,8 +3,8 @@ a number the physician's own question gave is not a claim."""
 
 from __future__ import annotations
 
-from medconsult.agents.evidence import Fact
 from medconsult.agents.followup import check_answer, followup_request
+from medconsult.records import Fact
 from medconsult.workspace.evidence import answer_segments
 
 FACTS = [
@@ -85,7 +85,7 @@ def test_a_question_sends_the_graph_back_to_the_chart_only_for_what_it_names():
     from fakes import LEUKOCYTES
     from medconsult.agents.evidence_requests import observed_analytes, tool_call_for
     from medconsult.agents.followup import chart_requests
-    from medconsult.tools.runner import ToolRecord
+    from medconsult.records import ToolRecord
 
     labs = ToolRecord(id="fhir_observations:1", tool="fhir_observations", args={}, ok=True, started_at="t",
                       duration_s=0.1, result={"summary": "1", "category": "laboratory", "total_found": 1,
@@ -106,7 +106,7 @@ def test_a_question_sends_the_graph_back_to_the_chart_only_for_what_it_names():
 
 def test_a_dosing_question_looks_up_the_chosen_regimen_at_the_kidney_function_it_gives_or_the_records():
     from medconsult.agents.followup import dosing_request
-    from medconsult.tools.runner import ToolRecord
+    from medconsult.records import ToolRecord
 
     egfr = ToolRecord(id="egfr_ckd_epi_2021:1", tool="egfr_ckd_epi_2021", args={}, ok=True, started_at="t",
                       duration_s=0.1, result={"summary": "eGFR 48", "egfr": 48.3})  # fmt: skip

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 
 from fakes import DEMOGRAPHICS, LEUKOCYTES, PNEUMONIA
-from medconsult.agents.evidence import Fact, build_facts
+from medconsult.agents.evidence import build_facts
 from medconsult.agents.grounding import GroundingReport, verify_grounding
 from medconsult.agents.schemas import Differential, TreatmentPlan
+from medconsult.records import Fact, ToolRecord
 from medconsult.tools.fhir.conditions import ConditionsResult
 from medconsult.tools.fhir.observations import ObservationsResult
 from medconsult.tools.fhir.patient_summary import PatientSummaryResult
-from medconsult.tools.runner import ToolRecord
 
 
 def fact(number: int, text: str, kind: str = "lab", value: float | None = None, unit: str | None = None) -> Fact:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from medconsult.agents.evidence import Fact
 from medconsult.agents.injection import withhold_echoed_actions
 from medconsult.agents.schemas import PlanAction, TreatmentPlan
+from medconsult.records import Fact
 from medconsult.tools.fhir.clinical_notes import ClinicalNotesResult, NoteItem, instruction_like_passages
 
 PLANTED = (

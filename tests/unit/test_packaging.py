@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -80,7 +81,7 @@ def test_layout_modules_import_under_the_namespace():
     assert medconsult.prompts.render("differential.user.md", question="Q").startswith("Clinical question: Q")
 
 
-def test_readme_shows_the_current_graph():
+def test_docs_show_the_current_graph():
     from typer.testing import CliRunner
 
     from medconsult.cli import app
@@ -88,6 +89,15 @@ def test_readme_shows_the_current_graph():
     for args in (["graph"], ["graph", "--react"]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0
-        assert result.stdout.strip() in (REPO / "README.md").read_text(), (
-            f"README diagram is stale: paste `medconsult {' '.join(args)}`"
+        assert result.stdout.strip() in (REPO / "docs" / "graph.md").read_text(), (
+            f"docs/graph.md diagram is stale: paste `medconsult {' '.join(args)}` into it"
         )
+
+
+def test_the_readme_is_short_and_starts_with_the_two_commands():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.encode()) < 12_000, "move long sections to docs/"
+    first_block = readme.split("```")[1]
+    assert "make demo" in first_block and "make test" in first_block
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (REPO / link).is_file(), link

@@ -11,8 +11,8 @@ from medconsult.agents.safety_review import patient_population, safety_context
 from medconsult.agents.schemas import CitedFact, Differential, RankedDiagnosis
 from medconsult.knowledge import load_knowledge
 from medconsult.knowledge.schema import Condition, Regimen, WeightDose
+from medconsult.records import ToolRecord
 from medconsult.safety import PlannedDrug, SafetyContext, review_plan
-from medconsult.tools.runner import ToolRecord
 
 
 def _differential(name: str) -> Differential:

@@ -29,11 +29,12 @@ from medconsult.evals.suites import prepare_suite, read_manifest, resolve_suite
 from medconsult.fhir.loader import load_bundle_file
 from medconsult.graphs.stages import stage_calls
 from medconsult.knowledge import SelectedRegimen
+from medconsult.records import ToolRecord
 from medconsult.safety import SafetyContext, SafetyFinding, parse_drugs, review_plan
 from medconsult.tools.base import Stage, StageInputs, ToolContext
 from medconsult.tools.calculators import calculator_tools
 from medconsult.tools.fhir import fhir_tools
-from medconsult.tools.runner import ToolRecord, run_tool
+from medconsult.tools.runner import run_tool
 
 SUITE = resolve_suite("safety-traps")
 CASE_IDS = [p.stem for p in prepare_suite(SUITE, DATA_DIR, SUITE, gateway=None)]

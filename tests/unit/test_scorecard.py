@@ -117,7 +117,7 @@ def test_intervals_resample_patients_not_images(tmp_path: Path):
     wrong = [_result(f"p{i}", "Streptococcus", ["COVID-19"]) | {"patient": f"p{i}"} for i in range(2, 7)]
     top1 = build_scorecard(_write(tmp_path, right + wrong))["metrics"]["top1"]
     assert top1["mean"] == 0.5 and top1["n"] == 10 and top1["patients"] == 6
-    from medconsult.evals.stats import bootstrap_ci
+    from medconsult.stats import bootstrap_ci
 
     _, case_low, case_high = bootstrap_ci([1.0] * 5 + [0.0] * 5)
     low, high = top1["ci95"]

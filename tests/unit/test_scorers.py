@@ -18,8 +18,8 @@ from medconsult.evals.scorers import (
     to_agentevals_trajectory,
     trajectory_score,
 )
-from medconsult.evals.stats import bootstrap_ci, paired_difference_ci
 from medconsult.safety import SafetyFinding
+from medconsult.stats import bootstrap_ci, paired_difference_ci
 
 # --- Pathogen ----------------------------------------------------------------------------------------------
 # (the etiology classes have their own tables in test_etiology.py)
@@ -316,7 +316,7 @@ def test_paired_difference_ci():
 
 
 def test_the_vectorised_patient_bootstrap_of_a_mean_draws_like_the_general_one():
-    from medconsult.evals.stats import grouped_bootstrap_ci, grouped_mean_ci, mean_of
+    from medconsult.stats import grouped_bootstrap_ci, grouped_mean_ci, mean_of
 
     values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.5]
     groups = ["a", "a", "b", "c", "c", "c", "d", "e"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fhirclient.models.allergyintolerance import AllergyIntolerance
 from pydantic import BaseModel
 
+from medconsult.fhir.values import concept_text, fhir_date, on_or_before, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import PatientArgs, concept_text, fhir_date, on_or_before, reference
+from medconsult.tools.fhir.common import PatientArgs
 
 
 class AllergyItem(BaseModel):

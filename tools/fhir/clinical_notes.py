@@ -14,8 +14,9 @@ from fhirclient.models.documentreference import DocumentReference
 from pydantic import BaseModel, Field
 
 from medconsult.config import Settings
+from medconsult.fhir.values import concept_text, fhir_date, on_or_before, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import PatientArgs, concept_text, fhir_date, on_or_before, reference
+from medconsult.tools.fhir.common import PatientArgs
 from medconsult.tools.fhir.diagnostic_reports import decode_text
 
 NOTE_CHARS_KEPT = 2000

@@ -10,11 +10,9 @@ from fhirclient.models.condition import Condition
 from pydantic import BaseModel, Field
 
 from medconsult.config import Settings
-from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import (
+from medconsult.fhir.values import (
     SNOMED,
     Coding,
-    PatientArgs,
     code_in,
     codings,
     concept_text,
@@ -22,6 +20,8 @@ from medconsult.tools.fhir.common import (
     on_or_before,
     reference,
 )
+from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
+from medconsult.tools.fhir.common import PatientArgs
 
 
 class ConditionArgs(PatientArgs):

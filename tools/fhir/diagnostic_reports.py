@@ -8,8 +8,9 @@ import binascii
 from fhirclient.models.diagnosticreport import DiagnosticReport
 from pydantic import BaseModel, Field
 
+from medconsult.fhir.values import LOINC, code_in, concept_text, fhir_date, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import LOINC, PatientArgs, code_in, concept_text, fhir_date, reference
+from medconsult.tools.fhir.common import PatientArgs
 
 TEXT_KEPT = 1500  # characters of a report's text shown; the whole report stays on the server
 

@@ -8,8 +8,9 @@ from fhirclient.models.encounter import Encounter
 from pydantic import BaseModel, Field
 
 from medconsult.config import Settings
+from medconsult.fhir.values import concept_text, fhir_date, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import PatientArgs, concept_text, fhir_date, reference
+from medconsult.tools.fhir.common import PatientArgs
 
 
 class EncounterArgs(PatientArgs):

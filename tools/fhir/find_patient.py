@@ -6,8 +6,8 @@ from fhirclient.models.patient import Patient
 from pydantic import BaseModel, Field
 
 from medconsult.fhir.client import FhirNotFound
+from medconsult.fhir.values import fhir_date, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import fhir_date, reference
 
 
 class FindPatientArgs(BaseModel):

@@ -8,8 +8,9 @@ from fhirclient.models.imagingstudy import ImagingStudy
 from pydantic import BaseModel, Field
 
 from medconsult.config import Settings
+from medconsult.fhir.values import fhir_date, on_or_before, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import PatientArgs, fhir_date, on_or_before, reference
+from medconsult.tools.fhir.common import PatientArgs
 
 
 class ImagingStudyArgs(PatientArgs):

@@ -8,8 +8,9 @@ from fhirclient.models.medicationrequest import MedicationRequest
 from pydantic import BaseModel, Field
 
 from medconsult.config import Settings
+from medconsult.fhir.values import RXNORM, code_in, concept_text, fhir_date, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import RXNORM, PatientArgs, code_in, concept_text, fhir_date, reference
+from medconsult.tools.fhir.common import PatientArgs
 
 
 class MedicationArgs(PatientArgs):

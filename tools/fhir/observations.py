@@ -8,8 +8,9 @@ from typing import Literal
 from fhirclient.models.observation import Observation
 from pydantic import BaseModel, Field
 
+from medconsult.fhir.values import LOINC, code_in, concept_text, fhir_date, reference
 from medconsult.tools.base import ConsultCall, Evidence, MedTool, Stage, StageInputs, ToolResult
-from medconsult.tools.fhir.common import LOINC, PatientArgs, code_in, concept_text, fhir_date, reference
+from medconsult.tools.fhir.common import PatientArgs
 
 
 class ObservationArgs(PatientArgs):

@@ -7,8 +7,9 @@ from datetime import date, datetime
 from fhirclient.models.patient import Patient
 from pydantic import BaseModel
 
+from medconsult.fhir.values import age_in_years, fhir_date, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.fhir.common import PatientArgs, age_in_years, fhir_date, reference
+from medconsult.tools.fhir.common import PatientArgs
 
 
 class PatientSummaryResult(ToolResult):

@@ -16,12 +16,12 @@ from fhirclient.models.patient import Patient
 from pydantic import BaseModel, Field, field_validator
 
 from medconsult.clinical.gather import gather_inputs
+from medconsult.fhir.values import fhir_date, on_or_before
 from medconsult.fusion.modalities import ANALYTE_SCALES
 from medconsult.imaging.io import check_chest_radiograph, read_radiograph
 from medconsult.importers.model import MRN_SYSTEM
 from medconsult.tools.base import ToolContext
 from medconsult.tools.fhir.clinical_notes import note_text
-from medconsult.tools.fhir.common import fhir_date, on_or_before
 
 if TYPE_CHECKING:  # the service loads torch and the reference library: only when a fusion tool runs, not when the
     # consult graph imports these tool classes to name them
