@@ -64,7 +64,7 @@ def candidate_diagnoses(kb: KnowledgeBase, records: list[ToolRecord], population
             candidates.append(Candidate(
                 name=NORMAL if key is None else kb.differential_name(key), etiology=etiology,
                 support=tuple(support.get(etiology, ())) if position == 0 else (), condition=key,
-            ))  # fmt: skip
+            ))
     return candidates
 
 

@@ -59,7 +59,7 @@ def request_schema(analytes: list[str]) -> type[BaseModel]:
     return create_model(
         "EvidenceRequests", __base__=EvidenceRequests, __doc__=EvidenceRequests.__doc__,
         requests=(list[request], Field(default_factory=list, max_length=3)),
-    )  # fmt: skip
+    )
 
 
 async def ask_for_evidence(
@@ -95,7 +95,7 @@ def tool_call_for(
             return None
         code, category = analytes[request.analyte]
         return ObservationsTool, {"category": category, "loinc_codes": [code], "latest_per_code": False,
-                                     "limit": 8}  # fmt: skip
+                                     "limit": 8}
     if request.kind == "all_labs":
         return ObservationsTool, {"category": "laboratory", "limit": 80}
     if request.kind == "more_notes":

@@ -72,11 +72,11 @@ def chart_requests(question: str, records: list[ToolRecord]) -> list[EvidenceReq
     named = {mention.analyte for mention in find_analytes(question)}
     held = {
         display: {m.analyte for m in find_analytes(display)} for display in observed_analytes(records)
-    }  # fmt: skip
+    }
     requests = [
         EvidenceRequest(kind="history", analyte=display, reason="named in the follow-up question")
         for display, analytes in held.items() if analytes & named
-    ][:3]  # fmt: skip
+    ][:3]
     if _ALL_LABS_RE.search(question):
         requests.append(EvidenceRequest(kind="all_labs", reason="the follow-up question asks for all labs"))
     if _NOTES_RE.search(question):
@@ -117,7 +117,7 @@ def followup_request(labels: list[str]) -> type[BaseModel]:
         "FollowUpAnswer", __doc__="The answer to the physician's question, and the facts it rests on.",
         answer=(str, Field(..., max_length=600)),
         evidence=(list[label], Field(..., min_length=1, max_length=4)),  # an answer rests on the record
-    )  # fmt: skip
+    )
 
 
 async def answer_followup(
@@ -137,13 +137,13 @@ async def answer_followup(
 ) -> FollowUpTurn:
     question = " ".join(question.split())[:QUESTION_LIMIT]
     ask = render("followup.user.md", question=question, differential=differential, plan=plan,
-                 earlier=earlier[-EARLIER_TURNS:])  # fmt: skip
+                 earlier=earlier[-EARLIER_TURNS:])
     messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)), HumanMessage(ask)]
     schema = followup_request([citation_label(f) for f in facts])
     reply = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()
     evidence = list(dict.fromkeys(fact_id(label) for label in reply["evidence"]))
     return FollowUpTurn(question=question, asked_by=asked_by, answer=reply["answer"], evidence=evidence,
-                        flags=check_answer(reply["answer"], facts, question))  # fmt: skip
+                        flags=check_answer(reply["answer"], facts, question))
 
 
 def check_answer(answer: str, facts: list[Fact], question: str = "") -> list[GroundingFlag]:
@@ -160,5 +160,5 @@ def check_answer(answer: str, facts: list[Fact], question: str = "") -> list[Gro
         if match.group() not in known:
             flags.append(GroundingFlag(location="followup.answer", statement=sentence_at(answer, match.start()),
                                        claim=match.group(), reason=f"cites {match.group()}, which does not exist",
-                                       kind="citation"))  # fmt: skip
+                                       kind="citation"))
     return flags

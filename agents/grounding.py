@@ -751,7 +751,7 @@ def _finding_flags(location: str, text: str, record: Record) -> list[GroundingFl
                 location=location, statement=sentence_at(text, assertion.start), claim=assertion.claim,
                 reason=f"record says otherwise: {contradiction.description} ({contradiction.fact_id})",
                 kind="finding",
-            ))  # fmt: skip
+            ))
     return flags
 
 
@@ -804,7 +804,7 @@ def _cited_value_flags(differential: Differential | None, record: Record) -> lis
                         statement=sentence_at(diagnosis.reasoning, claim.number_start), claim=claim.text,
                         reason=f"cited fact {fact} does not state this: it says {stated[0].shown}",
                         kind="citation",
-                    ))  # fmt: skip
+                    ))
     return flags
 
 

@@ -45,7 +45,7 @@ async def draft_plan(
                    "why": None if len(reasons) == 1 else r.selection_reason, "what": drug_names(r)}
                   for r in regimens],
         findings=[f.message for f in safety_findings if f.severity == "block"],
-    )  # fmt: skip
+    )
     messages = [SystemMessage(consult_system_prompt(facts, gaps, as_of, synthetic_dates)), HumanMessage(prompt)]
     schema = plan_request([citation_label(f) for f in facts], [r.id for r in regimens])
     draft = (await structured_call(model, schema, messages, method=method, config=config)).model_dump()

@@ -130,7 +130,7 @@ def tool_arguments(
     tool's own schema (its validators included)."""
     values = arguments.model_dump(mode="json", exclude_none=True)
     values = {key: (images or {}).get(value.strip(), value) if isinstance(value, str) else value
-              for key, value in values.items()}  # fmt: skip
+              for key, value in values.items()}
     if "as_of" in tool.args_schema.model_fields and as_of is not None:
         values["as_of"] = as_of.isoformat()
     tool.args_schema.model_validate(values)
@@ -187,7 +187,7 @@ def render_answer(case_id: str, answer: ReactAnswer | None, problem: str | None)
         return "\n".join([*lines, f"No answer: {inert(problem)}", ""])
     lines += [inert(answer.summary), "", "## Differential diagnosis", ""]
     lines += [f"{i}. **{inert(d.diagnosis)}** ({d.likelihood}): {inert(d.reasoning)}"
-              for i, d in enumerate(answer.diagnoses, 1)]  # fmt: skip
+              for i, d in enumerate(answer.diagnoses, 1)]
     lines += ["", "## Plan", ""]
     lines += [f"{i}. \\[{a.category}\\] {inert(a.action)}: {inert(a.rationale)}" for i, a in enumerate(answer.plan, 1)]
     return "\n".join(lines) + "\n"

@@ -39,7 +39,7 @@ def candidate_regimens(
         condition = kb.match_condition(diagnosis.diagnosis, population)
         if condition is not None:
             ranked += [(rank, r) for r in kb.regimens_for(condition.key, severity)
-                       if r.id not in excluded and (acceptable is None or acceptable(r))]  # fmt: skip
+                       if r.id not in excluded and (acceptable is None or acceptable(r))]
     # The leading diagnosis's regimens first (a child's viral infection: no antibiotic before the runner-up's
     # amoxicillin), its first-line or supportive ones before alternatives; stable, so the KB's order otherwise.
     ordered = sorted(ranked, key=lambda pair: (pair[0], pair[1].line not in ("first-line", "supportive")))
@@ -66,7 +66,7 @@ def regimen_drugs(regimen: SelectedRegimen) -> list[PlannedDrug]:
                     regimen_id=f"{regimen.id}#{c}.{o}", per_kg=drug.per_kg.model_dump() if drug.per_kg else None)
         for c, component in enumerate(regimen.components)
         for o, drug in enumerate(component.options)
-    ]  # fmt: skip
+    ]
 
 
 def describe(regimen: SelectedRegimen, weight_kg: float | None = None) -> str:
@@ -79,13 +79,13 @@ def describe(regimen: SelectedRegimen, weight_kg: float | None = None) -> str:
     return f"{' + '.join(parts)}; {regimen.duration} [{sources}]"
 
 
-def _dose_text(drug, weight_kg: float | None) -> str:  # noqa: ANN001 - knowledge.schema.Drug
+def _dose_text(drug, weight_kg: float | None) -> str:  # knowledge.schema.Drug
     if drug.per_kg is None:
         return f"{drug.name} {drug.dose} {drug.route} {drug.frequency}".strip()
     if weight_kg is None:
         return f"{drug.name} {drug.per_kg.text()} {drug.route} {drug.frequency} (weight not recorded: dose by weight)"
     return (f"{drug.name} {drug.per_kg.dose_mg(weight_kg):g} mg {drug.route} {drug.frequency} "
-            f"({drug.per_kg.text()}, for {weight_kg:g} kg)")  # fmt: skip
+            f"({drug.per_kg.text()}, for {weight_kg:g} kg)")
 
 
 def drug_names(regimen: SelectedRegimen) -> str:

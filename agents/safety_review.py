@@ -31,7 +31,7 @@ def safety_context(records: list[ToolRecord], population: str = "adult") -> Safe
             RecordItem(text=a.get("substance") or "", resource=a.get("resource"), criticality=a.get("criticality"),
                        reactions=a.get("reactions") or [])
             for a in (allergies or {}).get("allergies", [])
-        ],  # fmt: skip
+        ],
         allergies_known=allergies is not None,
         medications=[
             RecordItem(text=m.get("medication") or "", resource=m.get("resource"))
@@ -64,7 +64,7 @@ def body_weight(records: list[ToolRecord]) -> dict:
     weights = [
         item for r in records_of(records, ObservationsTool)
         for item in r.result.get("observations", []) if item.get("loinc") in ANALYTES["body_weight"].loinc
-    ]  # fmt: skip
+    ]
     for item in sorted(weights, key=lambda i: i.get("effective") or "", reverse=True):
         try:
             kg = to_canonical(ANALYTES["body_weight"], float(item["value"]), item.get("unit"))

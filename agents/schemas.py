@@ -96,12 +96,12 @@ def differential_request(labels: list[str]) -> type[BaseModel]:
         opposing=(list[label], Field(..., max_length=2)),
         reasoning=(str, Field(..., max_length=160)),
         discriminating_test=(str, Field(..., max_length=80, description=TEST_DESCRIPTION)),
-    )  # fmt: skip
+    )
     return create_model(  # the diagnoses first: they are what the clinician waits for on screen
         "Differential", __doc__=Differential.__doc__,
         diagnoses=(list[ranked], Field(..., min_length=1, max_length=3)),
         summary=(str, Field(..., max_length=200, description="two-sentence synthesis of the case")),
-    )  # fmt: skip
+    )
 
 
 def differential_from_request(answer: dict, fact_id: Callable[[str], str]) -> dict:
@@ -127,7 +127,7 @@ def plan_request(labels: list[str], regimen_ids: list[str] = ()) -> type[BaseMod
         action=(str, Field(..., max_length=120)),
         rationale=(str, Field(..., max_length=140)),
         evidence=(list[label], Field(default_factory=list, max_length=3)),
-    )  # fmt: skip
+    )
     regimen = Literal[(*regimen_ids, NO_REGIMEN)]
     return create_model(
         "TreatmentPlan", __base__=TreatmentPlan, __doc__=TreatmentPlan.__doc__,
@@ -136,4 +136,4 @@ def plan_request(labels: list[str], regimen_ids: list[str] = ()) -> type[BaseMod
         off_knowledge_base=(list[Annotated[str, Field(max_length=100)]], Field(default_factory=list, max_length=2)),
         actions=(list[action], Field(..., min_length=1, max_length=5)),
         cautions=(list[Annotated[str, Field(max_length=120)]], Field(default_factory=list, max_length=3)),
-    )  # fmt: skip
+    )

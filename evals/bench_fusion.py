@@ -66,7 +66,7 @@ def _embedding_times(service: FusionService, chosen: list[ReferenceCase]) -> lis
 
 def _view(case: ReferenceCase) -> CaseView:
     return CaseView(image=case.image, history=case.history, measurements=case.measurements,
-                    population=case.population)  # fmt: skip
+                    population=case.population)
 
 
 def _embeddings(service: FusionService, chosen: list[ReferenceCase]) -> np.ndarray:
@@ -78,13 +78,13 @@ def _embeddings(service: FusionService, chosen: list[ReferenceCase]) -> np.ndarr
     return embed(service.latent.model, merged)
 
 
-def _synthetic_library(folder: Path, base: np.ndarray, count: int, rng: np.random.Generator):  # noqa: ANN202
+def _synthetic_library(folder: Path, base: np.ndarray, count: int, rng: np.random.Generator):
     vectors = base[rng.integers(0, len(base), size=count)] + rng.normal(scale=0.05, size=(count, base.shape[1]))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     fake = [
         ReferenceCase(case_id=f"bench-{i}", patient_group=f"bench-{i // 2}", source="bench",
                       population="adult", label="bacterial", finding="bench",
-                      image=Path("/dev/null"))  # fmt: skip
+                      image=Path("/dev/null"))
         for i in range(count)
     ]
     chroma = client(Settings(index_dir=folder, chroma_url=None))

@@ -40,7 +40,7 @@ def _summary(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def _timed(function, *args):  # noqa: ANN001, ANN202
+def _timed(function, *args):
     start = time.perf_counter()
     result = function(*args)
     return result, time.perf_counter() - start
@@ -97,4 +97,4 @@ def run_benchmark(settings: Settings, threads: int = 2, limit: int = 40) -> dict
         "imaging_branch_per_case": {**_summary(branch), "images": "cxr_hannover_covid PNG",
                                     "includes": "load_image + segment_lungs + radiomics_features tools, file I/O"},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }  # fmt: skip
+    }

@@ -71,7 +71,7 @@ def run_llm_benchmark(settings: Settings, case_file: Path) -> dict[str, Any]:
     }
 
 
-async def _run_case(case, settings: Settings, services: Services, out: Path, streamed: dict[str, float]):  # noqa: ANN001, ANN202
+async def _run_case(case, settings: Settings, services: Services, out: Path, streamed: dict[str, float]):
     clock = time.perf_counter()
 
     def on_stream(step: str, text: str) -> None:

@@ -40,13 +40,13 @@ def run_workspace_benchmark(settings: Settings, case_file: Path) -> dict[str, An
         local = settings.model_copy(update={
             "state_dir": Path(folder) / "state", "checkpoint_db": Path(folder) / "checkpoints.sqlite",
             "workspace_dir": None, "workspace_case_dirs": [case_file.parent],
-        })  # fmt: skip
+        })
         store = WorkspaceStore(local.resolved_workspace_dir / "workspace.sqlite")
         store.add_user(USER, hash_password(PASSWORD))
         with consult_services(local) as services:
             port = free_port()
             server = uvicorn.Server(uvicorn.Config(create_app(local, services, store), host="127.0.0.1", port=port,
-                                                   access_log=False, log_level="warning"))  # fmt: skip
+                                                   access_log=False, log_level="warning"))
             thread = threading.Thread(target=server.run, daemon=True)
             thread.start()
             try:
@@ -72,7 +72,7 @@ def _drive(url: str, case_file: Path, store: WorkspaceStore, model: str) -> dict
         for question in QUESTIONS:
             asked = time.time()
             client.post(f"/cases/{case_id}/ask", data={"question": question, "csrf": _csrf(page)},
-                        follow_redirects=False)  # fmt: skip
+                        follow_redirects=False)
             followups.append(
                 {"question": question, **_follow(client, case_id, asked, first={"text": _answer})}
             )
@@ -80,7 +80,7 @@ def _drive(url: str, case_file: Path, store: WorkspaceStore, model: str) -> dict
     llm = [e for e in read_trace(out_dir / "trace.jsonl") if e["kind"] == "llm" and e["name"] == "followup"]
     for followup, call in zip(followups, llm, strict=False):
         followup |= {"model_first_token_s": call.get("first_token_s"), "prompt_tokens": call.get("prompt_tokens"),
-                     "prompt_tokens_evaluated": call.get("prompt_tokens_evaluated")}  # fmt: skip
+                     "prompt_tokens_evaluated": call.get("prompt_tokens_evaluated")}
     return {
         "model": model,
         "case": case_file.name,
@@ -95,7 +95,7 @@ def _drive(url: str, case_file: Path, store: WorkspaceStore, model: str) -> dict
                 **{k: f.get(k) for k in ("model_first_token_s", "prompt_tokens", "prompt_tokens_evaluated")},
             }
             for f in followups
-        ],  # fmt: skip
+        ],
     }
 
 

@@ -101,7 +101,7 @@ def _instant(text: str | None) -> datetime | None:
 def _effective(observation: dict) -> datetime | None:
     period = observation.get("effectivePeriod") or {}
     for text in (observation.get("effectiveDateTime"), observation.get("effectiveInstant"), period.get("start"),
-                 observation.get("issued")):  # fmt: skip
+                 observation.get("issued")):
         if text:
             return _instant(text)
     return None
@@ -232,7 +232,7 @@ def recompute_curb65(resources: dict[str, list[dict]], age: int | None, at: date
         blood_pressure_low(_latest(observations, SYSTOLIC, at, CURB65_WINDOW),
                            _latest(observations, DIASTOLIC, at, CURB65_WINDOW)),
         age,
-    )  # fmt: skip
+    )
 
 
 def calculator_agreement(recomputed: dict, tool_results: dict[str, dict]) -> list[dict]:
@@ -243,7 +243,7 @@ def calculator_agreement(recomputed: dict, tool_results: dict[str, dict]) -> lis
         result = tool_results.get(tool)
         theirs = (result or {}).get(field)
         row: dict[str, Any] = {"calculator": tool, "field": field, "recomputed": ours, "tool": theirs,
-                               "tolerance": tolerance, "difference": None}  # fmt: skip
+                               "tolerance": tolerance, "difference": None}
         if result is None:
             row |= {"agree": None, "note": "no result of the tool for this case"}
         elif ours is None:

@@ -30,7 +30,7 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
     paired = sorted(a.keys() & b.keys())
     patients = {case: a[case]["patient"] for case in paired}
     metrics = {name: _metric_difference([a[c][name] for c in paired], [b[c][name] for c in paired],
-                                        [patients[c] for c in paired]) for name in METRICS}  # fmt: skip
+                                        [patients[c] for c in paired]) for name in METRICS}
     for name, statistic in (("balanced_accuracy", balanced_accuracy), ("macro_recall", macro_recall)):
         metrics[name] = _class_difference([a[c] for c in paired], [b[c] for c in paired], statistic)
     return {
@@ -49,7 +49,7 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
 def _metric_difference(values_a: list[Any], values_b: list[Any], patients: list[str]) -> dict[str, Any] | None:
     """None where no pair has the metric in both runs (a diagnosis metric on an unlabelled suite)."""
     pairs = [(float(x), float(y), p) for x, y, p in zip(values_a, values_b, patients, strict=True)
-             if x is not None and y is not None]  # fmt: skip
+             if x is not None and y is not None]
     if not pairs:
         return None
     xs, ys = np.array([x for x, _, _ in pairs]), np.array([y for _, y, _ in pairs])
@@ -58,7 +58,7 @@ def _metric_difference(values_a: list[Any], values_b: list[Any], patients: list[
 
 
 def _class_difference(cases_a: list[dict[str, Any]], cases_b: list[dict[str, Any]],
-                      statistic: Callable[[list], float]) -> dict[str, Any] | None:  # fmt: skip
+                      statistic: Callable[[list], float]) -> dict[str, Any] | None:
     """statistic(B) - statistic(A) over the cases with an etiology label, both runs on the same resampled patients."""
     pairs = [(a, b) for a, b in zip(cases_a, cases_b, strict=True) if scorable_class_of(a) is not None]
     if not pairs:
@@ -76,7 +76,7 @@ def _class_difference(cases_a: list[dict[str, Any]], cases_b: list[dict[str, Any
 
 def _row(mean_a: float, mean_b: float, point: float, low: float, high: float, n: int) -> dict[str, Any]:
     return {"mean_a": round(mean_a, 4), "mean_b": round(mean_b, 4), "difference": round(point, 4),
-            "ci95": [round(low, 4), round(high, 4)], "n": n, "differs": bool(low > 0 or high < 0)}  # fmt: skip
+            "ci95": [round(low, 4), round(high, 4)], "n": n, "differs": bool(low > 0 or high < 0)}
 
 
 def render_comparison(comparison: dict[str, Any]) -> str:
@@ -84,14 +84,14 @@ def render_comparison(comparison: dict[str, Any]) -> str:
     lines = [f"# Comparison: A = {comparison['run_a']}, B = {comparison['run_b']}", "",
              f"Paired cases: {comparison['paired_cases']} ({comparison.get('paired_patients', '-')} patients; "
              "intervals resample patients)", "",
-             "| metric | A | B | B - A | 95% CI | n |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "| metric | A | B | B - A | 95% CI | n |", "|---|---|---|---|---|---|"]
     for name, value in comparison["metrics"].items():
         if value is None:
             continue
         low, high = value["ci95"]
         mark = " *" if value.get("differs", low > 0 or high < 0) else ""
         lines.append(f"| {name} | {value['mean_a']:.3g} | {value['mean_b']:.3g} | {value['difference']:+.3g}{mark} "
-                     f"| {low:.3g} to {high:.3g} | {value['n']} |")  # fmt: skip
+                     f"| {low:.3g} to {high:.3g} | {value['n']} |")
     differing = [name for name, value in comparison["metrics"].items() if value and value.get("differs")]
     lines += ["", "Differences whose interval excludes 0: " + (", ".join(differing) if differing else "none")]
     absent = [name for name, value in comparison["metrics"].items() if value is None]
@@ -100,7 +100,7 @@ def render_comparison(comparison: dict[str, Any]) -> str:
     for side in ("a", "b"):
         if comparison.get(f"unfinished_{side}"):
             lines += ["", f"Not finished in {side.upper()} (scored as misses): "
-                      f"{', '.join(comparison[f'unfinished_{side}'])}"]  # fmt: skip
+                      f"{', '.join(comparison[f'unfinished_{side}'])}"]
         if comparison[f"only_in_{side}"]:
             lines += ["", f"Only in {side.upper()}: {', '.join(comparison[f'only_in_{side}'])}"]
     return "\n".join(lines) + "\n"

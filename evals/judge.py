@@ -31,7 +31,7 @@ class JudgeVerdict(BaseModel):
 
 
 async def judge_report(model: BaseChatModel, method: StructuredOutputMethod, reference: dict[str, Any],
-                       report: str) -> JudgeVerdict:  # fmt: skip
+                       report: str) -> JudgeVerdict:
     user = render("judge.user.md", reference=json.dumps(reference, default=str), report=report[:REPORT_CHARS])
     messages = [SystemMessage(render("judge.system.md")), HumanMessage(user)]
     return await structured_call(model, JudgeVerdict, messages, method=method)

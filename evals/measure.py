@@ -79,5 +79,5 @@ def label_visibility(label: dict[str, Any] | None, seen: list[dict[str, str]]) -
     if not finding:
         return {}
     hits = [{"kind": item["kind"], "words": words, "text": item["text"][:200]} for item in seen
-            if item.get("kind") not in INFERRED_KINDS and (words := reveals(item["text"], finding))]  # fmt: skip
+            if item.get("kind") not in INFERRED_KINDS and (words := reveals(item["text"], finding))]
     return {"label_visible": bool(hits), "label_visible_in": hits[:5]}

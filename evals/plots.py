@@ -66,7 +66,7 @@ def _reference_markers(axes: Any, references: dict[str, Any] | None, names: list
         if points:
             xs, ys = zip(*points, strict=True)
             axes.scatter(xs, ys, marker=marker, color="tab:red" if predictor == "majority" else "tab:orange",
-                         zorder=3, label=predictor)  # fmt: skip
+                         zorder=3, label=predictor)
 
 
 def _confusion_figure(scorecard: dict[str, Any]) -> Figure | None:

@@ -71,7 +71,7 @@ async def _run_case(
     clock = time.perf_counter()
     base = {"case": case_file.id, "case_file": str(path), "patient": _patient_key(case_file),
             "as_of": case_file.as_of, "label": case_file.label, "agent": agent,
-            "model": services.model_name}  # fmt: skip
+            "model": services.model_name}
     try:
         outputs = await asyncio.wait_for(
             AGENTS[agent](case_file, settings, services, out, _thread_id(run_dir, case_file.id)),
@@ -89,7 +89,7 @@ async def _run_case(
     unreachable = llm_unreachable(trace)
     if unreachable:
         return _record(out, {**base, "status": "llm_unavailable", "wall_s": wall_s, "error": unreachable,
-                             **outputs, "time": time_split(trace)})  # fmt: skip
+                             **outputs, "time": time_split(trace)})
     try:
         measured = await asyncio.to_thread(measurements, case_file, outputs, out, settings, services.fhir_base_url)
     except Exception as error:  # noqa: BLE001 - a measurement bug must not lose the agent's finished case
@@ -97,7 +97,7 @@ async def _run_case(
     measured |= label_visibility(case_file.label, seen)
     measured["measure_s"] = round(time.perf_counter() - clock, 3)
     return _record(out, {**base, "status": "done", "wall_s": wall_s, **outputs, **measured,
-                         "time": time_split(_trace(out))})  # fmt: skip
+                         "time": time_split(_trace(out))})
 
 
 def cases_asked(files: list[Path], data_dir: Path) -> list[dict[str, Any]]:
@@ -151,7 +151,7 @@ def llm_unreachable(trace: list[dict[str, Any]]) -> str | None:
 
 
 def measurements(case_file: CaseFile, outputs: dict[str, Any], out: Path, settings: Settings,
-                 fhir_base_url: str) -> dict[str, Any]:  # fmt: skip
+                 fhir_base_url: str) -> dict[str, Any]:
     """Taken after the agent finished (not part of its time): answer checks and calculator agreement."""
     measured: dict[str, Any] = {"checks": answer_checks(case_file.label, outputs)}
     gateway = gateway_from_settings(settings, fhir_base_url)
@@ -166,15 +166,15 @@ def measurements(case_file: CaseFile, outputs: dict[str, Any], out: Path, settin
 
 
 async def run_consult_graph(case_file: CaseFile, settings: Settings, services: Services, out: Path,
-                            thread_id: str) -> dict[str, Any]:  # fmt: skip
+                            thread_id: str) -> dict[str, Any]:
     """The consult graph with automatic sign-off; its outputs as the scorers read them."""
     outcome = await run_consult(case_file.to_case(), settings, services, out, approver=auto_approve,
-                                thread_id=thread_id)  # fmt: skip
+                                thread_id=thread_id)
     return _outputs(outcome.state)
 
 
 async def run_react_baseline(case_file: CaseFile, settings: Settings, services: Services, out: Path,
-                             thread_id: str) -> dict[str, Any]:  # fmt: skip
+                             thread_id: str) -> dict[str, Any]:
     from medconsult.graphs.react import run_react
 
     outputs = await run_react(case_file.to_case(), settings, services, out)
@@ -204,7 +204,7 @@ def _outputs(state: dict) -> dict[str, Any]:
     }
 
 
-def seen_statements(facts: list, gaps: list) -> list[dict[str, str]]:  # noqa: ANN001 - Fact, Gap
+def seen_statements(facts: list, gaps: list) -> list[dict[str, str]]:  # Fact, Gap
     """What the model was shown: each fact's kind and text, and each gap (the record block's MISSING lines)."""
     return [{"kind": f.kind, "text": f.text} for f in facts] + [
         {"kind": "gap", "text": f"{g.what}: {g.reason}"} for g in gaps

@@ -30,6 +30,7 @@ from medconsult.evals.scorers import (
     grounding_score,
     macro_recall,
     reference_baselines,
+    safety_score,
     scorable_class,
     to_agentevals_trajectory,
     trajectory_score,
@@ -143,7 +144,7 @@ def _grounding_metrics(grounding: dict[str, Any] | None) -> dict[str, Any]:
     """Supported shares and fabricated values; None where the case has no (readable) grounding report."""
     flags = (grounding or {}).get("flags") or []
     metrics: dict[str, Any] = {"unsupported_statements": len(flags), "numbers_supported": None,
-                               "citations_supported": None, "fabricated_values": None}  # fmt: skip
+                               "citations_supported": None, "fabricated_values": None}
     if not grounding:
         return metrics
     try:
@@ -155,15 +156,13 @@ def _grounding_metrics(grounding: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _safety_metrics(result: dict[str, Any]) -> dict[str, int]:
-    def blocks(findings: list[dict[str, Any]] | None) -> int:
-        return sum(f.get("severity") == "block" for f in findings or [])
-
-    after = blocks(result.get("safety_findings"))
-    return {
-        "safety_blocks_left": after,
-        "safety_violations_before": blocks(result.get("first_draft_findings")),
-        "safety_violations_after": after,
-    }
+    try:
+        score = safety_score(result.get("first_draft_findings") or [], result.get("safety_findings") or [])
+    except ValidationError:
+        return {}  # a malformed result must not sink the scorecard of a long run
+    after = score["total_violations_after"]
+    return {"safety_blocks_left": after, "safety_violations_before": score["total_violations_before"],
+            "safety_violations_after": after}
 
 
 def _calculators_agree(rows: list[dict[str, Any]] | None) -> float | None:
@@ -191,7 +190,7 @@ def _checks_passed(checks: list[dict[str, Any]] | None) -> float | None:
 # prescribing), results, and the image. A case label can override it with `required_tools` / `forbidden_tools`.
 DEFAULT_REQUIRED_TOOLS = frozenset(tool.tool_name() for tool in (
     FindPatientTool, ConditionsTool, MedicationsTool, AllergiesTool, ObservationsTool, LoadImageTool
-))  # fmt: skip
+))
 
 
 def trajectory_metrics(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +227,7 @@ def visibility_metrics(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
 def scored_cases(run_dir: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The metrics of every case asked for, finished or not, its trajectory and judge verdicts included."""
     cases = [case_metrics(r) | visibility_metrics(run_dir, r) | trajectory_metrics(run_dir, r)
-             | judge_metrics(run_dir, r["case"]) for r in results]  # fmt: skip
+             | judge_metrics(run_dir, r["case"]) for r in results]
     if any(c["judge_diagnosis_in_differential"] is not None for c in cases):
         for case in cases:  # a judged run: a case that never reached the judge is a miss there too
             if case["status"] != FINISHED and case["label_class"] is not None:
@@ -299,16 +298,16 @@ def _agent(results: list[dict[str, Any]]) -> str | None:
 # Shares in [0, 1] (plotted on one axis), then counts and cost.
 SHARE_METRICS = ("top1", "top3", "bacterial_vs_viral", "pathogen_top1", "pathogen_top3", "numbers_supported",
                  "citations_supported", "checks_passed", "calculators_agree", "trajectory_passed",
-                 "required_tools_called", "judge_diagnosis_in_differential", "judge_unsafe")  # fmt: skip
+                 "required_tools_called", "judge_diagnosis_in_differential", "judge_unsafe")
 METRICS = (*SHARE_METRICS, "unsupported_statements", "fabricated_values", "safety_violations_before",
            "safety_violations_after", "safety_blocks_left", "trap_findings_after", "argument_problems",
            "judge_reasoning_quality", "wall_s", "llm_calls", "tool_calls", "prompt_tokens",
-           "completion_tokens")  # fmt: skip
+           "completion_tokens")
 # Class-averaged statistics of the top-1 etiology answers (over the cases whose label names an etiology).
 CLASS_METRICS = ("balanced_accuracy", "macro_recall")
 # Outcome metrics: an unfinished case scores 0 on them (where they apply to its label), never None.
 MISS_IF_UNFINISHED = ("top1", "top3", "bacterial_vs_viral", "pathogen_top1", "pathogen_top3", "checks_passed",
-                      "trajectory_passed", "required_tools_called", "judge_diagnosis_in_differential")  # fmt: skip
+                      "trajectory_passed", "required_tools_called", "judge_diagnosis_in_differential")
 # Measured on what a finished case produced: None for a case that did not finish.
 OUTPUT_METRICS = tuple(m for m in METRICS if m not in MISS_IF_UNFINISHED and not m.startswith("judge_"))
 
@@ -329,7 +328,7 @@ def _interval(cases: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     numbers, patients = [v for v, _ in having], [p for _, p in having]
     point, low, high = grouped_mean_ci(numbers, patients)
     return {"mean": round(point, 4), "ci95": [round(low, 4), round(high, 4)], "n": len(numbers),
-            "patients": len(set(patients)), "median": round(float(np.median(numbers)), 4)}  # fmt: skip
+            "patients": len(set(patients)), "median": round(float(np.median(numbers)), 4)}
 
 
 def _class_interval(scored: list[dict[str, Any]], statistic: Callable[[list], float]) -> dict[str, Any] | None:
@@ -340,7 +339,7 @@ def _class_interval(scored: list[dict[str, Any]], statistic: Callable[[list], fl
     pairs = [(c["predicted_class"], scorable_class_of(c)) for c in scored]
     point, low, high = grouped_bootstrap_ci(pairs, [c["patient"] for c in scored], statistic)
     return {"mean": round(point, 4), "ci95": [round(low, 4), round(high, 4)], "n": len(pairs),
-            "patients": len({c["patient"] for c in scored})}  # fmt: skip
+            "patients": len({c["patient"] for c in scored})}
 
 
 def _confusion(cases: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -372,7 +371,7 @@ def render_markdown(scorecard: dict[str, Any]) -> str:
     lines = [f"# Scorecard: {scorecard['run']}", "", f"Agent: {scorecard.get('agent') or '-'}", "",
              f"Cases asked for: {scorecard['cases']} ({scorecard.get('patients', '-')} patients); finished: "
              f"{scorecard.get('finished', '-')}" + (f" ({finished:.0%})" if finished is not None else "")
-             + f"; status: {scorecard['status']}", ""]  # fmt: skip
+             + f"; status: {scorecard['status']}", ""]
     lines += _coverage_lines(scorecard)
     lines += ["| metric | mean | 95% CI (patients resampled) | n |", "|---|---|---|---|"]
     for name, value in scorecard["metrics"].items():
@@ -382,20 +381,20 @@ def render_markdown(scorecard: dict[str, Any]) -> str:
             low, high = value["ci95"]
             lines.append(f"| {name} | {value['mean']:.3g} | {low:.3g}-{high:.3g} | {value['n']} |")
     lines += ["", "Outcome metrics (" + ", ".join(MISS_IF_UNFINISHED) + ") count a case that did not finish as a "
-              "miss; the others are over the cases that produced them."]  # fmt: skip
+              "miss; the others are over the cases that produced them."]
     references = scorecard.get("references")
     if references:
         lines += ["", "Reference predictors on the same labels:", "",
                   "| predictor | ranking | top-1 | top-3 | balanced | macro-recall |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+                  "|---|---|---|---|---|---|"]
         for name in ("majority", "constant_ranking"):
             ref = references[name]
             lines.append(f"| {name} | {', '.join(ref['ranking'])} | {ref['top1']:.3g} | {ref['top3']:.3g} | "
-                         f"{ref['balanced_accuracy']:.3g} | {ref['macro_recall']:.3g} |")  # fmt: skip
+                         f"{ref['balanced_accuracy']:.3g} | {ref['macro_recall']:.3g} |")
     if scorecard["confusion"]:
         predicted = sorted({p for row in scorecard["confusion"].values() for p in row})
         lines += ["", "Confusion (rows: label class, columns: predicted top-1 class):", "",
-                  "| label | " + " | ".join(predicted) + " |", "|---|" + "---|" * len(predicted)]  # fmt: skip
+                  "| label | " + " | ".join(predicted) + " |", "|---|" + "---|" * len(predicted)]
         for label, row in scorecard["confusion"].items():
             lines.append(f"| {label} | " + " | ".join(str(row.get(p, 0)) for p in predicted) + " |")
     if scorecard.get("plots"):
@@ -410,7 +409,7 @@ def _coverage_lines(scorecard: dict[str, Any]) -> list[str]:
         excluded = etiology.get("excluded") or []
         lines.append(f"Etiology metrics score {etiology.get('scored', 0)} case(s); left out (the label names no "
                      f"etiology): {len(excluded)}" + (" (" + ", ".join(f"{e['case']}: {e['label']}" for e in excluded)
-                                                       + ")" if excluded else ""))  # fmt: skip
+                                                       + ")" if excluded else ""))
     visible = scorecard.get("label_visible") or {}
     if visible.get("checked"):
         lines.append(f"Label visible to the agent (a fact it saw names the answer): {visible['visible']} of "

@@ -28,7 +28,6 @@ from medconsult.clinical.etiology import (
     classify,
     etiology_class,
 )
-from medconsult.evals.trace_stats import time_split
 from medconsult.safety import SafetyFinding
 from medconsult.tools.fhir.find_patient import FindPatientTool
 
@@ -295,9 +294,3 @@ def safety_score(
         "total_violations_after": sum(f.severity == "block" for f in after),
     }
 
-
-def cost_score(trace_lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """Latency, LLM calls and tokens of one case, from its trace (intervals merged as in trace_stats)."""
-    split = time_split(trace_lines)
-    keys = ("wall_s", "llm_s", "tools_s", "llm_calls", "tool_calls", "prompt_tokens", "completion_tokens")
-    return {key: split[key] for key in keys}

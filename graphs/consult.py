@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -95,7 +96,7 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
         "candidates": candidate_diagnoses(
             knowledge_base(), records, patient_population(records, state["case"].population)
         ) if state["case"].images else None,
-    }  # fmt: skip
+    }
     try:
         drafted = await draft_differential(
             context.chat_model, **ask, config={"callbacks": [context.tracer.llm_callback("differential")]}
@@ -110,7 +111,7 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
         redrafted = await draft_differential(
             context.chat_model, **ask, reconsider=drafted,
             config={"callbacks": [context.tracer.llm_callback("differential_reconsidered")]},
-        )  # fmt: skip
+        )
     except Exception as error:  # noqa: BLE001
         return {"facts": facts, "differential": drafted, "gaps": [llm_gap("reconsidered differential", error)]}
     return {"facts": facts, "differential": redrafted, "differential_reconsidered": True}
@@ -177,7 +178,7 @@ async def _join(state: ConsultState) -> dict[str, Any]:
     return {}
 
 
-def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None):  # noqa: ANN201 - CompiledStateGraph
+def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     builder = StateGraph(ConsultState, input_schema=ConsultInput, context_schema=ConsultContext)
     builder.add_node("intake", traced("intake", intake))
     builder.add_node("ehr_context", build_ehr_graph())

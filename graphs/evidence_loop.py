@@ -45,7 +45,7 @@ async def request_evidence(state: ConsultState, runtime: Runtime[ConsultContext]
             synthetic_dates=state["case"].synthetic_dates,
             round_number=round_number, rounds=state["evidence_rounds"],
             config={"callbacks": [context.tracer.llm_callback("request_evidence")]},
-        )  # fmt: skip
+        )
     except Exception as error:  # noqa: BLE001 - the differential goes ahead on the record it has
         context.tracer.node("request_evidence", start, time.perf_counter() - clock, f"{type(error).__name__}: {error}")
         return {"evidence_round": round_number, "evidence_requests": [], "facts": facts}

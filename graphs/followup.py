@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
@@ -76,7 +77,7 @@ async def look_up(state: FollowUpState, runtime: Runtime[FollowUpContext]) -> di
     new: list[ToolRecord] = await asyncio.gather(*(
         run_tool(tool, args, timeout_s=context.settings.tool_timeout_s, tracer=tracer)
         for tool, args in installed if tool is not None
-    ))  # fmt: skip
+    ))
     shown = state.get("facts") or consult.get("facts") or []
     facts = build_facts([*records, *new], context.tools.result_models(), shown) if new else shown
     tracer.node("look_up", start, time.perf_counter() - clock, None, tools=[r.id for r in new])
@@ -101,13 +102,13 @@ async def _answer(state: FollowUpState, context: FollowUpContext) -> FollowUpTur
             gaps=consult.get("gaps") or [], differential=consult.get("differential"), plan=consult.get("plan"),
             earlier=state.get("turns") or [], as_of=case.as_of, synthetic_dates=case.synthetic_dates,
             config={"callbacks": [context.tracer.llm_callback("followup")]},
-        )  # fmt: skip
+        )
     except Exception as error:  # noqa: BLE001 - the thread records the failure; the case is untouched
         return FollowUpTurn(question=state["question"], asked_by=state["asked_by"], answer="",
-                            error=f"{type(error).__name__}: {str(error)[:300]}")  # fmt: skip
+                            error=f"{type(error).__name__}: {str(error)[:300]}")
 
 
-def build_followup_graph(checkpointer: Any = None):  # noqa: ANN201 - CompiledStateGraph
+def build_followup_graph(checkpointer: Any = None) -> CompiledStateGraph:
     graph = StateGraph(FollowUpState, context_schema=FollowUpContext)
     graph.add_node("look_up", look_up)
     graph.add_node("followup", followup)

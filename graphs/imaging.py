@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
@@ -62,7 +63,7 @@ def route_segmented(state: ConsultState, runtime: Runtime[ConsultContext]) -> li
     for record in _succeeded(state, SegmentLungsTool):
         masks = SegmentLungsResult.model_validate(record.result)
         inputs.append(_image_inputs(state, runtime.context, record.args["image"],
-                                    right_mask=masks.right_mask_png, left_mask=masks.left_mask_png))  # fmt: skip
+                                    right_mask=masks.right_mask_png, left_mask=masks.left_mask_png))
     return plan_calls(runtime.context, Stage.LUNGS, inputs, node="lung_tools")
 
 
@@ -71,7 +72,7 @@ async def _segmented(state: ConsultState) -> dict[str, Any]:
     return {}
 
 
-def build_imaging_graph():  # noqa: ANN201 - CompiledStateGraph
+def build_imaging_graph() -> CompiledStateGraph:
     builder = StateGraph(ConsultState, output_schema=BranchOutput, context_schema=ConsultContext)
     builder.add_node("load_images", traced("imaging.load_images", load_images))
     builder.add_node("image_tools", call_node("imaging"), input_schema=PlannedCall)

@@ -85,14 +85,14 @@ async def think(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, 
     start, clock = now_iso(), time.perf_counter()
     try:
         step = await structured_call(context.chat_model, schema, state["messages"], method=context.structured_output,
-                                     config={"callbacks": [context.tracer.llm_callback("react_step")]})  # fmt: skip
+                                     config={"callbacks": [context.tracer.llm_callback("react_step")]})
     except Exception as error:  # noqa: BLE001 - an unusable step or a server error: retried, then a reason
         failed = state.get("failed_steps", 0) + 1
         context.tracer.node("react_step", start, time.perf_counter() - clock, f"{type(error).__name__}: {error}")
         return {"pending": None, "failed_steps": failed, "problem": f"step {failed} failed: {error}"}
     action = step.action
     context.tracer.node("react_step", start, time.perf_counter() - clock, None, action=action.tool,
-                        thought=step.thought)  # fmt: skip
+                        thought=step.thought)
     said = AIMessage(json.dumps(step.model_dump(mode="json")))
     if action.tool == FINAL:
         return {"messages": [said], "answer": action.answer, "pending": None, "problem": None}
@@ -113,7 +113,7 @@ async def act(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, An
         record = await run_tool(tool, arguments, timeout_s=context.settings.tool_timeout_s, tracer=context.tracer)
     seen = observation(record, error, context.tools.result_models())
     return {"messages": [HumanMessage(seen)], "records": [record] if record else [], "pending": None,
-            "tool_steps": state.get("tool_steps", 0) + 1}  # fmt: skip
+            "tool_steps": state.get("tool_steps", 0) + 1}
 
 
 def route_after_think(state: ReactState) -> Literal["act", "think", "__end__"]:
@@ -143,7 +143,7 @@ def opening_messages(case: Case, tools: ToolRegistry, max_steps: int) -> list[Ba
         HumanMessage(render("react.user.md", patient=case.patient, as_of=case.as_of,
                             synthetic_dates=case.synthetic_dates, images=list(image_aliases(case)),
                             question=case.question or "Differential diagnosis and management.")),
-    ]  # fmt: skip
+    ]
 
 
 async def run_react(case: Case, settings: Settings, services: Any, out_dir: Path) -> dict[str, Any]:
@@ -155,7 +155,7 @@ async def run_react(case: Case, settings: Settings, services: Any, out_dir: Path
     tracer = Tracer(out_dir / "trace.jsonl")
     tools = discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir))
     context = ReactContext(settings, tools, services.chat_model, structured_output_method(settings), tracer,
-                           settings.react_max_steps)  # fmt: skip
+                           settings.react_max_steps)
     state = await build_react_graph().ainvoke(
         {"case": case, "messages": opening_messages(case, tools, settings.react_max_steps)},
         context=context,
@@ -167,7 +167,7 @@ async def run_react(case: Case, settings: Settings, services: Any, out_dir: Path
 
 
 async def _measurements(case: Case, answer: ReactAnswer | None, records: list[ToolRecord], tools: ToolRegistry,
-                        settings: Settings, problem: str | None) -> dict[str, Any]:  # fmt: skip
+                        settings: Settings, problem: str | None) -> dict[str, Any]:
     """The consult graph's result fields, for the same scorers (`tool_records` for the harness's own checks)."""
     calls = [{"tool": r.tool, "args": r.args, "ok": r.ok} for r in records]
     patient = _resolved_patient(records)
@@ -177,7 +177,7 @@ async def _measurements(case: Case, answer: ReactAnswer | None, records: list[To
     if answer is None:
         gap = {"what": "answer", "reason": problem or "no final answer"}
         return {"differential": None, "plan": None, "safety_findings": [], "first_draft_findings": [],
-                "grounding": None, "gaps": [gap], **ran}  # fmt: skip
+                "grounding": None, "gaps": [gap], **ran}
     findings = review_answer(answer, safety_context(await _record_for_review(case, patient, tools, settings)))
     dumped = [f.model_dump(mode="json") for f in findings]
     return {
@@ -202,7 +202,7 @@ def _resolved_patient(records: list[ToolRecord]) -> str | None:
 
 
 async def _record_for_review(case: Case, patient: str | None, tools: ToolRegistry,
-                             settings: Settings) -> list[ToolRecord]:  # fmt: skip
+                             settings: Settings) -> list[ToolRecord]:
     """The record the safety review needs, read by the harness (untraced, so not the agent's cost) with the
     patient id the agent resolved; without one the review reports the record as unavailable."""
     if patient is None:

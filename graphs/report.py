@@ -141,10 +141,10 @@ def _regimen(chosen: dict | None, weight_kg: float | None = None) -> dict | None
         return None
     regimen = SelectedRegimen.model_validate(chosen)
     return {"id": regimen.id, "what": describe(regimen, weight_kg), "monitoring": regimen.monitoring,
-            "de_escalation": regimen.de_escalation, "advice": regimen.advice, "verify": regimen.verify}  # fmt: skip
+            "de_escalation": regimen.de_escalation, "advice": regimen.advice, "verify": regimen.verify}
 
 
-def _diagnosis_codes(differential, population: str = "adult") -> dict[str, str]:  # noqa: ANN001 - Differential | None
+def _diagnosis_codes(differential, population: str = "adult") -> dict[str, str]:  # Differential | None
     """ICD-10 / SNOMED CT of each diagnosis the knowledge base recognises (the model writes no codes)."""
     codes = {}
     for diagnosis in differential.diagnoses if differential else []:
@@ -156,7 +156,7 @@ def _diagnosis_codes(differential, population: str = "adult") -> dict[str, str]:
     return codes
 
 
-def _score_sources(record) -> str:  # noqa: ANN001 - a ToolRecord
+def _score_sources(record) -> str:  # a ToolRecord
     """Where a calculator's thresholds come from: its own source, or each marker statement's."""
     if not record.ok or not record.result:
         return ""

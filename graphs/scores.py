@@ -3,9 +3,11 @@ arithmetic."""
 
 from __future__ import annotations
 
+from langgraph.graph.state import CompiledStateGraph
+
 from medconsult.graphs.stages import build_stage_graph
 from medconsult.tools.base import Stage
 
 
-def build_scores_graph():  # noqa: ANN201 - CompiledStateGraph
+def build_scores_graph() -> CompiledStateGraph:
     return build_stage_graph("clinical_scores", Stage.SCORES)

@@ -15,6 +15,7 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 from typing_extensions import TypedDict
@@ -59,12 +60,12 @@ async def run_call(call: PlannedCall, runtime: Runtime[ConsultContext]) -> dict[
     return tool_updates(await call_tool(runtime, call["tool"], call["args"]), call["missing"])
 
 
-def call_node(graph_name: str):  # noqa: ANN201 - a node function
+def call_node(graph_name: str):  # a node function
     """A node that runs one planned call, traced under the call's own label ("ehr_context.labs")."""
     return traced(lambda call: f"{graph_name}.{call['label']}", run_call)
 
 
-def build_stage_graph(name: str, stage: Stage):  # noqa: ANN201 - CompiledStateGraph
+def build_stage_graph(name: str, stage: Stage) -> CompiledStateGraph:
     """A subgraph that calls every tool of `stage` once for the patient; it hands back only records and gaps."""
 
     def route(state: ConsultState, runtime: Runtime[ConsultContext]) -> list[Send]:
@@ -75,7 +76,7 @@ def build_stage_graph(name: str, stage: Stage):  # noqa: ANN201 - CompiledStateG
     return fan_out_graph(name, route)
 
 
-def fan_out_graph(name: str, route: Callable[..., list[Send]]):  # noqa: ANN201 - CompiledStateGraph
+def fan_out_graph(name: str, route: Callable[..., list[Send]]) -> CompiledStateGraph:
     builder = StateGraph(ConsultState, output_schema=BranchOutput, context_schema=ConsultContext)
     builder.add_node("tools", call_node(name), input_schema=PlannedCall)
     builder.add_conditional_edges(START, route, ["tools"])

@@ -73,7 +73,7 @@ async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -
     reviewed = list(dict.fromkeys(name for names in generic.values() for name in names))
     first_draft = state["first_draft_findings"] if "first_draft_findings" in state else findings
     return {"safety_findings": findings, "first_draft_findings": first_draft, "blocked_regimens": blocked,
-            "plan_revisions": revisions + int(revise), "revise_plan": revise, "reviewed_drugs": reviewed}  # fmt: skip
+            "plan_revisions": revisions + int(revise), "revise_plan": revise, "reviewed_drugs": reviewed}
 
 
 def _passes_review(record: SafetyContext) -> Callable[[SelectedRegimen], bool]:
@@ -91,5 +91,5 @@ async def grounding(state: ConsultState, runtime: Runtime[ConsultContext]) -> di
     runtime.context.tracer.node(
         "grounding", start, time.perf_counter() - clock, None, checked_numbers=checked.checked_numbers,
         checked_citations=checked.checked_citations, unsupported=checked.unsupported,
-    )  # fmt: skip
+    )
     return {"grounding": checked}

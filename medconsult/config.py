@@ -213,6 +213,3 @@ class Settings(BaseSettings):
 def _cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 
-
-def get_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)

@@ -8,7 +8,7 @@ import logging
 # checkpointer's writes carry the whole record. Held at WARNING whatever the root level, so that turning logging up
 # to debug a server never writes patient data.
 DATA_LOGGERS = ("aiosqlite", "httpx", "httpcore", "fhirclient", "openai", "chromadb", "langsmith",
-                "multipart", "python_multipart", "PIL")  # fmt: skip
+                "multipart", "python_multipart", "PIL")
 # urllib3 warns of each retry with the request's URL (a FHIR search names the patient): errors only.
 URL_WARNING_LOGGERS = ("urllib3",)
 

@@ -47,7 +47,7 @@ def as_mcp_tool(tool: BaseTool, timeout_s: float) -> McpTool:
 
     return McpTool(fn=call, name=tool.name, description=tool.description,
                    parameters=tool.tool_call_schema.model_json_schema(),
-                   fn_metadata=FuncMetadata(arg_model=arguments), is_async=True)  # fmt: skip
+                   fn_metadata=FuncMetadata(arg_model=arguments), is_async=True)
 
 
 def build_server(

@@ -181,7 +181,7 @@ async def ask_followup(
         )
         config = {"configurable": {"thread_id": followup_thread(consult_thread)}}
         state = await build_followup_graph(saver).ainvoke({"question": question, "asked_by": asked_by}, config,
-                                                          context=context)  # fmt: skip
+                                                          context=context)
     return state["turns"][-1]
 
 

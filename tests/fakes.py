@@ -67,7 +67,7 @@ class FakeToolCallingModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "fake-tool-calling"
 
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):  # noqa: ANN201
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
 
     def _generate(
@@ -132,7 +132,7 @@ class EchoTool(MedTool):
         return EchoResult(summary=f"echo {args.text}", text=args.text)
 
 
-def echo_tools(context):  # noqa: ANN001, ANN201 - the plugin factory contract: (ToolContext) -> tools
+def echo_tools(context):  # the plugin factory contract: (ToolContext) -> tools
     return [EchoTool(context=context)]
 
 

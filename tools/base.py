@@ -65,7 +65,7 @@ class StageInputs:
         """The known inputs by field name, JSON-ready."""
         known = {"patient_id": self.patient_id, "as_of": self.as_of.isoformat() if self.as_of else None,
                  "population": self.population, "image": self.image, "right_mask": self.right_mask,
-                 "left_mask": self.left_mask}  # fmt: skip
+                 "left_mask": self.left_mask}
         return {name: value for name, value in known.items() if value is not None}
 
 

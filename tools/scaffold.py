@@ -43,7 +43,7 @@ def new_plugin(name: str, stage: Stage, parent: Path) -> Path:
     values = {
         "name": name, "module": module, "package": package, "stage": stage.name, "stage_value": stage.value,
         "stage_help": STAGE_HELP[stage], "class_name": "".join(p.capitalize() for p in name.split("_")) + "Tool",
-    }  # fmt: skip
+    }
     kind = "image" if stage in IMAGE_STAGES else "record"
     files = {
         "pyproject.toml": "pyproject.toml.j2",

@@ -48,7 +48,7 @@ def import_cases(
         fail(str(error))
     except (FhirUnavailable, FhirRequestError, BundleError) as error:
         fail(f"loading into {settings.effective_fhir_url} failed: {error} (files written to {out}; "
-             "re-running the import loads only what is missing)")  # fmt: skip
+             "re-running the import loads only what is missing)")
     _print_summary(report.to_json(), out)
 
 
@@ -58,7 +58,7 @@ def _reachable_gateway(settings: Settings) -> FhirGateway:
         FhirGateway(url, timeout_s=5, retries=0).capability()
     except FhirUnavailable:
         fail(f"FHIR server {url} is not reachable: start the local one with `medconsult fhir up` "
-             "(or import without loading: --no-load)")  # fmt: skip
+             "(or import without loading: --no-load)")
     except FhirRequestError as error:
         fail(f"{url} does not answer as a FHIR server: {error}")
     token = settings.fhir_bearer_token.get_secret_value() if settings.fhir_bearer_token else None
@@ -81,5 +81,5 @@ def _print_summary(report: dict, out: Path) -> None:
     if report["load"]:
         load = report["load"]
         console.print(f"  loaded into {load['server']}: {load['bundles_loaded']} bundles, "
-                      f"{load['bundles_already_present']} already present")  # fmt: skip
+                      f"{load['bundles_already_present']} already present")
     console.print(f"  report: {out / 'import-report.json'}")

@@ -63,7 +63,7 @@ def evaluate(
         folder = resolve_suite(suite)
         with consult_services(settings) as services:
             console.print(f"suite {folder} · agent {agent.value} · FHIR {services.fhir_base_url} · "
-                          f"LLM {services.model_name}")  # fmt: skip
+                          f"LLM {services.model_name}")
             gateway = _gateway(settings, services.fhir_base_url)
             files = prepare_suite(folder, settings.resolved_data_dir, settings.state_dir / "cases", gateway)
             setup_s = time.perf_counter() - clock
@@ -71,7 +71,7 @@ def evaluate(
                 results = asyncio.run(
                     run_suite(files, settings, services, out, agent=agent.value, limit=limit,
                               concurrency=concurrency, case_timeout_s=case_timeout_s, progress=report)
-                )  # fmt: skip
+                )
     except (ServiceError, ModelError, FhirUnavailable, FhirRequestError, BundleError, SuiteError) as error:
         fail(str(error))
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def evaluate(
     run = {"suite": str(folder), "agent": agent.value, "model": services.model_name, "started": started.isoformat(),
            "elapsed_s": round(time.perf_counter() - clock, 2), "setup_s": round(setup_s, 2), "cases": len(results),
            "cases_asked": cases_asked(files[:limit], settings.resolved_data_dir),
-           "react_max_steps": settings.react_max_steps, "embedded_context": settings.embedded_context}  # fmt: skip
+           "react_max_steps": settings.react_max_steps, "embedded_context": settings.embedded_context}
     (out / "run.json").write_text(json.dumps(run, indent=2))
     counts = Counter(r["status"] for r in results)
     console.print(f"[bold]{len(results)} case(s)[/]: {dict(counts)}; results: {out / 'results.jsonl'}")
@@ -146,7 +146,7 @@ class _progress_bar:
 
     def __init__(self, total: int) -> None:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console)  # fmt: skip
+                            TimeElapsedColumn(), console=console)
         self.task = self.bar.add_task("cases", total=total)
 
     def __enter__(self):
@@ -160,6 +160,6 @@ class _progress_bar:
         status = result["status"]
         colour = {"done": "green", "invalid": "yellow"}.get(status, "red")  # error, timeout, llm_unavailable
         detail = "resumed" if result.get("resumed") else (f"{result['wall_s']:.0f} s" if result.get("wall_s") else
-                                                         result.get("error", ""))  # fmt: skip
+                                                         result.get("error", ""))
         self.bar.console.print(f"  [{colour}]{status:<8}[/] {result['case']}  {detail}")
         self.bar.advance(self.task)

@@ -38,7 +38,7 @@ def cv(
 
     folder = _paediatric_folder(data)
     report = compare_configs(folder.parent, _cache_dir(), default_configs(epochs), folds,
-                             log=console.print)  # fmt: skip
+                             log=console.print)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     console.print(f"written to {out}")
@@ -63,7 +63,7 @@ def train(
     trunk = trunk_outputs(images.files, _cache_dir() / "trunk-kermany.npz", log=console.print)
     metadata = train_bundle(images, trunk, TrainConfig(), target)
     console.print(f"trained on {metadata['training']['images']} images, temperature "
-                  f"{metadata['calibration']['temperature']} -> {target}")  # fmt: skip
+                  f"{metadata['calibration']['temperature']} -> {target}")
     if cv_report:
         record_validation(target, json.loads(cv_report.read_text()))
         console.print(f"validation figures and model card: {target / 'docs' / 'README.md'}")
@@ -167,7 +167,7 @@ def index_build(
     spaces = latent.embedding_models()
     if not rebuild and all(is_complete(chroma, version, cases) for version, _ in spaces):
         console.print(f"reference library {latent.version} is complete ({len(cases)} cases, {len(spaces)} "
-                      f"space(s), {where})")  # fmt: skip
+                      f"space(s), {where})")
         return
     inputs = build_inputs(cases, default_image_encoder(), _cache_dir(), log=console.print)
     for version, model in spaces:

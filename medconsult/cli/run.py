@@ -110,7 +110,7 @@ def _case(
     images: list[Path],
     question: str | None,
     as_of: date | None,
-):  # noqa: ANN202
+):
     if case_file is not None:
         try:
             case = load_case_file(case_file, settings.resolved_data_dir).to_case()

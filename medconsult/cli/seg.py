@@ -36,7 +36,7 @@ def train(
     config = TrainConfig() if epochs is None else dataclasses.replace(TrainConfig(), epochs=epochs)
     scores = run_training(_data_dir(data), bundle, config, log=console.print)
     console.print(f"validation Dice mean {scores['dice_mean']}, min {scores['dice_min']} "
-                  f"({scores['images']} images of {scores['patients']} unseen patients) -> {bundle}")  # fmt: skip
+                  f"({scores['images']} images of {scores['patients']} unseen patients) -> {bundle}")
 
 
 @seg_app.command("evaluate")

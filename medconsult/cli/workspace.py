@@ -44,7 +44,7 @@ def serve(
             console.print(f"[bold]workspace: http://{host}:{port}/[/]  (Ctrl-C stops it)")
             # No access log: URLs carry only random case ids, but a log line per request helps nobody here.
             uvicorn.run(create_app(settings, services, store), host=host, port=port, access_log=False,
-                        log_level="warning")  # fmt: skip
+                        log_level="warning")
     except (ServiceError, ModelError, FhirUnavailable) as error:
         fail(str(error))
 

@@ -18,7 +18,7 @@ ACUTE_CONDITIONS = frozenset({
     "ARDS", "pulmonary oedema", "heart failure", "pulmonary embolism", "pneumothorax", "pleural effusion",
     "atelectasis", "contusion", "lipoid pneumonia", "organising pneumonia", "eosinophilic pneumonia",
     "hypersensitivity pneumonitis", "radiation pneumonitis", "drug-induced pneumonitis",
-})  # fmt: skip
+})
 AIRWAY_CONDITIONS = ("COPD", "asthma")
 EXACERBATION = re.compile(r"\bexacerbat\w*|\battack\b|\bacute\b", re.IGNORECASE)
 OTHER_ACUTE = re.compile(

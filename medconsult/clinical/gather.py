@@ -348,7 +348,7 @@ def _condition_text(condition: Condition) -> str:
     return " ".join(parts).lower()
 
 
-def _status_code(concept) -> str | None:  # noqa: ANN001 - fhirclient CodeableConcept
+def _status_code(concept) -> str | None:  # fhirclient CodeableConcept
     if concept is None:
         return None
     return next((c.code for c in (concept.coding or []) if c.code), None)
@@ -357,11 +357,11 @@ def _status_code(concept) -> str | None:  # noqa: ANN001 - fhirclient CodeableCo
 # ---- time -----------------------------------------------------------------------------------------------------
 
 
-def _moment(stamp) -> datetime | None:  # noqa: ANN001 - fhirclient FHIRDateTime
+def _moment(stamp) -> datetime | None:  # fhirclient FHIRDateTime
     return _utc(stamp.datetime) if stamp is not None and stamp.datetime is not None else None
 
 
-def _stamp(stamp) -> str | None:  # noqa: ANN001
+def _stamp(stamp) -> str | None:
     return stamp.isostring if stamp is not None else None
 
 

@@ -45,7 +45,7 @@ class _TimeoutAdapter(HTTPAdapter):
         self._timeout_s = timeout_s
         super().__init__(**kwargs)
 
-    def send(self, request, **kwargs):  # noqa: ANN001 - requests' signature
+    def send(self, request, **kwargs):  # requests' signature
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout_s
         return super().send(request, **kwargs)
@@ -126,7 +126,7 @@ class FhirGateway:
         return f"FhirGateway({self.base_url!r}, auth={self.server.session.auth!r})"
 
     @property
-    def server(self):  # noqa: ANN201 - fhirclient.server.FHIRServer
+    def server(self):  # fhirclient.server.FHIRServer
         return self._client.server
 
     def read(self, resource_class: type[Resource], resource_id: str) -> Resource:

@@ -58,7 +58,7 @@ class LocalFhirServer:
             "--host", self.settings.fhir_host,
             "--port", str(self.settings.fhir_port),
             "--data", str(self.settings.fhir_snapshot.resolve()),
-        ]  # fmt: skip
+        ]
 
     def up(self, *, detach: bool = True, timeout_s: float = 60.0) -> int | None:
         """Start the server unless it answers already; returns the pid it started, or None."""

@@ -20,17 +20,17 @@ class Coding(BaseModel):
     display: str | None = None
 
 
-def reference(resource) -> str:  # noqa: ANN001 - any fhirclient resource
+def reference(resource) -> str:  # any fhirclient resource
     return f"{resource.resource_type}/{resource.id}"
 
 
-def codings(concept) -> list[Coding]:  # noqa: ANN001 - fhirclient CodeableConcept
+def codings(concept) -> list[Coding]:  # fhirclient CodeableConcept
     if concept is None:
         return []
     return [Coding(system=c.system, code=c.code, display=c.display) for c in (concept.coding or [])]
 
 
-def concept_text(concept) -> str | None:  # noqa: ANN001
+def concept_text(concept) -> str | None:
     if concept is None:
         return None
     if concept.text:
@@ -38,11 +38,11 @@ def concept_text(concept) -> str | None:  # noqa: ANN001
     return next((c.display or c.code for c in (concept.coding or []) if c.display or c.code), None)
 
 
-def code_in(concept, system: str) -> str | None:  # noqa: ANN001
+def code_in(concept, system: str) -> str | None:
     return next((c.code for c in (concept.coding or []) if c.system == system), None) if concept else None
 
 
-def fhir_date(value) -> str | None:  # noqa: ANN001 - fhirclient FHIRDate / FHIRDateTime
+def fhir_date(value) -> str | None:  # fhirclient FHIRDate / FHIRDateTime
     return value.isostring if value is not None else None
 
 

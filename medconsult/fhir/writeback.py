@@ -44,7 +44,7 @@ def consult_bundle(
             "data": base64.b64encode(report_markdown.encode()).decode(),
             "title": "medconsult consult draft",
         }],
-    }  # fmt: skip
+    }
     entries = [_entry(report, "urn:uuid:6f2b0e47-0000-4000-8000-000000000001")]
     if plan is not None:
         care_plan = {

@@ -129,14 +129,14 @@ def _metadata(images: LabelledImages, held: np.ndarray, config: TrainConfig, tem
                     "percentiles; resized to 224 x 224 (aspect not kept); three channels, ImageNet mean "
                     "and standard deviation",
                 }
-            },  # fmt: skip
+            },
             "outputs": {
                 "features": {"type": "vector", "length": 1280},
                 "probabilities": {
                     "type": "probabilities",
                     "classes": list(CLASSES),
                     "calibration": "softmax of logits / temperature",
-                },  # fmt: skip
+                },
             },
         },
         "training": {
@@ -155,7 +155,7 @@ def _metadata(images: LabelledImages, held: np.ndarray, config: TrainConfig, tem
             "patients": int(len(np.unique(images.groups[held]))),
             # never trained on: the only children of the set whose estimate is independent of training
             "patient_groups": sorted(str(g) for g in np.unique(images.groups[held])),
-        },  # fmt: skip
+        },
         "intended_use": "paediatric (1-5 years) frontal chest radiographs; an evidence source the differential cites "
         "with its measured accuracy, never a diagnosis on its own",
         "limits": "one hospital's children; labels graded by physicians, not microbiology; not for adults (the shared "
@@ -182,7 +182,7 @@ def record_validation(bundle_dir: Path, cv_report: dict) -> None:
         "compared": [
             {"config": other["config"], **{k: v["value"] for k, v in other["metrics"].items()}}
             for other in cv_report["results"]
-        ],  # fmt: skip
+        ],
     }
     path.write_text(json.dumps(metadata, indent=2) + "\n")
     (bundle_dir / "docs").mkdir(exist_ok=True)

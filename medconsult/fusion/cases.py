@@ -62,7 +62,7 @@ def kermany_cases(data_dir: Path) -> list[ReferenceCase]:
             case_id=f"kermany-{path.stem}", patient_group=f"kermany-{group}", source="kermany",
             population="paediatric", label=PAEDIATRIC_CLASSES[label], finding=PAEDIATRIC_CLASSES[label],
             image=path, age_band=PAEDIATRIC_AGE_BAND,
-        )  # fmt: skip
+        )
         for path, label, group in zip(images.files, images.labels, images.groups, strict=True)
     ]
 
@@ -83,10 +83,10 @@ def adult_cases(folder: Path, dataset: str) -> list[ReferenceCase]:
     return cases
 
 
-def _adult_case(patient: PatientRecord, image, dataset: str, finding: str, label: str, timeline: Timeline):  # noqa: ANN001
+def _adult_case(patient: PatientRecord, image, dataset: str, finding: str, label: str, timeline: Timeline):
     until = image.day if image.label.get("offset_stated", True) else max(
         [m.day for m in patient.measurements] + [n.day for n in patient.notes] + [image.day]
-    )  # fmt: skip
+    )
     latest: dict[str, tuple[int, float]] = {}
     for m in patient.measurements:
         if m.day <= until and (m.analyte not in latest or m.day >= latest[m.analyte][0]):
@@ -98,7 +98,7 @@ def _adult_case(patient: PatientRecord, image, dataset: str, finding: str, label
         history=" ".join(n.text for n in sorted(patient.notes, key=lambda n: n.day) if n.day <= until),
         age=age, age_band=age_band(age), measurements={k: v for k, (_, v) in latest.items()},
         noncommercial=dataset == "ieee8023",
-    )  # fmt: skip
+    )
 
 
 def age_band(age: int | None) -> str | None:

@@ -104,7 +104,7 @@ def tail_inputs(trunk: TrunkOutputs, config: TrainConfig, batch_size: int = 256)
     bridge = RadiographEncoder(1, config.tail_blocks).eval().bridge
     activations = torch.from_numpy(trunk.activations)
     return torch.cat([bridge(activations[start : start + batch_size].float())
-                      for start in range(0, len(activations), batch_size)])  # fmt: skip
+                      for start in range(0, len(activations), batch_size)])
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -62,7 +62,7 @@ class LatentSpace(nn.Module):
                 nn.Linear(config.hidden, config.latent),
             )
             for m, d in dims.items()
-        })  # fmt: skip
+        })
         self.etiology = nn.ModuleDict({p: nn.Linear(config.latent, len(c)) for p, c in classes.items()})
         self.logit_scale = nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32))
         # learnt trust per modality: a modality that carries little (an age band alone) can weigh less in the mean
@@ -112,7 +112,7 @@ def train_latent(
             loss = loss + config.single_modality_weight * sum(
                 _population_loss(model, alone, p, torch.where(step_present[m], step_labels[p], -1))
                 for p in targets.classes
-            )  # fmt: skip
+            )
         paired = {m: step_present[m] & rows[batch] for m in MODALITIES}
         loss = loss + config.contrastive_weight * _contrastive(projected, paired, config.contrastive_temperature)
         optimiser.zero_grad()
@@ -134,7 +134,7 @@ def population_logits(model: LatentSpace, embeddings: np.ndarray, population: st
     return model.logits(torch.from_numpy(embeddings).float(), population).numpy()
 
 
-def _batch(labels: dict[str, torch.Tensor], pairable: torch.Tensor, size: int, generator: torch.Generator):  # noqa: ANN202
+def _batch(labels: dict[str, torch.Tensor], pairable: torch.Tensor, size: int, generator: torch.Generator):
     """Row indices of one step: up to `size` labelled cases of each population, and every pairable case."""
     chosen = [torch.nonzero(pairable).flatten()]
     for y in labels.values():
@@ -176,7 +176,7 @@ def _population_loss(model: LatentSpace, fused: torch.Tensor, population: str, l
     return F.cross_entropy(model.logits(fused[rows], population), labels[rows], weight=weights)
 
 
-def _contrastive(projected: dict[str, torch.Tensor], present: dict[str, torch.Tensor], temperature: float):  # noqa: ANN202
+def _contrastive(projected: dict[str, torch.Tensor], present: dict[str, torch.Tensor], temperature: float):
     losses = []
     for i, first in enumerate(MODALITIES):
         for second in MODALITIES[i + 1 :]:

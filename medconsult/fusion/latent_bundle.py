@@ -134,7 +134,7 @@ def _nearest_other_patient(embeddings: np.ndarray, groups: np.ndarray, queries: 
 def _neighbour_floors(
     cases: list[ReferenceCase], inputs: ModalityInputs, embeddings: np.ndarray,
     fold_models: list[LatentSpace] | None, patient_fold: dict[str, int] | None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Per population, the similarity below which a case is unlike the reference cases: a low percentile of the
     nearest other-patient similarity of cases the embedding never learnt, since a model places the cases it trained
     on closer to each other than a new patient (measured: 15% of the withheld children fell under a floor taken
@@ -167,7 +167,7 @@ def _neighbour_floors(
 def _metadata(
     model: LatentSpace, cases: list[ReferenceCase], inputs: ModalityInputs, validation: dict,
     fold_models: list[LatentSpace] | None = None, patient_fold: dict[str, int] | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     embeddings = embed(model, inputs)
     groups = np.array([c.patient_group for c in cases])
     floors = _neighbour_floors(cases, inputs, embeddings, fold_models, patient_fold)

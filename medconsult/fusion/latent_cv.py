@@ -51,12 +51,12 @@ EVALUATED_SOURCE = "ieee8023"
 VIEWS: dict[str, tuple[str, ...]] = {
     "image": ("image",), "text": ("text",), "measurements": ("measurements",), "fused": MODALITIES,
     "experts": MODALITIES,  # each present modality's own logits, summed (a product of experts in the same space)
-}  # fmt: skip
+}
 BOOTSTRAP_REPLICATES = 1000
 
 
 def build_inputs(
-    cases: list[ReferenceCase], encoder: CalibratedEncoder, cache_dir: Path | None = None, log=print  # noqa: ANN001
+    cases: list[ReferenceCase], encoder: CalibratedEncoder, cache_dir: Path | None = None, log=print
 ) -> ModalityInputs:
     images, image_present = image_features([c.image for c in cases], encoder, cache_dir=cache_dir, log=log)
     texts, text_present = embed_texts([c.history for c in cases])
@@ -87,7 +87,7 @@ def targets_for(cases: list[ReferenceCase], adult: tuple[str, ...], train_rows: 
     paediatric[encoder_held_out(cases)] = -1
     adult_labels = np.array([
         adult.index(c.label) if c.source == EVALUATED_SOURCE and c.label in adult else -1 for c in cases
-    ])  # fmt: skip
+    ])
     adult_labels[~train_rows] = -1
     paediatric[~train_rows] = -1
     classes = {"paediatric": PAEDIATRIC_CLASSES, "adult": adult}
@@ -172,7 +172,7 @@ def _coverage(inputs: ModalityInputs, modalities: tuple[str, ...]) -> np.ndarray
     return np.any([inputs.present[m] for m in modalities], axis=0)
 
 
-def _same_label_at_5(query: np.ndarray, labels: np.ndarray, reference: np.ndarray, ref_labels: np.ndarray):  # noqa: ANN202
+def _same_label_at_5(query: np.ndarray, labels: np.ndarray, reference: np.ndarray, ref_labels: np.ndarray):
     """Per query: the share of its 5 nearest reference cases with its label (NaN for a query with no modality)."""
     out = np.full(len(query), np.nan)
     has = np.linalg.norm(query, axis=1) > 0

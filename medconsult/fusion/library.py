@@ -43,7 +43,7 @@ class Neighbour:
     similarity: float  # cosine similarity of the fused embeddings
 
 
-def client(settings: Settings):  # noqa: ANN201 - chromadb.api.ClientAPI
+def client(settings: Settings):  # chromadb.api.ClientAPI
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -53,7 +53,7 @@ def client(settings: Settings):  # noqa: ANN201 - chromadb.api.ClientAPI
         return chromadb.HttpClient(
             host=url.hostname or "127.0.0.1", port=url.port or (443 if url.scheme == "https" else 8000),
             ssl=url.scheme == "https", settings=chroma_settings,
-        )  # fmt: skip
+        )
     Path(settings.index_dir).mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(Path(settings.index_dir) / "chroma"), settings=chroma_settings)
 
@@ -62,7 +62,7 @@ def collection_name(version: str, population: str) -> str:
     return f"{COLLECTION_PREFIX}{version}-{population}"
 
 
-def build(chroma, version: str, cases: list[ReferenceCase], embeddings: np.ndarray) -> dict:  # noqa: ANN001
+def build(chroma, version: str, cases: list[ReferenceCase], embeddings: np.ndarray) -> dict:
     """(Re)create the version's collections, one per population, with every case that has an embedding."""
     started = time.perf_counter()
     usable = [i for i in range(len(cases)) if np.linalg.norm(embeddings[i]) > 0]
@@ -82,10 +82,10 @@ def build(chroma, version: str, cases: list[ReferenceCase], embeddings: np.ndarr
                 metadatas=[_metadata(cases[i]) for i in rows],
             )
     return {"collection": COLLECTION_PREFIX + version, "cases": len(usable),
-            "build_s": round(time.perf_counter() - started, 2)}  # fmt: skip
+            "build_s": round(time.perf_counter() - started, 2)}
 
 
-def is_complete(chroma, version: str, cases: list[ReferenceCase]) -> bool:  # noqa: ANN001
+def is_complete(chroma, version: str, cases: list[ReferenceCase]) -> bool:
     """Whether the version's collections were built from exactly these cases."""
     try:
         library = ReferenceLibrary(chroma, version)
@@ -104,7 +104,7 @@ class ReferenceLibrary:
     excluded afterwards from an over-fetched list: a metadata filter inside Chroma scans the rows, which at 100,000
     cases costs hundreds of milliseconds per query."""
 
-    def __init__(self, chroma, version: str) -> None:  # noqa: ANN001
+    def __init__(self, chroma, version: str) -> None:
         self.chroma, self.version = chroma, version
         self._collections: dict[str, object] = {}
         self._counts: dict[int, int] = {}  # counting scans the rows (about 12 ms at 100,000): once per collection
@@ -113,7 +113,7 @@ class ReferenceLibrary:
     def name(self) -> str:
         return COLLECTION_PREFIX + self.version
 
-    def collection(self, population: str):  # noqa: ANN201 - chromadb Collection
+    def collection(self, population: str):  # chromadb Collection
         if population not in self._collections:
             try:
                 found = self.chroma.get_collection(collection_name(self.version, population), embedding_function=None)
@@ -132,10 +132,10 @@ class ReferenceLibrary:
         found = [
             n for p in ([population] if population else POPULATIONS)
             for n in self._search(self.collection(p), embedding, k, exclude_mrn)
-        ]  # fmt: skip
+        ]
         return sorted(found, key=lambda n: -n.similarity)[:k]
 
-    def _search(self, collection, embedding: np.ndarray, k: int, exclude_mrn: str | None) -> list[Neighbour]:  # noqa: ANN001
+    def _search(self, collection, embedding: np.ndarray, k: int, exclude_mrn: str | None) -> list[Neighbour]:
         if id(collection) not in self._counts:
             self._counts[id(collection)] = collection.count()
         stored = self._counts[id(collection)]
@@ -144,11 +144,11 @@ class ReferenceLibrary:
         fetch = min(stored, k + OVERFETCH)
         while True:
             found = collection.query(query_embeddings=[embedding.astype(np.float32)], n_results=fetch,
-                                     include=["metadatas", "distances"])  # fmt: skip
+                                     include=["metadatas", "distances"])
             rows = [
                 (meta, distance) for meta, distance in zip(found["metadatas"][0], found["distances"][0], strict=True)
                 if meta["patient_mrn"] != exclude_mrn
-            ]  # fmt: skip
+            ]
             if len(rows) >= k or fetch >= stored:
                 return [_neighbour(meta, distance) for meta, distance in rows[:k]]
             fetch = min(stored, fetch * 4)  # the patient has more images than the margin: look further
@@ -159,7 +159,7 @@ def _neighbour(meta: dict, distance: float) -> Neighbour:
         case_id=meta["case_id"], patient_group=meta["patient_group"], source=meta["source"],
         population=meta["population"], label=meta["label"], finding=meta["finding"],
         similarity=round(1.0 - float(distance), 4),
-    )  # fmt: skip
+    )
 
 
 def _metadata(case: ReferenceCase) -> dict:

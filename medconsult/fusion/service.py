@@ -30,7 +30,7 @@ from medconsult.fusion.trunk_cache import input_pixels
 
 ESTIMATE_CLASSES = ("normal", "bacterial", "viral", "covid-19", "fungal", "other")
 VIEW_NAMES = {"experts": "all modalities (each one's evidence summed)", "image": "image only", "text": "history only",
-              "measurements": "measurements only"}  # fmt: skip
+              "measurements": "measurements only"}
 SAME_IMAGE_SIMILARITY = 0.9995  # a reference case this close is the query image itself, whatever its patient
 
 
@@ -93,7 +93,7 @@ class FusionService:
         return self._libraries[version]
 
     @cached_property
-    def _chroma(self):  # noqa: ANN202 - chromadb.api.ClientAPI
+    def _chroma(self):  # chromadb.api.ClientAPI
         return client(self.settings)
 
     def inputs(self, case: CaseView) -> tuple[ModalityInputs, np.ndarray | None]:
@@ -144,11 +144,11 @@ class FusionService:
             return self._abstain("paediatric", [], "the paediatric estimate reads the radiograph, and there is none")
         if mrn and mrn in self._encoder_training_patients:
             return self._abstain("paediatric", ["image"], "this child's radiographs trained the paediatric model: "
-                                 "no independent estimate")  # fmt: skip
+                                 "no independent estimate")
         probabilities = self.encoder.classify_pixels(pixels[None])[0]
         estimate = dict(zip(self.encoder.classes, probabilities.tolist(), strict=True))
         return self._checked("paediatric", estimate, ["image"], inputs, mrn, "radiograph_encoder",
-                             _encoder_validation(self.encoder.metadata))  # fmt: skip
+                             _encoder_validation(self.encoder.metadata))
 
     def _adult(self, inputs: ModalityInputs, used: list[str], mrn: str | None) -> Estimate:
         if not used:
@@ -161,7 +161,7 @@ class FusionService:
         probabilities = softmax(logits, abstention["adult_temperature"])[0]
         estimate = dict(zip(self.latent.adult_classes, probabilities.tolist(), strict=True))
         name = f"latent_space {self.latent.version}" + (f", fold {fold + 1} (never saw this patient)" if fold is not
-                                                         None else "")  # fmt: skip
+                                                         None else "")
         validation = _latent_validation(self.latent.metadata, used)
         return self._checked("adult", estimate, used, inputs, mrn, name, validation)
 
@@ -172,7 +172,7 @@ class FusionService:
     def _checked(
         self, population: str, estimate: dict[str, float], used: list[str], inputs: ModalityInputs,
         mrn: str | None, model: str, validation: str,
-    ) -> Estimate:  # fmt: skip
+    ) -> Estimate:
         abstention = self.latent.metadata["abstention"]
         probabilities = {c: (round(estimate[c], 4) if c in estimate else None) for c in ESTIMATE_CLASSES}
         similarity, reason = self._nearest_similarity(inputs, population, mrn), None

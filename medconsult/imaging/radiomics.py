@@ -49,7 +49,7 @@ def parameters() -> dict[str, Any]:
 
 
 @cache
-def _extractor():  # noqa: ANN202 - radiomics.featureextractor.RadiomicsFeatureExtractor
+def _extractor():  # radiomics.featureextractor.RadiomicsFeatureExtractor
     from radiomics import featureextractor
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)  # it logs every feature class at INFO
@@ -76,7 +76,7 @@ def extract(
     grey: np.ndarray, right: np.ndarray, left: np.ndarray, spacing_mm: tuple[float, float] | None
 ) -> list[Region]:
     """Features of both lungs and their zones. `grey` is the display-scaled image (0-255), masks at its size."""
-    import SimpleITK as sitk  # noqa: N813
+    import SimpleITK as sitk
 
     size = parameters()["working_size"]
     scale = size / max(grey.shape)
@@ -95,8 +95,8 @@ def extract(
     return regions
 
 
-def _region(side: str, zone: str, mask: np.ndarray, sitk_image, physical: bool) -> Region:  # noqa: ANN001
-    import SimpleITK as sitk  # noqa: N813
+def _region(side: str, zone: str, mask: np.ndarray, sitk_image, physical: bool) -> Region:
+    import SimpleITK as sitk
 
     sitk_mask = sitk.GetImageFromArray(mask.astype(np.uint8)[None])
     sitk_mask.CopyInformation(sitk_image)
@@ -121,7 +121,7 @@ def findings(regions: list[Region]) -> list[Finding]:
         result.append(
             _asymmetry(f"density:{zone}", f"Mean density of the {where}", right, left, density,
                        thresholds["density_relative_difference"], "denser")
-        )  # fmt: skip
+        )
         for feature, label in (
             ("glcm_Contrast", "GLCM contrast"),
             ("glszm_ZoneEntropy", "GLSZM zone entropy"),
@@ -130,7 +130,7 @@ def findings(regions: list[Region]) -> list[Finding]:
             result.append(
                 _asymmetry(f"texture:{feature}:{zone}", f"{label} of the {where}", right, left, texture,
                            thresholds["texture_relative_difference"], "higher")
-            )  # fmt: skip
+            )
     result.append(_most_deviating(zone_density))
     return result
 

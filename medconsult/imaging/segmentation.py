@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual name
+import torch.nn.functional as F  # the usual name
 from scipy import ndimage
 
 from medconsult.imaging.io import normalise

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from PIL import Image
 
 from medconsult.imaging.segmentation import (
@@ -132,7 +132,7 @@ def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return bce + dice
 
 
-def train(data_dir: Path, bundle_dir: Path, config: TrainConfig = TrainConfig(), log=print) -> dict:  # noqa: ANN001
+def train(data_dir: Path, bundle_dir: Path, config: TrainConfig = TrainConfig(), log=print) -> dict:
     from monai.bundle import ConfigParser
     from monai.utils import set_determinism
 
@@ -167,7 +167,7 @@ def train(data_dir: Path, bundle_dir: Path, config: TrainConfig = TrainConfig(),
             epoch_loss += loss.item() * len(batch)
         if epoch % 10 == 0 or epoch == config.epochs - 1:
             log(f"epoch {epoch + 1}/{config.epochs} loss {epoch_loss / len(training):.4f} "
-                f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
+                f"({time.perf_counter() - started:.0f} s)")
     training_seconds = time.perf_counter() - started
     _write_bundle(bundle_dir, network, config, training, validation, training_seconds)
     scores = evaluate(bundle_dir, data_dir, config)
@@ -201,7 +201,7 @@ def evaluate(bundle_dir: Path, data_dir: Path, config: TrainConfig = TrainConfig
     }
 
 
-def _write_bundle(bundle_dir, network, config, training, validation, training_seconds) -> None:  # noqa: ANN001
+def _write_bundle(bundle_dir, network, config, training, validation, training_seconds) -> None:
     (bundle_dir / "configs").mkdir(parents=True, exist_ok=True)
     (bundle_dir / "models").mkdir(parents=True, exist_ok=True)
     # float16 storage halves the file; weights are cast back to float32 at load time.

@@ -86,7 +86,7 @@ def observation_resource(measurement: Measurement, subject: str, timeline: Timel
         "subject": {"reference": subject},
         "effectiveDateTime": timeline.instant(measurement.day, analyte.category),
         "valueQuantity": quantity,
-    }  # fmt: skip
+    }
     if measurement.reference is not None:
         resource["referenceRange"] = [_reference_range(measurement.reference, analyte.unit)]
         flag = measurement.reference.interpret(measurement.value, measurement.comparator)
@@ -131,7 +131,7 @@ def document_resource(note: ClinicalNote, subject: str, timeline: Timeline) -> d
             "creation": instant,
         }}],
         "context": {"period": {"start": instant}},
-    }  # fmt: skip
+    }
 
 
 def imaging_study_resource(
@@ -166,7 +166,7 @@ def imaging_study_resource(
                 "title": description,
             }],
         }],
-    }  # fmt: skip
+    }
 
 
 def transaction_bundle(patient: PatientRecord, timeline: Timeline) -> dict[str, Any]:
@@ -190,4 +190,4 @@ def _entry(full_url: str, resource: dict[str, Any]) -> dict[str, Any]:
     resource_id = full_url.removeprefix("urn:uuid:")
     resource = {**resource, "id": resource_id}
     return {"fullUrl": full_url, "resource": resource,
-            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource_id}"}}  # fmt: skip
+            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource_id}"}}

@@ -60,7 +60,7 @@ LABS: tuple[LabColumn, ...] = (
 )
 OUTCOME_OFFSETS = ("icu_admission_offset", "icu_release_offset", "death_offset")
 EXPECTED = ("sex", "admission_offset", *OUTCOME_OFFSETS, "modality", "projection",
-            *(f"{lab.prefix}_{part}" for lab in LABS for part in ("offset", "val")))  # fmt: skip
+            *(f"{lab.prefix}_{part}" for lab in LABS for part in ("offset", "val")))
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def _lab_measurement(
     if value is None:
         return None
     note = (f"Published by the source as an interval {lab.step:g} {ANALYTES[analyte].unit} wide "
-            "(identity protection); value as published.")  # fmt: skip
+            "(identity protection); value as published.")
     return Measurement(analyte, value, day, comparator, lab.reference, note=note)
 
 
@@ -177,7 +177,7 @@ def _image_record(
     view = f"{image.view.position}{' supine' if image.view.supine else ''}" or "view not stated"
     description = f"{DATASET} data set, patient {pid}, chest radiograph ({view}), hospital day {image.day}"
     return ImageRecord(case_id, image.path, image.row.number, image.day, image.view.position, image.view.supine,
-                       image.modality, description, _label(image, report))  # fmt: skip
+                       image.modality, description, _label(image, report))
 
 
 def _label(image: SourceImage, report: ImportReport) -> dict[str, Any]:
@@ -194,4 +194,4 @@ def _label(image: SourceImage, report: ImportReport) -> dict[str, Any]:
         "hospital_day": image.day,
         "source": {**PROVENANCE, "source_image": f"{IMAGE_FOLDER}/{image.row.text('image_id')}.png",
                    "csv_row": image.row.number},
-    }  # fmt: skip
+    }

@@ -37,11 +37,11 @@ STRUCTURED: dict[str, tuple[str, str]] = {
     "lymphocyte_count": ("lymphocytes", "10*3/uL"),
 }
 OUTCOME_FLAGS = ("survival", "intubated", "intubation_present", "went_icu", "in_icu", "needed_supplemental_O2",
-                 "extubated")  # fmt: skip
+                 "extubated")
 PROVENANCE = {"url": "url", "doi": "doi", "license": "license", "attribution": "other_notes",
-              "source_image": "image", "location": "location", "published": "date"}  # fmt: skip
+              "source_image": "image", "location": "location", "published": "date"}
 EXPECTED = ("offset", "sex", "age", "finding", "view", "modality", "clinical_notes", *STRUCTURED, *OUTCOME_FLAGS,
-            "url", "doi", "license", "other_notes")  # fmt: skip
+            "url", "doi", "license", "other_notes")
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def _image_records(identifier: str, pid: str, images: list[SourceImage]) -> list
         view = f"{image.view.position}{' supine' if image.view.supine else ''}" or "view not stated"
         description = f"{DATASET} data set, patient {pid}, chest radiograph ({view}), {day}"
         records.append(ImageRecord(case_id, image.path, image.row.number, image.day, image.view.position,
-                                   image.view.supine, image.modality, description, _label(image)))  # fmt: skip
+                                   image.view.supine, image.modality, description, _label(image)))
     return records
 
 

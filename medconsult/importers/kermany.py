@@ -76,7 +76,7 @@ def _image_record(identifier: str, pid: str, image: SourceImage, taken: set[str]
     case_id = unique_id(f"{identifier}-{image.path.stem}", taken)
     description = f"{DATASET} data set, patient {pid}, child aged 1-5 years, chest radiograph (view not stated)"
     return ImageRecord(case_id, image.path, image.row.number, 0, View("").position, False, "DX", description,
-                       _label(image))  # fmt: skip
+                       _label(image))
 
 
 def _label(image: SourceImage) -> dict[str, Any]:

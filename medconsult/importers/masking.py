@@ -134,7 +134,7 @@ COURSE_PATTERN = _words(LATER_COURSE)
 
 # Words whose trailing full stop does not end a sentence.
 ABBREVIATIONS = {"dr", "drs", "mr", "mrs", "ms", "prof", "fig", "figs", "vs", "e.g", "i.e", "approx", "no", "st",
-                 "al", "ca", "resp", "temp"}  # fmt: skip
+                 "al", "ca", "resp", "temp"}
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 
 

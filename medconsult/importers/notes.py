@@ -58,7 +58,7 @@ PATTERNS: tuple[NotePattern, ...] = (
     NotePattern("procalcitonin", r"procalcitonin|pct", {r"ng/ml": "ng/mL", MICRO + r"g/l": "ug/L"},
                 (0.0, 1000.0)),
     NotePattern("creatinine", r"creatinine", {r"mg/dl": "mg/dL", MICRO + r"mol/l": "umol/L"}, (0.1, 25.0)),
-)  # fmt: skip
+)
 
 NUMBER = r"(?P<number>\d+(?:[.,]\d+)?)"
 GAP = r"[^\d.;]{0,30}?"  # between name and number: no other number, no sentence end

@@ -26,7 +26,7 @@ from medconsult.importers.timeline import DEFAULT_ANCHOR, TIME_OF_DAY, Timeline,
 Reader = Callable[[Path, Timeline, ImportReport], list[PatientRecord]]
 FORMATS: dict[str, Reader] = {
     "ieee8023": ieee8023.read_patients, "hannover": hannover.read_patients, "kermany": kermany.read_patients,
-}  # fmt: skip
+}
 
 
 def import_dataset(
@@ -104,7 +104,7 @@ def _count(patient: PatientRecord, report: ImportReport) -> None:
             "observations_visible": len(visible),
             "analytes_visible": sorted({m.analyte for m in visible}),
             "notes_visible": sum(n.day <= image.day for n in patient.notes),
-        })  # fmt: skip
+        })
 
 
 def load_bundles(gateway: FhirGateway, bundles: list[Path]) -> dict[str, Any]:
@@ -118,4 +118,4 @@ def load_bundles(gateway: FhirGateway, bundles: list[Path]) -> dict[str, Any]:
     # Entries are PUTs to fixed ids: "written" counts creates and in-place updates alike.
     return {"server": gateway.base_url, "bundles_loaded": statuses["loaded"],
             "bundles_already_present": statuses["skipped"], "resources_written": created,
-            "resources_failed": failed}  # fmt: skip
+            "resources_failed": failed}

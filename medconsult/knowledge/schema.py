@@ -490,6 +490,3 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema of a condition file (regimens/<key>.yaml), for editors and external validators."""
     return Condition.model_json_schema()
 
-
-def manifest_json_schema() -> dict[str, Any]:
-    return Manifest.model_json_schema()

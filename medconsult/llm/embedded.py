@@ -40,7 +40,7 @@ def llama_server_argv(
         "--parallel", "1",
         "--jinja",
         "--no-webui",
-    ]  # fmt: skip
+    ]
 
 
 def start_embedded(settings: Settings, *, detach: bool = False) -> LlmEndpoint:

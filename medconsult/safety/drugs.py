@@ -45,7 +45,7 @@ AVOID_WITH_CLASS_IA_III = "avoid with class IA/III antiarrhythmics"
 ALLERGY_CLASSES = frozenset({
     PENICILLINS, CEPHALOSPORINS, CARBAPENEMS, MONOBACTAMS, MACROLIDES, FLUOROQUINOLONES, TETRACYCLINES,
     SULFONAMIDE_ANTIBIOTICS, AMINOGLYCOSIDES, ACE_INHIBITORS,
-})  # fmt: skip
+})
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ VOCABULARY: tuple[Drug, ...] = (
     _drug("nicotine", (), ("nicoderm", "nicorette")),
     _drug("oxycodone", (), ("oxycontin",)),
     _drug("hydrocodone", ()),
-)  # fmt: skip
+)
 
 # Combinations named by their parts ("Amoxicillin 250 MG / Clavulanate 125 MG"): when every part is mentioned the
 # combination replaces them. Parts that are not drugs on their own are listed in _COMPONENT_WORDS.
@@ -263,7 +263,7 @@ _COMPONENT_WORDS: dict[str, str] = {
     "piperacillin": "piperacillin", "imipenem": "imipenem", "sulfamethoxazole": "sulfamethoxazole",
     "sulphamethoxazole": "sulfamethoxazole", "smx": "sulfamethoxazole", "smz": "sulfamethoxazole",
     "nirmatrelvir": "nirmatrelvir",
-}  # fmt: skip
+}
 # A part mentioned alone: the only product that contains it, or nothing (a beta-lactamase inhibitor alone).
 _PART_ALONE: dict[str, str | None] = {
     "piperacillin": "piperacillin-tazobactam",
@@ -271,7 +271,7 @@ _PART_ALONE: dict[str, str | None] = {
     "sulfamethoxazole": "sulfamethoxazole-trimethoprim",
     "nirmatrelvir": "nirmatrelvir-ritonavir",
     "clavulanate": None, "sulbactam": None, "tazobactam": None, "cilastatin": None,
-}  # fmt: skip
+}
 
 # Class names as written in allergy records ("Allergy to penicillins", "sulfa drugs", "beta-lactam antibiotics").
 _CLASS_WORDS: dict[str, str] = {
@@ -288,7 +288,7 @@ _CLASS_WORDS: dict[str, str] = {
     "tetracycline": TETRACYCLINES, "tetracyclines": TETRACYCLINES,
     "aminoglycoside": AMINOGLYCOSIDES, "aminoglycosides": AMINOGLYCOSIDES,
     "ace inhibitor": ACE_INHIBITORS, "ace inhibitors": ACE_INHIBITORS,
-}  # fmt: skip
+}
 
 _MAX_PHRASE_WORDS = 4
 _CLASS = "class:"

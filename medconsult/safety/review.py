@@ -92,4 +92,4 @@ def review_plan(drugs: list[PlannedDrug], context: SafetyContext) -> list[Safety
 
 __all__ = [
     "PlannedDrug", "RecordItem", "SafetyContext", "SafetyFinding", "parse_drugs", "review_plan",
-]  # fmt: skip
+]

@@ -82,7 +82,7 @@ def record_gap_findings(context: SafetyContext) -> list[SafetyFinding]:
         "record-gap", "warn", "all planned drugs",
         "Allergy record unavailable: allergy and cross-reactivity not checked; ask the patient before prescribing.",
         "medconsult safety review: a rule that could not run is reported, never passed",
-    )]  # fmt: skip
+    )]
 
 
 def unknown_drug_findings(unknown: list[PlannedDrug]) -> list[SafetyFinding]:
@@ -94,12 +94,12 @@ def unknown_drug_findings(unknown: list[PlannedDrug]) -> list[SafetyFinding]:
             "medconsult safety review vocabulary (medconsult/safety/drugs.py)",
         )
         for entry in unknown
-    ]  # fmt: skip
+    ]
 
 
 # ---- allergy and cross-reactivity ------------------------------------------------------------------------------
 _SEVERE_REACTION_TEXT = ("anaphyla", "angioedema", "stevens johnson", "epidermal necrolysis", "eosinophilia",
-                         "pustulosis")  # fmt: skip
+                         "pustulosis")
 _SEVERE_REACTION_WORDS = frozenset({"sjs", "ten", "dress", "agep"})
 _SEVERE_ADVICE = (
     "severe reaction on record: avoid unless an allergist advises otherwise (e.g. a graded challenge with a "
@@ -173,7 +173,7 @@ def allergy_findings(planned: list[Planned], context: SafetyContext) -> list[Saf
                     f"{p.drug.name} {why} the recorded allergy {_describe(allergen.item)}.",
                     f"Recorded allergy; same-drug and same-class avoidance per {ALLERGY_PARAMETER}",
                     allergen.item.resource,
-                ))  # fmt: skip
+                ))
     return findings
 
 
@@ -219,7 +219,7 @@ def cross_reactivity_findings(planned: list[Planned], context: SafetyContext) ->
                 f"{p.drug.name} ({cross.planned_class}) with recorded allergy {_describe(allergen.item)} to "
                 f"{cross.allergy_class}: cross-reactivity {cross.risk}; {advice}.",
                 ALLERGY_PARAMETER, allergen.item.resource,
-            ))  # fmt: skip
+            ))
     return findings
 
 
@@ -310,7 +310,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
     _row({"linezolid"}, {v.SSRIS}, "warn",
          "serotonin syndrome: give only with close observation, or choose another agent",
          "linezolid is a reversible MAO inhibitor", "Zyvox US label (serotonin syndrome)"),
-)  # fmt: skip
+)
 
 
 def _matches(d: Drug, selectors: frozenset[str]) -> bool:
@@ -343,7 +343,7 @@ def _table_findings(p: Planned, partner: _Partner) -> Iterator[SafetyFinding]:
                     f"{p.drug.name} with {partner.drug.name} ({partner.label}): {row.effect}; mechanism: "
                     f"{row.mechanism}.",
                     row.source, partner.resource,
-                )  # fmt: skip
+                )
 
 
 def _qt_pair_finding(p: Planned, partner: _Partner) -> SafetyFinding | None:
@@ -355,13 +355,13 @@ def _qt_pair_finding(p: Planned, partner: _Partner) -> SafetyFinding | None:
         v.AVOID_WITH_CLASS_IA_III in partner.drug.groups and v.CLASS_IA_III_ANTIARRHYTHMICS in p.drug.groups
     )
     advice = ("the label says to avoid this combination with class IA/III antiarrhythmics" if avoid
-              else "check a baseline ECG and potassium/magnesium, or choose a drug without QT risk")  # fmt: skip
+              else "check a baseline ECG and potassium/magnesium, or choose a drug without QT risk")
     return _finding(
         "interaction", "block" if avoid else "warn", p.drug.name,
         f"{p.drug.name} with {partner.drug.name} ({partner.label}): both prolong the QT interval (known risk of "
         f"torsades de pointes); {advice}.",
         f"{QT_SOURCES}; {p.drug.name} US label (QT prolongation)", partner.resource,
-    )  # fmt: skip
+    )
 
 
 def interaction_findings(planned: list[Planned], current: list[Current]) -> list[SafetyFinding]:
@@ -394,7 +394,7 @@ def qtc_findings(planned: list[Planned], context: SafetyContext) -> list[SafetyF
         )
         for p in planned
         if v.QT_KNOWN_RISK in p.drug.groups
-    ]  # fmt: skip
+    ]
 
 
 # ---- renal dosing ----------------------------------------------------------------------------------------------
@@ -431,12 +431,12 @@ _NSAID_RENAL = _renal(
     "American Geriatrics Society 2023 Beers Criteria (drugs to avoid or reduce by kidney function); Toradol label",
     _band(30, "avoid NSAIDs (kidney injury, hyperkalaemia); ketorolac is contraindicated in advanced renal "
               "impairment"),
-)  # fmt: skip
+)
 _LEVELS = "renally cleared: individualise the dose by serum level monitoring"
 _AMINOGLYCOSIDE_RENAL = _renal(
     "Aminoglycoside US labels (dosage in impaired renal function, guided by serum levels); the 60 mL/min prompt is "
     "this review's, not a label cut-off", _band(60, _LEVELS + " and extend the interval"),
-)  # fmt: skip
+)
 
 RENAL_RULES: dict[str, RenalRule] = {
     "levofloxacin": _renal(
@@ -571,7 +571,7 @@ RENAL_RULES: dict[str, RenalRule] = {
     "ibuprofen": _NSAID_RENAL,
     "naproxen": _NSAID_RENAL,
     "ketorolac": _NSAID_RENAL,
-}  # fmt: skip
+}
 
 # Checked: no renal adjustment in the label, so neither a renal finding nor "renal function unknown".
 NO_RENAL_ADJUSTMENT: dict[str, str] = {
@@ -584,7 +584,7 @@ NO_RENAL_ADJUSTMENT: dict[str, str] = {
     "remdesivir": "Veklury US label since July 2023: any degree of renal impairment, dialysis included "
                   "(before: not recommended under eGFR 30)",
     "molnupiravir": "Lagevrio EUA fact sheet",
-}  # fmt: skip
+}
 
 
 def _renal_finding(p: Planned, rule: RenalRule, context: SafetyContext) -> SafetyFinding | None:
@@ -596,7 +596,7 @@ def _renal_finding(p: Planned, rule: RenalRule, context: SafetyContext) -> Safet
             f"Renal function unknown: {p.drug.name} needs a dose change when creatinine clearance is below about "
             f"{limit:g} mL/min; check creatinine before dosing.",
             rule.source,
-        )  # fmt: skip
+        )
     band = next((b for b in reversed(rule.bands) if b.applies(egfr)), None)
     if band is None:
         return None
@@ -604,7 +604,7 @@ def _renal_finding(p: Planned, rule: RenalRule, context: SafetyContext) -> Safet
         "renal", band.severity, p.drug.name,
         f"eGFR {egfr:g} mL/min/1.73 m2 ({band.condition}) for {p.drug.name}: {band.advice} ({_RENAL_PROXY}).",
         rule.source, context.egfr_resource,
-    )  # fmt: skip
+    )
 
 
 def renal_findings(planned: list[Planned], context: SafetyContext) -> list[SafetyFinding]:
@@ -624,11 +624,11 @@ class PregnancyRule:
 
 _ACOG_717 = "ACOG Committee Opinion No. 717, Sulfonamides, nitrofurantoin, and risk of birth defects (2017)"
 _RAS_FETAL = PregnancyRule("block", "fetal toxicity (boxed warning): stop as soon as pregnancy is detected",
-                           "ACE inhibitor and ARB US labels (boxed warning: fetal toxicity)")  # fmt: skip
+                           "ACE inhibitor and ARB US labels (boxed warning: fetal toxicity)")
 _FOLATE = PregnancyRule(
     "warn", "folate antagonist: avoid in the first trimester and near term (kernicterus) unless no suitable "
             "alternative exists", f"{_ACOG_717}; Bactrim US label, Use in Specific Populations",
-)  # fmt: skip
+)
 
 # Keyed by generic name or group; looked up only when the record says the patient is pregnant.
 PREGNANCY_RULES: dict[str, PregnancyRule] = {
@@ -660,7 +660,7 @@ PREGNANCY_RULES: dict[str, PregnancyRule] = {
                                        "thromboembolic risk", "Coumadin US label (Contraindications)"),
     "methotrexate": PregnancyRule("block", "contraindicated in pregnancy for non-cancer use (embryo-fetal toxicity)",
                                   "Methotrexate US labels (Contraindications; boxed warning)"),
-}  # fmt: skip
+}
 
 
 def _pregnancy_rule(d: Drug) -> PregnancyRule | None:
@@ -678,7 +678,7 @@ def pregnancy_findings(planned: list[Planned], context: SafetyContext) -> list[S
         if rule:
             findings.append(_finding("pregnancy", rule.severity, p.drug.name,
                                      f"Pregnant: {p.drug.name} - {rule.concern}.", rule.source,
-                                     context.pregnancy_resource))  # fmt: skip
+                                     context.pregnancy_resource))
     return findings
 
 
@@ -686,7 +686,7 @@ def pregnancy_findings(planned: list[Planned], context: SafetyContext) -> list[S
 DUPLICATE_CLASSES = frozenset({
     v.BETA_LACTAMS, v.MACROLIDES, v.FLUOROQUINOLONES, v.TETRACYCLINES, v.NEURAMINIDASE_INHIBITORS,
     v.SYSTEMIC_CORTICOSTEROIDS, v.NSAIDS, v.ANTICOAGULANTS, v.STATINS, v.ACE_INHIBITORS, v.ARBS,
-})  # fmt: skip
+})
 _DUPLICATE_SOURCE = "Therapeutic duplication check (medication reconciliation); same class in one regimen"
 
 
@@ -704,7 +704,7 @@ def _plan_duplicates(planned: list[Planned]) -> Iterator[SafetyFinding]:
         seen.add(pair)
         yield _finding("duplicate", "warn", p.drug.name,
                        f"{p.drug.name} and {q.drug.name} are both {shared} in the same regimen: keep one unless the "
-                       "combination is intended.", _DUPLICATE_SOURCE)  # fmt: skip
+                       "combination is intended.", _DUPLICATE_SOURCE)
 
 
 def _current_duplicates(planned: list[Planned], current: list[Current]) -> Iterator[SafetyFinding]:
@@ -716,7 +716,7 @@ def _current_duplicates(planned: list[Planned], current: list[Current]) -> Itera
                 yield _finding("duplicate", "warn", p.drug.name,
                                f"{p.drug.name} is planned while the patient takes '{c.record.text}' ({what}): "
                                "continue, replace or stop one of them.", _DUPLICATE_SOURCE,
-                               c.record.resource)  # fmt: skip
+                               c.record.resource)
 
 
 def duplicate_findings(planned: list[Planned], current: list[Current]) -> list[SafetyFinding]:
@@ -725,7 +725,7 @@ def duplicate_findings(planned: list[Planned], current: list[Current]) -> list[S
 
 # ---- order -----------------------------------------------------------------------------------------------------
 _RULE_ORDER = ("record-gap", "allergy", "cross-reactivity", "interaction", "renal", "pregnancy", "duplicate",
-               "weight-dose", "unknown-drug")  # fmt: skip
+               "weight-dose", "unknown-drug")
 
 
 def ordered(findings: Iterable[SafetyFinding]) -> list[SafetyFinding]:
@@ -757,7 +757,7 @@ def weight_dose_findings(planned: list[Planned], context: SafetyContext) -> list
                 "weight-dose", "block", name,
                 f"{name} has no dose by weight in the plan: an adult fixed dose must not be given to a child.",
                 WEIGHT_DOSE_SOURCE,
-            ))  # fmt: skip
+            ))
             continue
         dose = WeightDose.model_validate(p.entry.per_kg)
         if context.weight_kg is None:
@@ -765,7 +765,7 @@ def weight_dose_findings(planned: list[Planned], context: SafetyContext) -> list
                 "weight-dose", "warn", name,
                 f"Weight not recorded: {name} {dose.text()}, {dose.doses_per_day} doses a day; weigh the child "
                 "and work out the dose before prescribing.", WEIGHT_DOSE_SOURCE,
-            ))  # fmt: skip
+            ))
             continue
         mg = dose.dose_mg(context.weight_kg)
         capped = mg < dose.mg_per_kg * context.weight_kg
@@ -774,5 +774,5 @@ def weight_dose_findings(planned: list[Planned], context: SafetyContext) -> list
             f"{name} for {context.weight_kg:g} kg: {mg:g} mg per dose, {dose.doses_per_day} doses a day "
             f"({dose.text()}{'; capped at the maximum' if capped else ''}).",
             WEIGHT_DOSE_SOURCE, context.weight_resource,
-        ))  # fmt: skip
+        ))
     return findings

@@ -144,7 +144,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
                 request, "login.html",
                 {"user": None, "csrf": sessions.csrf_token(f"login:{nonce}"), "error": "Wrong name or password."},
                 status_code=401,
-            )  # fmt: skip
+            )
             response.set_cookie(LOGIN_COOKIE, nonce, **sessions.cookie_options(600))
             return response
         response = RedirectResponse("/", status_code=303)
@@ -198,7 +198,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
             except (FhirUnavailable, FhirRequestError) as failure:
                 error = f"The FHIR server did not answer: {failure}"
         return page(request, "patients.html", user, query=q[:128], matches=matches, error=error, form_error=None,
-                    max_mb=settings.workspace_max_upload_mb)  # fmt: skip
+                    max_mb=settings.workspace_max_upload_mb)
 
     @app.post("/cases/patient")
     async def new_patient_case(request: Request) -> Response:
@@ -221,12 +221,12 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
                 [f for f in form.getlist("images") if hasattr(f, "read")], uploads, limit
             )
             case = Case(id=case_id, patient=patient, question=question, as_of=as_of,
-                        images=[str(item.path) for item in saved])  # fmt: skip
+                        images=[str(item.path) for item in saved])
         except (UploadRefused, ValueError) as error:
             message = str(error) if isinstance(error, UploadRefused) else "the date must be YYYY-MM-DD"
             return page(request, "patients.html", user, query=patient, matches=[], error=None, form_error=message,
                         patient=patient, question=question or "", as_of=as_of or "",
-                        max_mb=settings.workspace_max_upload_mb)  # fmt: skip
+                        max_mb=settings.workspace_max_upload_mb)
         created = store.add_case(user, f"patient {patient} · {len(saved)} image(s)", case, out_root)
         request.app.state.runs.start(created)
         logger.info("case %s started", created.id)
@@ -253,7 +253,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
             can_ask=not live and bool(evidence.facts) and case.status in ("awaiting sign-off", "signed"),
             decisions=store.decisions(case.id), decision_choices=DECISIONS,
             report_html=(case.out_dir / "report.html").exists(), report_md=(case.out_dir / "report.md").exists(),
-        )  # fmt: skip
+        )
 
     @app.get("/cases/{case_id}/events")
     async def case_events(request: Request, case_id: str) -> Response:
@@ -327,7 +327,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
             resource, resource_error = await _read_resource(settings, services, reference)
         image = bool(fact.resource and inside(case.out_dir, fact.resource))
         return page(request, "fact.html", user, case=case, fact=fact, record=evidence.records.get(fact.result_id),
-                    reference=reference, resource=resource, resource_error=resource_error, image=image)  # fmt: skip
+                    reference=reference, resource=resource, resource_error=resource_error, image=image)
 
     @app.get("/cases/{case_id}/facts/{fact_id}/image")
     async def fact_image(request: Request, case_id: str, fact_id: str) -> Response:

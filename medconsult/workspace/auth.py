@@ -80,7 +80,7 @@ class Sessions:
 
     def cookie_options(self, max_age: int) -> dict:
         return {"max_age": max_age, "httponly": True, "samesite": "strict", "secure": self.secure_cookies,
-                "path": "/"}  # fmt: skip
+                "path": "/"}
 
 
 def same_origin(request: Request) -> bool:

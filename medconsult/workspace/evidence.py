@@ -99,7 +99,7 @@ def case_evidence(state: dict[str, Any], followups: dict[str, Any] | None = None
             DiagnosisView(d.diagnosis, d.likelihood, d.reasoning, d.discriminating_test,
                           [_citation(facts, c.fact, c.stance) for c in d.evidence])
             for d in differential.diagnoses
-        ]  # fmt: skip
+        ]
     plan = state.get("plan")
     if plan is not None:
         evidence.working_diagnosis = plan.working_diagnosis
@@ -121,7 +121,7 @@ def case_evidence(state: dict[str, Any], followups: dict[str, Any] | None = None
             continue
         if record.tool == SegmentLungsTool.tool_name():
             evidence.overlays.append(Overlay(record.id, record.result["image"], record.result["summary"],
-                                             list(record.result.get("warnings") or [])))  # fmt: skip
+                                             list(record.result.get("warnings") or [])))
         elif record.stage in PERCEPTION_STAGES:
             evidence.perception.append(record)
         elif record.stage == Stage.SCORES:

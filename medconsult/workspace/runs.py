@@ -123,7 +123,7 @@ class ConsultRuns:
                     listeners=[listeners.ended], stream_listeners=[listeners.draft],
                     start_listeners=[listeners.started], thread_id=case.thread_id,
                     approver=(lambda _request: decision) if decision else None,
-                )  # fmt: skip
+                )
             failure = consult_failure(outcome.state, read_trace(outcome.trace_path))
             if outcome.awaiting_sign_off:
                 self._status(case, channel, "awaiting sign-off", failure)
@@ -146,7 +146,7 @@ class ConsultRuns:
                     self.settings, self.services, case.thread_id, case.out_dir, question, user,
                     listeners=[listeners.ended], stream_listeners=[listeners.draft],
                     start_listeners=[listeners.started],
-                )  # fmt: skip
+                )
             channel.publish({"type": "answered", "error": turn.error})
         except asyncio.CancelledError:
             raise
@@ -190,7 +190,7 @@ class _Listeners:
             "type": "step", "phase": "end", "kind": event["kind"], "name": event["name"],
             "duration_s": event.get("duration_s"), "line": error or line, "error": bool(error),
             "result_id": event.get("result_id"),
-        })  # fmt: skip
+        })
 
     def draft(self, step: str, text: str) -> None:
         if step == FOLLOWUP_STEP:

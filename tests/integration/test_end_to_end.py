@@ -137,15 +137,15 @@ def test_hannover_image_case_cites_radiomics_and_survives_bad_images(fhir_server
     base_url, model = llm_server
     env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
            "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
-           "MEDCONSULT_DATA_DIR": str(DATA_DIR)}  # fmt: skip
+           "MEDCONSULT_DATA_DIR": str(DATA_DIR)}
     source = str(DATA_DIR / "cxr_hannover_covid")
     imported = _medconsult(["cases", "import", "hannover", "--source", source, "--out", str(tmp_path / "cases")],
-                           env, tmp_path)  # fmt: skip
+                           env, tmp_path)
     assert imported.returncode == 0, imported.stderr[-3000:]
     out = tmp_path / "hannover"
     radiograph = DATA_DIR / "cxr_hannover_covid" / "png" / "7afaaccc.png"
     args = ["run", "--case", str(REPO / "cases" / "hannover-covid.yaml"), "--image", str(radiograph),
-            "--image", str(photo), "--image", str(corrupt), "--out", str(out)]  # fmt: skip
+            "--image", str(photo), "--image", str(corrupt), "--out", str(out)]
     result = _medconsult(args, env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     report = (out / "report.md").read_text()
@@ -182,7 +182,7 @@ def test_imported_ieee8023_case_shows_vitals_labs_and_scores_without_leaking_the
         pytest.skip("the non-commercial ieee8023 folder is not present")
     base_url, model = llm_server
     env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
-           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
+           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}
     cases = tmp_path / "cases"
     imported = _medconsult(["cases", "import", "ieee8023", "--source", str(source), "--out", str(cases)], env, tmp_path)
     assert imported.returncode == 0, imported.stderr[-3000:]
@@ -231,14 +231,14 @@ def test_instructions_planted_in_a_note_do_not_steer_the_plan(fhir_server, llm_s
     loinc = {"system": "http://loinc.org", "code": "34117-2"}
     history_and_physical = {"coding": [loinc], "text": "History and physical"}
     load_patient_with_note(fhir_server.local_fhir_url, tmp_path, mrn="planted-note-1", note=planted,
-                           note_type=history_and_physical, gender="male", birth_date="1950-05-01")  # fmt: skip
+                           note_type=history_and_physical, gender="male", birth_date="1950-05-01")
 
     base_url, model = llm_server
     env = {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
-           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
+           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}
     out = tmp_path / "planted"
     args = ["run", "--patient", "planted-note-1", "--as-of", "2020-03-02", "--question", "Fever and cough?",
-            "--out", str(out)]  # fmt: skip
+            "--out", str(out)]
     result = _medconsult(args, env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     report = (out / "report.md").read_text()
@@ -258,10 +258,10 @@ def test_a_run_killed_mid_way_resumes_from_its_checkpoint(fhir_server, llm_serve
 
     base_url, model = llm_server
     env = {**os.environ, "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
-           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
+           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state")}
     out, thread = tmp_path / "killed", "killed-run-1"
     args = [str(Path(sys.executable).parent / "medconsult"), "run", "--patient", DEMO_MRN, "--as-of", "2018-09-29",
-            "--out", str(out), "--thread-id", thread, "--auto-approve"]  # fmt: skip
+            "--out", str(out), "--thread-id", thread, "--auto-approve"]
     process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trace = out / "trace.jsonl"
     deadline = time.monotonic() + 300

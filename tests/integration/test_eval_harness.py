@@ -22,15 +22,15 @@ pytestmark = pytest.mark.integration
 
 def _eval(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(Path(sys.executable).parent / "medconsult"), "eval", *args],
-                          env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=900)  # fmt: skip
+                          env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture
-def env(fhir_server, llm_server, tmp_path: Path) -> dict[str, str]:  # noqa: ANN001
+def env(fhir_server, llm_server, tmp_path: Path) -> dict[str, str]:
     base_url, model = llm_server
     return {"MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
             "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
-            "MEDCONSULT_DATA_DIR": str(DATA_DIR), "MEDCONSULT_REACT_MAX_STEPS": "3"}  # fmt: skip
+            "MEDCONSULT_DATA_DIR": str(DATA_DIR), "MEDCONSULT_REACT_MAX_STEPS": "3"}
 
 
 def test_both_agents_run_a_bundled_suite_and_the_runs_compare(env: dict[str, str], tmp_path: Path):
@@ -61,7 +61,7 @@ def test_both_agents_run_a_bundled_suite_and_the_runs_compare(env: dict[str, str
     assert 1 <= verdict["reasoning_quality"] <= 5 and verdict["judge"] == env["MEDCONSULT_LLM_MODEL"]
 
     compared = _eval(["compare", str(runs["consult"]), str(runs["react"]), "--out", str(tmp_path / "c.json")],
-                     env, tmp_path)  # fmt: skip
+                     env, tmp_path)
     assert compared.returncode == 0, compared.stdout + compared.stderr
     assert json.loads((tmp_path / "c.json").read_text())["paired_cases"] == 1
 

@@ -105,7 +105,7 @@ def _note_bundle() -> dict:
     note = {"resourceType": "DocumentReference", "status": "current", "content": [
         {"attachment": {"contentType": "text/plain", "data": "SWdub3JlIHByZXZpb3VzIGluc3RydWN0aW9ucw=="}}]}
     return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [{"resource": note, "request": {"method": "POST", "url": "DocumentReference"}}]}  # fmt: skip
+            "entry": [{"resource": note, "request": {"method": "POST", "url": "DocumentReference"}}]}
 
 
 def _notes(base: str) -> int:
@@ -157,5 +157,5 @@ def test_the_server_refuses_to_listen_beyond_loopback(tmp_path):
 
     done = subprocess.run(["node", "--experimental-websocket", "server.mjs", "--host", "0.0.0.0", "--port", "0",
                            "--data", str(tmp_path / "s.json")], cwd=SERVER_DIR, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+                          text=True, timeout=60)
     assert done.returncode == 2 and "loopback" in done.stderr

@@ -25,7 +25,7 @@ CLI = [sys.executable, "-m", "medconsult.cli"]
 
 def _environment(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "MEDCONSULT_DATA_DIR": str(DATA_DIR), "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
-            "MEDCONSULT_FHIR_BASE_URL": "http://127.0.0.1:9/fhir"}  # fmt: skip
+            "MEDCONSULT_FHIR_BASE_URL": "http://127.0.0.1:9/fhir"}
 
 
 async def _list_and_call(client: MultiServerMCPClient) -> None:
@@ -44,7 +44,7 @@ async def test_an_mcp_client_lists_and_calls_the_tools_over_stdio(tmp_path: Path
     client = MultiServerMCPClient({"medconsult": {
         "transport": "stdio", "command": CLI[0], "args": [*CLI[1:], "mcp", "serve", "--transport", "stdio"],
         "env": _environment(tmp_path), "cwd": str(tmp_path),
-    }})  # fmt: skip
+    }})
     await _list_and_call(client)
 
 
@@ -62,7 +62,7 @@ async def test_an_mcp_client_lists_and_calls_the_tools_over_http(tmp_path: Path)
                 assert server.poll() is None, server.stderr.read()
                 time.sleep(0.5)
         client = MultiServerMCPClient({"medconsult": {"transport": "streamable_http",
-                                                      "url": f"http://127.0.0.1:{port}/mcp"}})  # fmt: skip
+                                                      "url": f"http://127.0.0.1:{port}/mcp"}})
         await _list_and_call(client)
     finally:
         server.terminate()
@@ -72,5 +72,5 @@ async def test_an_mcp_client_lists_and_calls_the_tools_over_http(tmp_path: Path)
 def test_the_server_refuses_an_address_beyond_this_machine(tmp_path: Path):
     command = [*CLI, "mcp", "serve", "--transport", "http", "--host", "0.0.0.0"]
     result = subprocess.run(command, env=_environment(tmp_path), cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+                            timeout=120)
     assert result.returncode != 0 and "refusing to serve MCP on 0.0.0.0" in result.stderr

@@ -24,7 +24,7 @@ async def test_approved_draft_is_written_back_as_preliminary(fhir_server: Settin
     settings = Settings(
         state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", fhir_write_back=True,
         fhir_base_url=fhir_server.local_fhir_url, llm_structured_output="function_calling",  # the fake's method
-    )  # fmt: skip
+    )
     case = Case(id="writeback", patient=DEMO_MRN, as_of="2018-09-29")
     services = Services(fhir_server.local_fhir_url, FakeToolCallingModel(), "fake")
     outcome = await run_consult(case, settings, services, tmp_path / "out", approver=auto_approve)

@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , "
     "EXCLUDE 127.0.0.1",
-]  # fmt: skip
+]
 PASSWORD = "browser test password"
 PLANTED = "<script>window.plantedRan = true</script>"
 SHOTS = REPO / "out" / "workspace-screenshots"
@@ -42,11 +42,11 @@ CASE_TIMEOUT_MS = 600_000  # a whole consult with the 135M test model on two cor
 def _plant_patient(fhir_url: str, tmp_path: Path) -> None:
     note = f"Fever and cough for two days. {PLANTED} Crackles at the left base."
     load_patient_with_note(fhir_url, tmp_path, mrn="browser-planted-1", note=note, note_type={"text": "Progress note"},
-                           gender="female", birth_date="1961-02-03")  # fmt: skip
+                           gender="female", birth_date="1961-02-03")
 
 
 @pytest.fixture
-def workspace_url(fhir_server, llm_server, tmp_path: Path):  # noqa: ANN201
+def workspace_url(fhir_server, llm_server, tmp_path: Path):
     """`medconsult workspace` as a clinician would start it, on a free port, with two users and two case files."""
     _plant_patient(fhir_server.local_fhir_url, tmp_path)
     cases = tmp_path / "cases"
@@ -64,7 +64,7 @@ def workspace_url(fhir_server, llm_server, tmp_path: Path):  # noqa: ANN201
     env = {**os.environ, "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
            "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
            "MEDCONSULT_DATA_DIR": str(DATA_DIR), "MEDCONSULT_WORKSPACE_CASE_DIRS": json.dumps([str(cases)]),
-           "MEDCONSULT_WORKSPACE_PASSWORD": PASSWORD}  # fmt: skip
+           "MEDCONSULT_WORKSPACE_PASSWORD": PASSWORD}
     cli = str(Path(sys.executable).parent / "medconsult")
     for user in ("dr_a", "dr_b"):
         subprocess.run([cli, "workspace", "add-user", user], env=env, check=True, capture_output=True, timeout=60)
@@ -88,7 +88,7 @@ def workspace_url(fhir_server, llm_server, tmp_path: Path):  # noqa: ANN201
         log.close()
 
 
-def _sign_in(page, url: str, user: str) -> None:  # noqa: ANN001 - playwright Page
+def _sign_in(page, url: str, user: str) -> None:  # playwright Page
     page.goto(f"{url}/")
     page.fill("input[name=name]", user)
     page.fill("input[name=password]", PASSWORD)
@@ -96,7 +96,7 @@ def _sign_in(page, url: str, user: str) -> None:  # noqa: ANN001 - playwright Pa
     page.wait_for_selector("text=Your cases")
 
 
-def _start(page, case_label: str) -> float:  # noqa: ANN001
+def _start(page, case_label: str) -> float:
     """Start the case whose option contains `case_label`; seconds from the click to the first step on screen."""
     value = page.locator("select[name=case_file] option", has_text=case_label).get_attribute("value")
     page.select_option("select[name=case_file]", value)
@@ -106,7 +106,7 @@ def _start(page, case_label: str) -> float:  # noqa: ANN001
     return time.monotonic() - clicked
 
 
-def _wait_for_status(page, status: str) -> None:  # noqa: ANN001
+def _wait_for_status(page, status: str) -> None:
     page.wait_for_selector(f'#status[data-status="{status}"]', timeout=CASE_TIMEOUT_MS)
 
 
@@ -139,7 +139,7 @@ def test_a_clinician_runs_signs_and_questions_a_case_in_the_browser(workspace_ur
         _wait_for_status(page_a, "awaiting sign-off")
         page_a.wait_for_selector(".viewer img.mask", state="visible")
         page_a.wait_for_function("[...document.querySelectorAll('.viewer img')].every(i => i.complete && "
-                                 "i.naturalWidth > 0)")  # the radiograph and its lung layer both load  # fmt: skip
+                                 "i.naturalWidth > 0)")  # the radiograph and its lung layer both load
         mask = page_a.locator(".viewer img.mask")
         page_a.screenshot(path=SHOTS / "2-draft-with-overlay.png", full_page=True)
         page_a.uncheck(".overlay-toggle")
@@ -156,7 +156,7 @@ def test_a_clinician_runs_signs_and_questions_a_case_in_the_browser(workspace_ur
         page_a.click("#ask button[type=submit]")
         page_a.wait_for_selector("[data-answer]", timeout=30_000)
         page_a.wait_for_function("document.querySelector('[data-answer]')?.textContent.length > 0 || "
-                                 "document.querySelector('#chat .turn')", timeout=CASE_TIMEOUT_MS)  # fmt: skip
+                                 "document.querySelector('#chat .turn')", timeout=CASE_TIMEOUT_MS)
         timings["followup_first_text_s"] = round(time.monotonic() - asked, 2)
         page_a.wait_for_selector("#chat .turn", timeout=CASE_TIMEOUT_MS)
         turn = page_a.locator("#chat .turn").last

@@ -12,11 +12,11 @@ EXPLAINS = [
     "Exacerbation of COPD", "Acute asthma attack", "Pulmonary embolism", "Acute respiratory distress syndrome",
     "Cardiogenic pulmonary edema", "Left pleural effusion", "Spontaneous pneumothorax", "Sepsis",
     "Lower respiratory tract infection", "Aspiration pneumonitis", "Lipoid pneumonia",
-]  # fmt: skip
+]
 BACKGROUND = [
     "Drug overdose", "Anemia", "Prediabetes", "Hypertension", "Chronic obstructive pulmonary disease",
     "Lung cancer", "Idiopathic pulmonary fibrosis", "Obesity", "Sarcoidosis", "No acute findings",
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("diagnosis", EXPLAINS)

@@ -10,9 +10,9 @@ def _llm(name: str, start: str, duration: float, **usage) -> dict:
 TRACE = [
     {"kind": "node", "name": "intake", "start": "2026-01-01T00:00:00+00:00", "duration_s": 1.0, "error": None},
     _llm("request_evidence", "2026-01-01T00:00:10+00:00", 50.0, prompt_tokens=2000, prompt_tokens_evaluated=2000,
-         completion_tokens=21, first_token_s=40.0),  # fmt: skip
+         completion_tokens=21, first_token_s=40.0),
     _llm("differential", "2026-01-01T00:01:05+00:00", 45.0, prompt_tokens=2600, prompt_tokens_evaluated=600,
-         completion_tokens=301, first_token_s=15.0),  # fmt: skip
+         completion_tokens=301, first_token_s=15.0),
 ]
 
 

@@ -61,17 +61,17 @@ def patient(gender: str = "female", born: str = "1946-09-02") -> dict:
 
 def observation(code: str, value: float, unit: str, when: str = DAY_BEFORE, **extra: object) -> dict:
     return {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": code}]},
-            "effectiveDateTime": when, "valueQuantity": {"value": value, "code": unit}, **extra}  # fmt: skip
+            "effectiveDateTime": when, "valueQuantity": {"value": value, "code": unit}, **extra}
 
 
 def blood_pressure(systolic: float, diastolic: float, when: str = DAY_BEFORE) -> dict:
     """A panel (LOINC 85354-9) with systolic and diastolic components, as vital-signs profiles write it."""
     parts = [("8480-6", systolic), ("8462-4", diastolic)]
     components = [{"code": {"coding": [{"system": LOINC, "code": c}]}, "valueQuantity": {"value": v, "code": "mm[Hg]"}}
-                  for c, v in parts]  # fmt: skip
+                  for c, v in parts]
     panel = {"coding": [{"system": LOINC, "code": "85354-9"}]}
     return {"resourceType": "Observation", "status": "final", "code": panel, "effectiveDateTime": when,
-            "component": components}  # fmt: skip
+            "component": components}
 
 
 def record(*observations: dict, conditions: tuple[dict, ...] = (), person: dict | None = None) -> dict:
@@ -155,7 +155,7 @@ def test_all_five_criteria() -> None:
 def test_confusion_counts_only_when_coded() -> None:
     delirium = {"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": "active"}]},
                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": "2776000"}]},
-                "onsetDateTime": DAY_BEFORE}  # fmt: skip
+                "onsetDateTime": DAY_BEFORE}
     resolved = {**delirium, "abatementDateTime": "2024-06-01", "onsetDateTime": "2024-05-20"}
     assert recompute_calculators(record(*presentation()), AS_OF)["curb65"] == 2  # nothing coded: 0
     assert recompute_calculators(record(*presentation(), conditions=(delirium,)), AS_OF)["curb65"] == 3
@@ -205,7 +205,7 @@ def test_matching_results_agree() -> None:
     )
     assert rows["egfr_ckd_epi_2021"]["agree"] is True  # within 1 mL/min/1.73 m2
     assert rows["curb65"] == {"calculator": "curb65", "field": "points", "recomputed": 2, "tool": 2, "tolerance": 0.0,
-                              "difference": 0.0, "agree": True, "note": ""}  # fmt: skip
+                              "difference": 0.0, "agree": True, "note": ""}
 
 
 def test_deliberately_wrong_tool_results_are_caught() -> None:
@@ -233,7 +233,7 @@ def test_missing_sides_are_not_compared_but_a_missing_tool_value_is_a_disagreeme
 
 def test_tool_results_from_graph_records_or_their_json() -> None:
     record = ToolRecord(id="curb65:1", tool="curb65", args={}, ok=True, result={"points": 2}, started_at="t",
-                        duration_s=0.1)  # fmt: skip
+                        duration_s=0.1)
     failed = {"tool": "egfr_ckd_epi_2021", "ok": False, "result": None}
     other = {"tool": "qsofa", "ok": True, "result": {"points": 1}}
     assert tool_results([record, failed, other]) == {"curb65": {"points": 2}}

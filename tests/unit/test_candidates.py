@@ -23,7 +23,7 @@ CAUSE_WORDS = {
 
 def _record(tool: str, result: dict) -> ToolRecord:
     return ToolRecord(id=f"{tool}:1", tool=tool, args={}, ok=True, result=result, started_at="2026-01-01T00:00:00",
-                      duration_s=0.1)  # fmt: skip
+                      duration_s=0.1)
 
 
 def _estimate(abstained: bool = False, **probabilities: float) -> ToolRecord:
@@ -102,7 +102,7 @@ def test_only_similar_cases_of_the_patients_population_vote():
         {"case_id": "c3", "label": "normal", "population": "paediatric"},
         {"case_id": "c4", "label": "viral", "population": "adult"},
         {"case_id": "c5", "label": "normal", "population": "paediatric"},
-    ]})  # fmt: skip
+    ]})
     assert candidate_diagnoses(KB, [mixed], "adult")[0].line() == "Influenza pneumonia (similar cases 2 of 2)"
 
 
@@ -120,6 +120,6 @@ def test_a_candidate_copied_with_its_figures_keeps_only_its_name():
     copied = {"diagnosis": "Viral lower respiratory tract infection in a child (similar cases 5 of 5)", "x": 1}
     assert _candidate_named(copied, candidates) == {"diagnosis": candidates[0].name, "x": 1}
     assert KB.match_condition(_candidate_named(copied, candidates)["diagnosis"], "paediatric").key == (
-        "paediatric_viral_lrti")  # fmt: skip
+        "paediatric_viral_lrti")
     own = {"diagnosis": "Bronchiolitis (RSV)"}
     assert _candidate_named(own, candidates) == own  # a diagnosis of the model's own is left as written

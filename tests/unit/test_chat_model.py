@@ -53,7 +53,7 @@ def _recording_client(reply_content: str, sent: list[dict]) -> httpx.AsyncClient
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": reply_content}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-        })  # fmt: skip
+        })
 
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
@@ -62,14 +62,14 @@ async def test_json_schema_mode_sends_the_schema_as_response_format():
     """What a MedGemma profile sends to vLLM: a JSON-schema response format and no tools."""
     labels = ["Leukocytes [lab F1]"]
     answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
-              "discriminating_test": "CXR", "supporting": [labels[0]], "opposing": []}]}  # fmt: skip
+              "discriminating_test": "CXR", "supporting": [labels[0]], "opposing": []}]}
     sent: list[dict] = []
     settings = Settings(llm_profile="medgemma-27b", llm_stream=False)
     model = make_chat_model(
         settings, "http://vllm.test/v1", "m", http_async_client=_recording_client(json.dumps(answer), sent)
     )
     parsed = await structured_call(model, differential_request(labels), [HumanMessage("q")],
-                                   method=structured_output_method(settings))  # fmt: skip
+                                   method=structured_output_method(settings))
     assert parsed.diagnoses[0].diagnosis == "CAP"
     body = sent[0]
     assert body["response_format"]["type"] == "json_schema" and "tools" not in body
@@ -85,10 +85,10 @@ def _streaming_client(reply_content: str, sent: list[dict]) -> httpx.AsyncClient
         base = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
         pieces = [reply_content[i : i + 7] for i in range(0, len(reply_content), 7)]
         chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
-                                        "finish_reason": None}]} for piece in pieces]  # fmt: skip
+                                        "finish_reason": None}]} for piece in pieces]
         chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         chunks.append({**base, "choices": [], "usage": {"prompt_tokens": 3000, "completion_tokens": 40,
-                       "total_tokens": 3040, "prompt_tokens_details": {"cached_tokens": 2900}}})  # fmt: skip
+                       "total_tokens": 3040, "prompt_tokens_details": {"cached_tokens": 2900}}})
         body = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
@@ -100,14 +100,14 @@ async def test_a_streamed_structured_reply_is_shown_as_it_grows_and_parsed_at_th
 
     labels = ["Leukocytes [lab F1]"]
     answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
-              "discriminating_test": "CXR", "supporting": [labels[0]], "opposing": []}]}  # fmt: skip
+              "discriminating_test": "CXR", "supporting": [labels[0]], "opposing": []}]}
     sent: list[dict] = []
     partial: list[str] = []
     tracer = Tracer(stream_listeners=[lambda step, text: partial.append(text)])
     model = make_chat_model(Settings(), "http://embedded.test/v1", "m",
-                            http_async_client=_streaming_client(json.dumps(answer), sent))  # fmt: skip
+                            http_async_client=_streaming_client(json.dumps(answer), sent))
     parsed = await structured_call(model, differential_request(labels), [HumanMessage("q")], method="json_schema",
-                                   config={"callbacks": [tracer.llm_callback("differential")]})  # fmt: skip
+                                   config={"callbacks": [tracer.llm_callback("differential")]})
     assert parsed.diagnoses[0].diagnosis == "CAP"
     assert sent[0]["stream"] is True and sent[0]["response_format"]["type"] == "json_schema"
     assert len(partial) > 3 and partial[-1] == json.dumps(answer)  # the reply, piece by piece

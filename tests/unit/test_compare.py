@@ -20,7 +20,7 @@ def _result(case: str, finding: str, diagnosis: str, status: str = "done") -> di
         "differential": {"diagnoses": [{"diagnosis": diagnosis}]},
         "grounding": {"checked_numbers": 2, "checked_citations": 1, "flags": []},
         "time": {"wall_s": 10.0, "llm_calls": 2, "tool_calls": 3, "prompt_tokens": 4000, "completion_tokens": 200},
-    }  # fmt: skip
+    }
 
 
 def _run(run_dir: Path, results: list[dict[str, Any]]) -> Path:
@@ -32,7 +32,7 @@ def _run(run_dir: Path, results: list[dict[str, Any]]) -> Path:
 def _cases(right: bool) -> list[dict[str, Any]]:
     """20 cases, each answered with its label (right) or with lipoid pneumonia (wrong)."""
     return [_result(f"case-{i:02d}", LABELS[i % 4], LABELS[i % 4] if right else "Lipoid pneumonia")
-            for i in range(20)]  # fmt: skip
+            for i in range(20)]
 
 
 def test_a_clearly_better_run_has_a_difference_whose_interval_excludes_zero(tmp_path: Path):
@@ -57,7 +57,7 @@ def test_a_clearly_better_run_has_a_difference_whose_interval_excludes_zero(tmp_
 def test_a_difference_whose_interval_includes_zero_is_not_marked(tmp_path: Path):
     a_results = _cases(right=False)
     b_results = [_result(f"case-{i:02d}", LABELS[i % 4], LABELS[i % 4] if i < 2 else "Lipoid pneumonia")
-                 for i in range(20)]  # fmt: skip
+                 for i in range(20)]
     comparison = compare_runs(_run(tmp_path / "a", a_results), _run(tmp_path / "b", b_results))
     top1 = comparison["metrics"]["top1"]
     assert top1["difference"] == 0.1 and top1["ci95"][0] <= 0 and not top1["differs"]

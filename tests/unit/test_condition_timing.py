@@ -7,7 +7,7 @@ from medconsult.tools.fhir.conditions import ConditionItem, _statement
 
 def _item(onset: str | None, status: str = "active") -> ConditionItem:
     return ConditionItem(resource="Condition/1", display="Pneumonia (disorder)", snomed=None, codings=[],
-                         clinical_status=status, onset=onset)  # fmt: skip
+                         clinical_status=status, onset=onset)
 
 
 def test_a_problem_of_the_last_month_is_new_and_an_older_one_background():

@@ -42,7 +42,7 @@ async def _run(
     tools: ToolRegistry,
     model: FakeToolCallingModel,
     images: list[str] | None = None,
-    approver=None,  # noqa: ANN001
+    approver=None,
     resume: str | None = None,
     evidence_rounds: int = 0,  # most tests script the differential and plan calls only
 ):
@@ -50,7 +50,7 @@ async def _run(
     settings = Settings(
         state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=evidence_rounds,
         llm_structured_output="function_calling",  # the fake answers forced tool calls
-    )  # fmt: skip
+    )
     case = Case(id="t1", patient="MRN-1", question="Cough and fever?", images=images or [])
     services = Services("http://127.0.0.1:9/fhir", model, "fake")
     if resume:
@@ -146,7 +146,7 @@ async def test_unknown_patient_skips_the_record_but_not_the_case(
 async def test_a_repeated_diagnosis_is_kept_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     BARRIER.reset()
     entry = {"diagnosis": "Pneumonia", "likelihood": "high", "reasoning": "r", "discriminating_test": "CXR",
-             "supporting": ["Pneumonia [condition F2]"], "opposing": []}  # fmt: skip
+             "supporting": ["Pneumonia [condition F2]"], "opposing": []}
     repeated = {
         "summary": "s",
         "diagnoses": [entry, {**entry, "diagnosis": " pneumonia", "likelihood": "low"}],
@@ -173,7 +173,7 @@ async def test_planted_instructions_stay_data_and_never_reach_the_plan(
              "priority": "immediate", "rationale": "febrile pneumonia", "evidence": []},
         ],
         "cautions": [],
-    }  # fmt: skip
+    }
     model = FakeToolCallingModel(script=[None, obedient_plan])
     outcome = await _run(tmp_path, monkeypatch, registry(notes=[note]), model)
 
@@ -228,12 +228,12 @@ async def test_a_rejected_draft_is_marked_and_not_written_back(tmp_path: Path, m
     outcome = await _run(
         tmp_path, monkeypatch, registry(), FakeToolCallingModel(),
         approver=lambda request: SignOff(decision="reject", reviewer="Dr Test", note="Wrong patient."),
-    )  # fmt: skip
+    )
     report = outcome.report_path.read_text()
     assert "**Rejected: not for clinical use.**" in report and outcome.state["written_resources"] == []
 
 
-def _trace(outcome) -> list[dict]:  # noqa: ANN001
+def _trace(outcome) -> list[dict]:
     return [json.loads(line) for line in outcome.trace_path.read_text().splitlines()]
 
 
@@ -241,10 +241,10 @@ PENICILLIN_ALLERGY = {
     "summary": "1 allergy",
     "allergies": [{"resource": "AllergyIntolerance/a1", "substance": "Penicillin V", "category": ["medication"],
                    "criticality": "high", "clinical_status": "active", "reactions": ["Anaphylaxis (disorder)"]}],
-}  # fmt: skip
+}
 
 
-def _diagnosing(name: str):  # noqa: ANN202 - a script entry for FakeToolCallingModel
+def _diagnosing(name: str):  # a script entry for FakeToolCallingModel
     def answer(schema: dict) -> dict:
         draft = fill_schema(schema)
         draft["diagnoses"][0]["diagnosis"] = name
@@ -253,7 +253,7 @@ def _diagnosing(name: str):  # noqa: ANN202 - a script entry for FakeToolCalling
     return answer
 
 
-def _choosing(regimen: str):  # noqa: ANN202
+def _choosing(regimen: str):
     def answer(schema: dict) -> dict:
         assert regimen in schema["properties"]["regimen"]["enum"], "the regimen must be on offer"
         return {**fill_schema(schema), "regimen": regimen}
@@ -289,7 +289,7 @@ async def test_a_penicillin_allergic_patient_never_gets_a_beta_lactam_unflagged(
 
     chosen = state["chosen_regimen"]
     beta_lactams = [parse_drugs(d["name"])[0] for c in (chosen or {}).get("components", []) for d in c["options"]
-                    if d["drug_class"] in BETA_LACTAM_CLASSES]  # fmt: skip (names as the safety review writes them)
+                    if d["drug_class"] in BETA_LACTAM_CLASSES]  # names as the safety review writes them
     for drug in beta_lactams:  # whatever beta-lactam the final plan holds carries its own flag at the top
         assert re.search(rf"\*\*(BLOCK|warning), [\w-]+, {re.escape(drug)}\*\*", top), drug
     if revisions:
@@ -299,7 +299,7 @@ async def test_a_penicillin_allergic_patient_never_gets_a_beta_lactam_unflagged(
         # nor any other regimen the review would block (another beta-lactam): only what passes is offered
         kb = knowledge_base()
         assert offered and not [r for r in offered if any(
-            d.drug_class in BETA_LACTAM_CLASSES for c in kb.regimen(r).components for d in c.options)]  # fmt: skip
+            d.drug_class in BETA_LACTAM_CLASSES for c in kb.regimen(r).components for d in c.options)]
         assert not [f for f in state["safety_findings"] if f.severity == "block"]
     else:
         assert state["plan"].regimen == "cap.outpatient.healthy.amoxicillin" and beta_lactams == ["amoxicillin"]
@@ -340,7 +340,7 @@ async def test_a_suite_runs_case_by_case_and_resumes(tmp_path: Path, monkeypatch
     model = FakeToolCallingModel()
     seen: list[tuple[str, str]] = []
     results = await run_suite(case_files(suite), settings, Services("http://127.0.0.1:9/fhir", model, "fake"),
-                              tmp_path / "run", progress=lambda r: seen.append((r["case"], r["status"])))  # fmt: skip
+                              tmp_path / "run", progress=lambda r: seen.append((r["case"], r["status"])))
     assert sorted(seen) == [("a", "done"), ("b", "done"), ("broken", "invalid")]
     done = {r["case"]: r for r in results if r["status"] == "done"}
     assert done["a"]["label"] == {"finding": "Pneumonia"} and done["a"]["differential"]["diagnoses"]
@@ -366,11 +366,11 @@ async def test_the_html_report_is_safe_to_open_whatever_the_record_model_or_revi
     hostile = HOSTILE_NOTE["text"]
     differential = {"summary": hostile[:300], "diagnoses": [
         {"diagnosis": "<b>Pneumonia</b>", "likelihood": "high", "evidence": [], "reasoning": hostile[:240],
-         "discriminating_test": "<script>x()</script>"}]}  # fmt: skip
+         "discriminating_test": "<script>x()</script>"}]}
     outcome = await _run(
         tmp_path, monkeypatch, registry(notes=[HOSTILE_NOTE]), FakeToolCallingModel(script=[differential]),
         approver=lambda request: SignOff(decision="edit", reviewer="<i>Dr</i>", note='<img src="/etc/hostname">'),
-    )  # fmt: skip
+    )
     html = (tmp_path / "out" / "report.html").read_text()
     body = html.split("<body>", 1)[1]
     assert "<script" not in body and "<img" not in body and "<!--" not in body and "<b>" not in body
@@ -402,7 +402,7 @@ def test_inert_text_renders_as_itself():
     from medconsult.inert import inert
 
     for text in ["<script>x</script>", "[a](javascript:alert(1))", "# Heading", "- item", "1. first", "> quote",
-                 "a & b", "![i](/etc/passwd)"]:  # fmt: skip
+                 "a & b", "![i](/etc/passwd)"]:
         html = markdown.markdown(inert(text))
         assert html == "<p>" + text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</p>", text
 
@@ -416,7 +416,7 @@ def _run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: ToolRegistr
     from medconsult.cli import app
 
     @contextmanager
-    def services(settings):  # noqa: ANN001, ANN202
+    def services(settings):
         yield Services("http://127.0.0.1:9/fhir", model, "fake")
 
     monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
@@ -437,7 +437,7 @@ def _run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: ToolRegistr
          "FHIR server unreachable: allergies"),
         (registry, lambda: FakeToolCallingModel(fail_with="Connection error."), "no LLM step succeeded"),
     ],
-)  # fmt: skip
+)
 def test_a_failed_consult_exits_non_zero_and_its_report_says_why(tmp_path, monkeypatch, tools, model, reason):
     BARRIER.reset()
     result, out = _run_cli(tmp_path, monkeypatch, tools(), model())
@@ -458,7 +458,7 @@ def test_a_complete_consult_exits_zero(tmp_path: Path, monkeypatch: pytest.Monke
 
 # --- The suite runner: an unreachable LLM, a visible label, answer checks on what the model wrote --------------
 async def _suite_of_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: FakeToolCallingModel,
-                        case_text: str, tools: ToolRegistry | None = None) -> dict:  # fmt: skip
+                        case_text: str, tools: ToolRegistry | None = None) -> dict:
     from medconsult.evals.runner import run_suite
     from medconsult.evals.suites import case_files
 
@@ -509,7 +509,7 @@ async def test_answer_checks_read_what_the_model_wrote_not_the_record_tables(
     it (the old harness read the whole report)."""
     BARRIER.reset()
     checks = ('[{name: leukocytes, kind: number, expected: 14.2, unit: "10*3/uL", tolerance: 0.05},'
-              ' {name: says pneumonia, kind: text, expected: consolidation}]')  # fmt: skip
+              ' {name: says pneumonia, kind: text, expected: consolidation}]')
     case = f"id: c\npatient: MRN-1\nlabel: {{checks: {checks}}}\n"
     result = await _suite_of_one(tmp_path, monkeypatch, FakeToolCallingModel(), case)
     report = (tmp_path / "run/cases/c/report.md").read_text()

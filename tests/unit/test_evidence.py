@@ -147,7 +147,7 @@ def test_measurements_of_one_day_share_a_dated_group_line():
         lab(1, "Glucose 78.4 mg/dL on 2018-09-29; falling from 96.3 since 2014"),
         lab(2, "Sodium 141 mmol/L on 2018-09-29"),
         lab(3, "Leukocytes 4.02 10*3/uL on 2016-09-17"),
-    ], [])  # fmt: skip
+    ], [])
     assert block.splitlines()[1:5] == [
         "[lab, 2018-09-29]", 'F1 "Glucose 78.4 mg/dL; falling from 96.3 since 2014"', 'F2 "Sodium 141 mmol/L"',
         "[lab]",
@@ -158,7 +158,7 @@ def test_measurements_of_one_day_share_a_dated_group_line():
 def test_a_history_of_one_code_is_one_statement_with_the_unit_once():
     earlier = {**LEUKOCYTES, "resource": "Observation/o0", "value": 9.1, "effective": "2018-09-01T07:00:00+00:00"}
     result = ObservationsResult(summary="2", category="laboratory", total_found=2,
-                                observations=[LEUKOCYTES, earlier])  # fmt: skip
+                                observations=[LEUKOCYTES, earlier])
     [history] = result.evidence()
     assert history.text == "Leukocytes (10*3/uL) 14.2 on 2018-09-28, 9.1 on 2018-09-01"
     assert (history.resource, history.value) == ("Observation/o1", 14.2)  # the latest result
@@ -167,7 +167,7 @@ def test_a_history_of_one_code_is_one_statement_with_the_unit_once():
 def test_a_fact_cited_twice_or_both_ways_is_kept_once_as_supporting():
     label = "Pneumonia [condition F2]"
     answer = {"summary": "s", "diagnoses": [{"diagnosis": "CAP", "likelihood": "high", "reasoning": "r",
-              "discriminating_test": "CXR", "supporting": [label, label], "opposing": [label]}]}  # fmt: skip
+              "discriminating_test": "CXR", "supporting": [label, label], "opposing": [label]}]}
     [diagnosis] = differential_from_request(answer, fact_id)["diagnoses"]
     assert diagnosis["evidence"] == [{"fact": "F2", "stance": "supports"}]
 

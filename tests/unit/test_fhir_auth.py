@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # the test output stays quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         state = self.server.state
         url = urlsplit(self.path)
         if url.path == "/fhir/.well-known/smart-configuration" and state.smart_configuration:
@@ -154,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, _search_page(state, int(parse_qs(url.query).get("_page", ["1"])[0])))
         return self._send(404, {"resourceType": "OperationOutcome"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         if self.path == "/auth/token":
             form = {key: values[0] for key, values in parse_qs(body).items()}

@@ -20,7 +20,7 @@ ANSWERS = {"/fhir/DocumentReference": 404, "/fhir/Encounter": 400}  # what this 
 
 
 class _PartialServer(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         status = ANSWERS.get(self.path.split("?")[0], 200)
         body = {"resourceType": "Bundle", "type": "searchset", "entry": []}
         if status != 200:

@@ -15,7 +15,7 @@ FACTS = [
         result_id="r1",
         tool="fhir_observations",
         resource="Observation/o1",
-    ),  # fmt: skip
+    ),
     Fact(
         id="F2",
         kind="vital",
@@ -23,7 +23,7 @@ FACTS = [
         result_id="r2",
         tool="fhir_observations",
         resource="Observation/o2",
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -89,7 +89,7 @@ def test_a_question_sends_the_graph_back_to_the_chart_only_for_what_it_names():
 
     labs = ToolRecord(id="fhir_observations:1", tool="fhir_observations", args={}, ok=True, started_at="t",
                       duration_s=0.1, result={"summary": "1", "category": "laboratory", "total_found": 1,
-                                              "observations": [LEUKOCYTES]})  # fmt: skip
+                                              "observations": [LEUKOCYTES]})
 
     def kinds(question: str) -> list[tuple[str, str | None]]:
         return [(r.kind, r.analyte) for r in chart_requests(question, [labs])]
@@ -109,12 +109,12 @@ def test_a_dosing_question_looks_up_the_chosen_regimen_at_the_kidney_function_it
     from medconsult.records import ToolRecord
 
     egfr = ToolRecord(id="egfr_ckd_epi_2021:1", tool="egfr_ckd_epi_2021", args={}, ok=True, started_at="t",
-                      duration_s=0.1, result={"summary": "eGFR 48", "egfr": 48.3})  # fmt: skip
+                      duration_s=0.1, result={"summary": "eGFR 48", "egfr": 48.3})
     regimen = "cap.ward.beta-lactam-macrolide"
     assert dosing_request("Dose for eGFR 25?", regimen, [egfr]) == {"regimen_id": regimen, "egfr": 25.0}
     assert dosing_request("What if the CrCl were 12 mL/min?", regimen, []) == {"regimen_id": regimen, "egfr": 12.0}
     assert dosing_request("Is the dose right for her kidneys?", regimen, [egfr]) == {"regimen_id": regimen,
-                                                                                      "egfr": 48.3}  # fmt: skip
+                                                                                      "egfr": 48.3}
     assert dosing_request("Dose for eGFR 25?", None, [egfr]) is None  # no regimen chosen: nothing to dose
     assert dosing_request("Why not viral?", regimen, [egfr]) is None
 
@@ -133,5 +133,5 @@ def test_the_knowledge_base_dose_bands_become_citable_facts():
     assert any("ceftriaxone at eGFR 25 mL/min: usual dose" in line for line in lines)
     facts = check_answer("Clarithromycin 250 mg twice daily at an eGFR of 25 mL/min.",
                          [Fact(id="F1", kind="knowledge", text=clarithromycin, result_id="r", tool="regimen_dosing")],
-                         "Dose for eGFR 25?")  # fmt: skip
+                         "Dose for eGFR 25?")
     assert facts == []  # the dose is the knowledge base's, the eGFR the question's

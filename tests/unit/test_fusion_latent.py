@@ -73,7 +73,7 @@ def _synthetic(n: int = 120, seed: int = 0) -> tuple[ModalityInputs, np.ndarray]
     labels = np.arange(n) % 3
     centres = {m: rng.normal(size=(3, d)) for m, d in (("image", 32), ("text", 16), ("measurements", 8))}
     features = {m: (c[labels] * (m != "measurements") + rng.normal(scale=0.7, size=(n, c.shape[1]))).astype(np.float32)
-                for m, c in centres.items()}  # fmt: skip
+                for m, c in centres.items()}
     present = {m: np.ones(n, dtype=bool) for m in features}
     return ModalityInputs(features, present), labels
 
@@ -105,7 +105,7 @@ def test_training_is_reproducible():
 
 def _case(i: int, population: str, label: str, group: str) -> ReferenceCase:
     return ReferenceCase(case_id=f"c{i}", patient_group=group, source="test", population=population, label=label,
-                         finding=label, image=Path(f"/nonexistent/{i}.png"))  # fmt: skip
+                         finding=label, image=Path(f"/nonexistent/{i}.png"))
 
 
 def test_library_never_returns_the_patient_itself_and_keeps_to_the_population(tmp_path):
@@ -115,7 +115,7 @@ def test_library_never_returns_the_patient_itself_and_keeps_to_the_population(tm
         _case(0, "adult", "bacterial", "p-1"), _case(1, "adult", "bacterial", "p-1"),
         _case(2, "adult", "covid-19", "p-2"), _case(3, "paediatric", "viral", "p-3"),
         _case(4, "adult", "viral", "p-4"),
-    ]  # fmt: skip
+    ]
     vectors = np.array([[1, 0, 0], [0.99, 0.1, 0], [0.9, 0.3, 0], [1, 0.01, 0], [0, 0, 1]], dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = np.vstack([vectors[:4], np.zeros((1, 3), np.float32)])  # case 4 has no embedding: not stored
@@ -179,7 +179,7 @@ def test_a_child_the_encoder_trained_on_gets_no_estimate(tmp_path):
     unseen = next(r for r in rows if r["patient"] in held)
     service = FusionService(Settings(index_dir=tmp_path / "no-library"))
 
-    def estimate(row: dict):  # noqa: ANN202
+    def estimate(row: dict):
         mrn = pseudonymous_mrn(f"kermany-{row['patient']}")
         return service.estimate(CaseView(image=folder / row["image"], population="paediatric", exclude_mrn=mrn))
 
@@ -227,7 +227,7 @@ def test_a_development_patients_similar_cases_are_searched_in_its_folds_space(tm
         {"image": np.zeros((1, 1280), np.float32), "text": np.ones((1, TEXT_DIM), np.float32) / TEXT_DIM**0.5,
          "measurements": np.zeros((1, MEASUREMENT_DIM), np.float32)},
         {"image": np.array([False]), "text": np.array([True]), "measurements": np.array([False])},
-    )  # fmt: skip
+    )
     service = FusionService(Settings(index_dir=tmp_path / "index"))
     own, own_fold = service.embedding(inputs, mrn)
     anyone, none_fold = service.embedding(inputs, "MRN-NOT-A-PATIENT")

@@ -25,7 +25,7 @@ def differential(*reasonings: str, summary: str = "Acute respiratory illness.",
              "evidence": [{"fact": f, "stance": "supports"} for f in cited], "discriminating_test": "Chest X-ray"}
             for i, reasoning in enumerate(reasonings)
         ],
-    )  # fmt: skip
+    )
 
 
 def plan(*actions: tuple[str, str], cautions: tuple[str, ...] = (), evidence: tuple[str, ...] = ()) -> TreatmentPlan:
@@ -34,7 +34,7 @@ def plan(*actions: tuple[str, str], cautions: tuple[str, ...] = (), evidence: tu
         actions=[{"action": action, "category": "antimicrobial", "priority": "today", "rationale": rationale,
                   "evidence": list(evidence)} for action, rationale in actions],
         cautions=list(cautions),
-    )  # fmt: skip
+    )
 
 
 def in_text(facts: list[Fact], text: str) -> GroundingReport:
@@ -43,7 +43,7 @@ def in_text(facts: list[Fact], text: str) -> GroundingReport:
 
 def _tool_record(tool: str, result: dict) -> ToolRecord:
     return ToolRecord(id=f"{tool}:1", tool=tool, args={}, ok=True, result=result, error=None,
-                      started_at="2026-01-01T00:00:00+00:00", duration_s=0.1)  # fmt: skip
+                      started_at="2026-01-01T00:00:00+00:00", duration_s=0.1)
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def record_facts() -> list[Fact]:
                                            "observations": [LEUKOCYTES], "total_found": 1}),
         _tool_record("fhir_conditions", {"summary": "1 condition", "conditions": [PNEUMONIA]}),
         _tool_record("fhir_patient_summary", DEMOGRAPHICS),
-    ]  # fmt: skip
+    ]
     models = {
         "fhir_observations": ObservationsResult,
         "fhir_conditions": ConditionsResult,
@@ -139,7 +139,7 @@ def test_curb65_is_checked_against_the_score_fact() -> None:
 
 def test_an_analyte_named_before_a_value_is_matched_against_that_analyte_only() -> None:
     facts = [fact(1, "C-reactive protein 86 mg/L on 2020-03-02", value=86, unit="mg/L"),
-             fact(2, "Platelets 120 10*3/uL on 2020-03-02", value=120, unit="10*3/uL")]  # fmt: skip
+             fact(2, "Platelets 120 10*3/uL on 2020-03-02", value=120, unit="10*3/uL")]
     [flag] = in_text(facts, "CRP 120 on admission.").flags
     assert flag.reason == "value differs: record says 86 mg/L (F1)"
 
@@ -203,7 +203,7 @@ def test_a_citation_to_a_fact_that_does_not_exist_is_flagged(record_facts: list[
 
 def test_a_value_right_in_the_record_but_not_in_the_cited_fact_is_flagged_on_the_citation() -> None:
     facts = [fact(1, "Leukocytes 14.2 10*3/uL on 2018-09-28", value=14.2, unit="10*3/uL"),
-             fact(2, "Leukocytes 7.7 10*3/uL on 2016-09-17", value=7.7, unit="10*3/uL")]  # fmt: skip
+             fact(2, "Leukocytes 7.7 10*3/uL on 2016-09-17", value=7.7, unit="10*3/uL")]
     assert verify_grounding(differential("WBC 7.7 x10^3/uL.", cited=("F2",)), None, facts).flags == []
 
     [flag] = verify_grounding(differential("WBC 7.7 x10^3/uL.", cited=("F1",)), None, facts).flags
@@ -302,7 +302,7 @@ def _demo_draft(reasoning: str) -> tuple[Differential, TreatmentPlan]:
              "reasoning": "Stroke (onset 1980-08-30) raises aspiration risk; age 80 years.",
              "evidence": [{"fact": "F11", "stance": "supports"}], "discriminating_test": "Swallow assessment"},
         ],
-    )  # fmt: skip
+    )
     management = TreatmentPlan(
         working_diagnosis="Pneumonia (active, onset 2018-09-28)",
         actions=[
@@ -313,7 +313,7 @@ def _demo_draft(reasoning: str) -> tuple[Differential, TreatmentPlan]:
              "priority": "routine", "rationale": "Age 80 years: exclude an underlying lesion.", "evidence": ["F1"]},
         ],
         cautions=["eGFR 80.9 mL/min/1.73 m2: no renal dose adjustment", "Hydrochlorothiazide 25 mg: sodium 141"],
-    )  # fmt: skip
+    )
     return draft, management
 
 

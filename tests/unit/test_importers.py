@@ -36,7 +36,7 @@ ANCHOR = date(2020, 3, 2)
 
 IEEE_COLUMNS = ["patientid", "offset", "sex", "age", "finding", "survival", "temperature", "pO2_saturation",
                 "leukocyte_count", "lymphocyte_count", "view", "modality", "image", "url", "license",
-                "clinical_notes", "other_notes"]  # fmt: skip
+                "clinical_notes", "other_notes"]
 
 
 # --- fixtures -----------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def small_ieee(tmp_path: Path) -> Path:
         {"patientid": "8", "offset": "1", "view": "PA", "image": "images/missing.jpg", "clinical_notes": "x"},
         {"patientid": "9", "offset": "2.5", "view": "L", "image": "images/a.jpg"},
         {"patientid": "", "image": "images/a.jpg"},
-    ]  # fmt: skip
+    ]
     _write_csv(source / "metadata.csv", IEEE_COLUMNS, rows)
     return source
 
@@ -113,7 +113,7 @@ def _values(note: str) -> dict[str, float]:
 
 def test_note_values_of_patient_340():
     note = ("The patient presented after 7 days of hyperpyrexia (maximum 39? C), productive cough. Laboratory "
-            "examinations showed high values of CRP (42.2 mg/dl) and WBC (14.000 mm3).")  # fmt: skip
+            "examinations showed high values of CRP (42.2 mg/dl) and WBC (14.000 mm3).")
     assert _values(note) == {"temperature": 39.0, "crp": 422.0, "leukocytes": 14.0}
 
 
@@ -122,9 +122,9 @@ def test_note_values_of_patient_183_skip_stated_normal_ranges():
             "for lymphopenia (0.6?103/?L, normal range 0.9?103/?L ? 3.3?103/?L), elevated serum creatinine "
             "(1.3 mg/dL, normal range 0.6 mg/dL ? 1.2 mg/dL), elevated c-reactive protein (8.6 mg/dL, normal "
             "range 0 ? 1 mg/dL), elevated procalcitonin (2.39 ng/mL, normal < 0.1 ng/mL), and mildly elevated "
-            "d-dimer (570 ng/mL, normal < 500 ng/mL).")  # fmt: skip
+            "d-dimer (570 ng/mL, normal < 500 ng/mL).")
     assert _values(note) == {"temperature": 38.9, "lymphocytes": 0.6, "creatinine": 1.3, "crp": 86.0,
-                             "procalcitonin": 2.39}  # fmt: skip
+                             "procalcitonin": 2.39}
 
 
 def test_note_values_of_patient_96():
@@ -168,7 +168,7 @@ def test_every_observation_has_the_loinc_code_display_and_unit_of_codes_py(real_
                 ]
                 quantity = observation["valueQuantity"]
                 assert (quantity["system"], quantity["code"], quantity["unit"]) == (UCUM_SYSTEM, analyte.unit,
-                                                                                   analyte.unit)  # fmt: skip
+                                                                                   analyte.unit)
                 assert observation["category"][0]["coding"][0]["code"] == analyte.category
                 checked += 1
             assert all(e["fullUrl"].startswith("urn:uuid:") for e in entries)
@@ -240,11 +240,11 @@ def test_ieee8023_note_values_are_marked_and_structured_columns_come_first(real_
     assert by_code["2160-0"]["valueQuantity"]["value"] == 1.3  # creatinine from the note
     assert by_code["2160-0"]["note"] == [{"text": NOTE_TEXT}] and by_code["2160-0"]["method"]["text"]
     assert by_code["1988-5"]["valueQuantity"] == {"value": 86, "unit": "mg/L", "system": UCUM_SYSTEM,
-                                                  "code": "mg/L"}  # fmt: skip
+                                                  "code": "mg/L"}
     observations = _of_type(_bundle(real_imports["ieee8023"], "ieee8023-96"), "Observation")
     # SpO2 89% is repeated on the patient's three rows: one measurement, on the first day
     assert [(o["code"]["coding"][0]["code"], o["effectiveDateTime"][:10], o["valueQuantity"]["value"])
-            for o in observations] == [("59408-5", "2020-03-02", 89)]  # fmt: skip
+            for o in observations] == [("59408-5", "2020-03-02", 89)]
 
 
 # --- timeline -----------------------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def test_a_greyscale_jpeg_is_encapsulated_byte_for_byte(tmp_path: Path):
     assert dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
     assert source.read_bytes() in dataset.PixelData  # the original JPEG stream, no re-encoding
     assert (dataset.PatientID, dataset.Modality, dataset.BodyPartExamined, dataset.ViewPosition) == (
-        "ieee8023-1", "DX", "CHEST", "AP")  # fmt: skip
+        "ieee8023-1", "DX", "CHEST", "AP")
     assert dataset.StudyDate == "20200306" and dataset.PatientAge == "061Y" and dataset.PatientSex == "F"
     assert dataset.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
     assert dataset.StudyInstanceUID == dicom_uids("case").study == dicom_uids("case").study
@@ -407,19 +407,19 @@ def test_a_small_hannover_csv_with_censored_and_odd_values(tmp_path: Path):
     Image.fromarray(_radiograph_pixels()).save(source / "png" / "img1.png")
     columns = ["patient_id", "image_id", "sex", "admission_offset", "icu_admission_offset", "death_offset",
                "modality", "projection", "crp_offset", "crp_val", "d-dimer_offset", "d-dimer_val", "ldh_offset",
-               "ldh_val", "po2_offset", "po2_val"]  # fmt: skip
+               "ldh_val", "po2_offset", "po2_val"]
     rows = [
         {"patient_id": "p1", "image_id": "img1", "sex": "w", "admission_offset": "-3", "icu_admission_offset": "2.0",
          "modality": "CR", "projection": "ap", "crp_offset": "0.0", "crp_val": "-inf", "d-dimer_offset": "-1.0",
          "d-dimer_val": "0.7", "ldh_offset": "", "ldh_val": "300.0", "po2_offset": "0.0", "po2_val": "n.a."},
         {"patient_id": "p1", "image_id": "img2", "admission_offset": "-5"},
-    ]  # fmt: skip
+    ]
     _write_csv(source / "data.csv", columns, rows)
     report = import_dataset("hannover", source, tmp_path / "out", anchor=ANCHOR)
     assert (report.patients, report.cases) == (1, 1)
     assert report.skipped_rows == [{"row": 3, "reason": "image file not found: png/img2.png"}]
     assert report.skipped_values == {"crp_val: below the detection limit, which the source does not state": 1,
-                                     "ldh_val: value without an offset": 1, "po2_val: not a number": 1}  # fmt: skip
+                                     "ldh_val: value without an offset": 1, "po2_val: not a number": 1}
     observations = _of_type(_bundle(tmp_path / "out", "hannover-p1"), "Observation")
     assert [(o["code"]["coding"][0]["code"], o["effectiveDateTime"]) for o in observations] == [
         ("48065-7", "2020-03-04T09:00:00Z")  # image on day 3, D-dimer one day before it
@@ -446,7 +446,7 @@ def test_cli_reports_a_missing_column(tmp_path: Path):
     (tmp_path / "src" / "metadata.csv").write_text("patientid\n1\n")
     result = CliRunner().invoke(
         app, ["cases", "import", "ieee8023", "--source", str(tmp_path / "src"), "--out", str(tmp_path / "c"),
-              "--no-load"]  # fmt: skip
+              "--no-load"]
     )
     assert result.exit_code == 1 and "required column(s) missing: image" in result.output
 
@@ -474,7 +474,7 @@ def test_kermany_import_makes_neutral_paediatric_patients_without_invented_value
     for row in chosen:
         (source / row["image"]).write_bytes((kermany / row["image"]).read_bytes())
     _write_csv(source / "manifest.csv", list(rows[0]),
-               [*chosen, {**chosen[0], "label": "covid", "patient": "kp-x"}])  # fmt: skip
+               [*chosen, {**chosen[0], "label": "covid", "patient": "kp-x"}])
     out = tmp_path / "out"
     report = import_dataset("kermany", source, out, anchor=ANCHOR)
     assert (report.patients, report.cases) == (3, 3)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTS = {"medconsult": (), "agents": ("agents",), "graphs": ("graphs",), "tools": ("tools",), "evals": ("evals",),
-         "prompts": ("prompts",)}  # folder -> its place under `medconsult`  # fmt: skip
+         "prompts": ("prompts",)}  # folder -> its place under `medconsult`
 
 
 def layers() -> dict[str, int]:

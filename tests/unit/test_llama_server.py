@@ -32,7 +32,7 @@ def test_a_broken_binary_is_rebuilt_and_a_missing_compiler_is_named(tmp_path, mo
 
 def test_the_server_listens_on_loopback_with_one_cached_slot_and_the_model_template():
     argv = llama_server_argv(Settings(embedded_threads=2, embedded_context=8192), Path("/bin/llama-server"),
-                             "/m/qwen.gguf", 8123)  # fmt: skip
+                             "/m/qwen.gguf", 8123)
     options = dict(zip(argv[1::2], argv[2::2], strict=False))
     assert options["--host"] == "127.0.0.1" and options["--port"] == "8123"
     assert options["--parallel"] == "1" and options["--ctx-size"] == "8192" and options["--threads"] == "2"
@@ -46,7 +46,7 @@ def test_a_started_process_reports_its_peak_resident_memory(tmp_path):
     from medconsult.process import start
 
     process = start("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], "http://127.0.0.1:1/",
-                    tmp_path / "sleeper.log")  # fmt: skip
+                    tmp_path / "sleeper.log")
     try:
         import time
 

@@ -31,7 +31,7 @@ LABEL_VOCABULARY = [
     # radiological impressions that state the answer ("CXR: Normal")
     "CXR: normal", "x-ray: normal", "no finding", "no findings", "no significant findings", "lungs clear",
     "lung is normal", "no thoracic abnormalities", "normal study", "did not show abnormal",
-]  # fmt: skip
+]
 
 # What happened after the case's day: outcome, response to treatment, the later course.
 LATER_EVENTS = [
@@ -40,7 +40,7 @@ LATER_EVENTS = [
     "after successful treatment", "after treatment", "after 8 weeks", "after 48 hours", "after one month",
     "over the next", "during her admission", "day of admission", "deteriorated", "deterioration",
     "extracorporeal", "repeat real-time", "the last one", "initially assumed",
-]  # fmt: skip
+]
 # Fine when they occur here: "Initial ... on day of admission (3 days after onset of fever)" states when the
 # first radiograph was taken, which the case's own day already says.
 ALLOWED_CONTEXT = ["performed on day of admission"]

@@ -19,19 +19,19 @@ def _differential(name: str) -> Differential:
     return Differential(summary="s", diagnoses=[RankedDiagnosis(
         diagnosis=name, likelihood="high", evidence=[CitedFact(fact="F1", stance="supports")],
         reasoning="r", discriminating_test="t",
-    )])  # fmt: skip
+    )])
 
 
 def _record(tool: str, result: dict) -> ToolRecord:
     return ToolRecord(id=f"{tool}:1", tool=tool, args={}, ok=True, result=result, started_at="2026-01-01T00:00:00",
-                      duration_s=0.1)  # fmt: skip
+                      duration_s=0.1)
 
 
 def _weight(kg: float) -> ToolRecord:
     item = {"loinc": "29463-7", "display": "Body weight", "value": kg, "unit": "kg", "resource": "Observation/w1",
-            "effective": "2020-03-02"}  # fmt: skip
+            "effective": "2020-03-02"}
     return _record("fhir_observations", {"summary": "1", "category": "vital-signs", "total_found": 1,
-                                         "observations": [item]})  # fmt: skip
+                                         "observations": [item]})
 
 
 def test_a_dose_by_weight_is_capped_at_its_maxima():
@@ -96,7 +96,7 @@ def test_the_safety_review_checks_doses_by_weight_for_a_child():
 def test_the_leading_diagnosis_regimens_come_first_so_a_viral_child_is_offered_no_antibiotic_first():
     viral_first = Differential(summary="s", diagnoses=[
         _differential("Viral pneumonia").diagnoses[0], _differential("Bacterial pneumonia").diagnoses[0],
-    ])  # fmt: skip
+    ])
     offered = [r.id for r in candidate_regimens(viral_first, [], population="paediatric")]
     assert offered[0] == "paediatric_viral_lrti.any.supportive" and len(offered) > 1
     bacterial_first = Differential(summary="s", diagnoses=list(reversed(viral_first.diagnoses)))

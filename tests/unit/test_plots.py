@@ -19,7 +19,7 @@ def _result(case: str, finding: str, diagnosis: str, wall_s: float) -> dict:
         "checks": [{"name": "a", "kind": "answer", "expected": "x", "passed": True, "detail": ""}],
         "time": {"wall_s": wall_s, "llm_calls": 2, "tool_calls": 4, "prompt_tokens": 5000 + int(wall_s),
                  "completion_tokens": 300},
-    }  # fmt: skip
+    }
 
 
 def _run(tmp_path: Path) -> Path:

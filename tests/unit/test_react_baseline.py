@@ -27,7 +27,7 @@ from medconsult.tools.registry import ToolRegistry
 
 PENICILLIN_ANAPHYLAXIS = {"summary": "1 allergy", "allergies": [{
     "resource": "AllergyIntolerance/a1", "substance": "Penicillin V", "category": ["medication"],
-    "criticality": "high", "reactions": ["anaphylaxis"], "clinical_status": "active"}]}  # fmt: skip
+    "criticality": "high", "reactions": ["anaphylaxis"], "clinical_status": "active"}]}
 
 
 class Recorded(MedTool):
@@ -42,7 +42,7 @@ class Recorded(MedTool):
 def _tool(name: str, schema: type[BaseModel], model: type[ToolResult], canned: dict) -> Recorded:
     cls = type(f"Recorded_{name}", (Recorded,), {"result_model": model, "__module__": __name__})
     return cls(name=name, description=f"{name} tool", args_schema=schema, context=ToolContext(Settings()),
-               canned=canned, seen=[])  # fmt: skip
+               canned=canned, seen=[])
 
 
 def registry(allergies: dict | None = None) -> ToolRegistry:
@@ -55,7 +55,7 @@ def registry(allergies: dict | None = None) -> ToolRegistry:
         _tool("fhir_allergies", PatientArgs, AllergiesResult, allergies or {"summary": "0", "allergies": []}),
         _tool("fhir_observations", ObservationArgs, ObservationsResult,
               {"summary": "1", "category": "laboratory", "total_found": 1, "observations": [LEUKOCYTES]}),
-    ]  # fmt: skip
+    ]
     return ToolRegistry(tools={t.name: t for t in tools})
 
 
@@ -65,14 +65,14 @@ def step(tool: str, arguments: dict | None = None, answer: dict | None = None) -
 
 
 def answer(reasoning: str = "Leukocytes 14.2 10*3/uL and a pneumonia on the problem list.",
-           action: str = "Amoxicillin 1 g orally three times daily") -> dict:  # fmt: skip
+           action: str = "Amoxicillin 1 g orally three times daily") -> dict:
     return {"summary": "Likely bacterial pneumonia.",
             "diagnoses": [{"diagnosis": "Bacterial pneumonia", "likelihood": "high", "reasoning": reasoning},
                           {"diagnosis": "COVID-19", "likelihood": "low", "reasoning": "no test"}],
             "plan": [{"action": action, "category": "antimicrobial", "rationale": "community-acquired pneumonia"}]}
 
 
-async def _run(tmp_path: Path, monkeypatch, tools: ToolRegistry, script: list, max_steps: int = 6) -> dict:  # noqa: ANN001
+async def _run(tmp_path: Path, monkeypatch, tools: ToolRegistry, script: list, max_steps: int = 6) -> dict:
     monkeypatch.setattr("medconsult.graphs.react.discover_tools", lambda context: tools)
     settings = Settings(state_dir=tmp_path / "state", react_max_steps=max_steps)
     case = Case(id="r1", patient="MRN-1", question="Cough and fever?", as_of=date(2018, 9, 29))
@@ -100,7 +100,7 @@ async def test_the_agent_chooses_its_tools_and_the_case_date_is_imposed(tmp_path
         step("fhir_find_patient", {"query": "MRN-1"}),
         step("fhir_observations", {"patient_id": "p1"}),
         step("final_answer", answer=answer()),
-    ])  # fmt: skip
+    ])
     outputs = run["outputs"]
     assert [c["tool"] for c in outputs["trajectory"]] == ["fhir_find_patient", "fhir_observations"]
     assert tools.get("fhir_observations").seen[0]["as_of"] == "2018-09-29"
@@ -119,7 +119,7 @@ async def test_a_value_the_agent_never_saw_is_counted_as_fabricated(tmp_path: Pa
         step("fhir_find_patient", {"query": "MRN-1"}),
         step("fhir_observations", {"patient_id": "p1"}),
         step("final_answer", answer=answer(reasoning="Leukocytes 18.5 10*3/uL.")),
-    ])  # fmt: skip
+    ])
     flags = run["outputs"]["grounding"]["flags"]
     assert [f["kind"] for f in flags] == ["number"] and "18.5" in json.dumps(flags)
 
@@ -129,7 +129,7 @@ async def test_an_unsafe_answer_is_measured_by_the_safety_review_it_never_saw(tm
     run = await _run(tmp_path, monkeypatch, registry(PENICILLIN_ANAPHYLAXIS), [
         step("fhir_find_patient", {"query": "MRN-1"}),
         step("final_answer", answer=answer()),
-    ])  # fmt: skip
+    ])
     outputs = run["outputs"]
     blocks = [f for f in outputs["safety_findings"] if f["severity"] == "block"]
     assert blocks and blocks[0]["drug"] == "amoxicillin" and blocks[0]["rule"] == "allergy"
@@ -144,7 +144,7 @@ async def test_after_the_step_limit_only_the_final_answer_is_offered(tmp_path: P
         step("fhir_find_patient", {"query": "MRN-1"}),
         step("fhir_observations", {"patient_id": "p1"}),
         step("final_answer", answer=answer()),
-    ], max_steps=1)  # fmt: skip
+    ], max_steps=1)
     outputs = run["outputs"]
     assert [c["tool"] for c in outputs["trajectory"]] == ["fhir_find_patient"]
     assert outputs["differential"]["diagnoses"][0]["diagnosis"] == "Bacterial pneumonia"
@@ -154,7 +154,7 @@ async def test_invalid_arguments_come_back_as_an_observation_not_a_crash(tmp_pat
     run = await _run(tmp_path, monkeypatch, registry(), [
         step("fhir_observations", {"patient_id": "Patient/p1/x"}),
         step("final_answer", answer=answer()),
-    ])  # fmt: skip
+    ])
     observed = str(run["model"].calls[-1][-1].content)
     assert observed.startswith("Observation: error: invalid arguments for fhir_observations")
     assert run["outputs"]["trajectory"] == []
@@ -171,7 +171,7 @@ async def test_an_antibiotic_the_answer_does_not_name_is_reported_as_not_checked
     run = await _run(tmp_path, monkeypatch, registry(PENICILLIN_ANAPHYLAXIS), [
         step("fhir_find_patient", {"query": "MRN-1"}),
         step("final_answer", answer=answer(action="Administer antibiotics")),
-    ])  # fmt: skip
+    ])
     findings = run["outputs"]["safety_findings"]
     assert [(f["rule"], f["drug"]) for f in findings] == [("unknown-drug", "Administer antibiotics")]
 
@@ -183,7 +183,7 @@ def test_the_model_names_images_by_alias_and_never_reads_the_case_id_or_a_path()
 
     path = "/data/cases/ieee8023/images/ieee8023-183-d0.dcm"
     case = Case(id="ieee8023-183-d0", patient="MRN-0123456789", images=[path], as_of=date(2020, 3, 2),
-                synthetic_dates=True)  # fmt: skip
+                synthetic_dates=True)
     tool = LoadImageTool(context=ToolContext(Settings()))
     shown = "\n".join(m.content for m in opening_messages(case, ToolRegistry(tools={tool.name: tool}), 6))
     assert "image-1.dcm" in shown and "ieee8023" not in shown and "/data" not in shown

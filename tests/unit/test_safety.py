@@ -26,7 +26,7 @@ PENICILLIN_ALLERGY = RecordItem(
 PENICILLIN_ANAPHYLAXIS = RecordItem(
     text="Penicillin V", resource="AllergyIntolerance/pen-ana", criticality="low",
     reactions=["Anaphylaxis (disorder)"],
-)  # fmt: skip
+)
 SULFA_ALLERGY = RecordItem(text="Sulfamethoxazole / Trimethoprim", resource="AllergyIntolerance/sulfa")
 GRASS_POLLEN = RecordItem(
     text="Allergy to grass pollen", resource="AllergyIntolerance/grass", criticality="low"
@@ -86,7 +86,7 @@ def test_parse_drugs(text: str, expected: list[str]) -> None:
 def test_allergy_class_words_are_recognised() -> None:
     assert vocab.mentioned_classes("sulfa drugs; beta-lactam antibiotics; Penicillins") == {
         vocab.SULFONAMIDE_ANTIBIOTICS, vocab.BETA_LACTAMS, vocab.PENICILLINS,
-    }  # fmt: skip
+    }
     assert vocab.mentioned_classes("Allergy to grass pollen") == set()
 
 

@@ -40,14 +40,14 @@ SUITE = resolve_suite("safety-traps")
 CASE_IDS = [p.stem for p in prepare_suite(SUITE, DATA_DIR, SUITE, gateway=None)]
 # What safety_context reads, and the scores the plan's severity comes from.
 READ_TOOLS = {"fhir_patient_summary", "fhir_conditions", "fhir_medications", "fhir_allergies",
-              "egfr_ckd_epi_2021", "curb65", "crb65", "psi_port"}  # fmt: skip
+              "egfr_ckd_epi_2021", "curb65", "crb65", "psi_port"}
 CAP = Differential(summary="Community-acquired pneumonia.", diagnoses=[RankedDiagnosis(
     diagnosis="Community-acquired pneumonia", likelihood="high", evidence=[CitedFact(fact="F1", stance="supports")],
     reasoning="Fever, cough and raised inflammatory markers.", discriminating_test="Chest radiograph",
-)])  # fmt: skip
+)])
 DATED = ("onsetDateTime", "recordedDate", "effectiveDateTime", "authoredOn")
 PRESENTATION = ("temperature", "heart_rate", "respiratory_rate", "spo2", "systolic_bp", "diastolic_bp", "bun",
-                "creatinine", "leukocytes", "crp")  # fmt: skip
+                "creatinine", "leukocytes", "crp")
 
 
 # ---- the case as the graph sees it ------------------------------------------------------------------------------

@@ -14,16 +14,16 @@ from medconsult.evals.scorers import ANOTHER_CONDITION
 
 def _flag(kind: str) -> dict[str, str]:
     return {"location": "plan.actions[0].rationale", "statement": "CRP 250 mg/L.", "claim": "CRP 250 mg/L",
-            "reason": "not in the record", "kind": kind}  # fmt: skip
+            "reason": "not in the record", "kind": kind}
 
 
 def _finding(severity: str = "block") -> dict[str, str]:
     return {"rule": "allergy", "severity": severity, "drug": "amoxicillin", "message": "penicillin allergy",
-            "source": "label"}  # fmt: skip
+            "source": "label"}
 
 
 def _result(case: str, finding: str | None, diagnoses: list[str], *, flags: int = 0, blocks: int = 0,
-            blocks_before: int = 0, checks: list[bool] | None = None) -> dict[str, Any]:  # fmt: skip
+            blocks_before: int = 0, checks: list[bool] | None = None) -> dict[str, Any]:
     return {
         "case": case, "status": "done", "agent": "consult", "label": {"finding": finding} if finding else {},
         "differential": {"diagnoses": [{"diagnosis": d} for d in diagnoses]},
@@ -33,7 +33,7 @@ def _result(case: str, finding: str | None, diagnoses: list[str], *, flags: int 
         "checks": [{"name": f"c{i}", "kind": "answer", "expected": "x", "passed": p, "detail": ""}
                    for i, p in enumerate(checks or [])],
         "time": {"wall_s": 10.0, "llm_calls": 3, "tool_calls": 5, "prompt_tokens": 6000, "completion_tokens": 400},
-    }  # fmt: skip
+    }
 
 
 def _write(run_dir: Path, results: list[dict[str, Any]]) -> Path:
@@ -104,7 +104,7 @@ def test_unspecified_labels_are_left_out_of_the_etiology_metrics_and_listed(tmp_
 
 def test_label_visible_cases_are_counted(tmp_path: Path):
     results = [_result("clean", "COVID-19", ["COVID-19"]) | {"label_visible": False},
-               _result("leaked", "COVID-19", ["COVID-19"]) | {"label_visible": True}]  # fmt: skip
+               _result("leaked", "COVID-19", ["COVID-19"]) | {"label_visible": True}]
     card = build_scorecard(_write(tmp_path, results))
     assert card["label_visible"] == {"checked": 2, "visible": 1, "cases": ["leaked"]}
     assert "1 of 2 case(s): leaked" in render_markdown(card)
@@ -217,9 +217,9 @@ def test_a_trajectory_that_skips_the_allergies_fails_and_is_exported_for_agentev
     trace.parent.mkdir(parents=True)
     calls = [("fhir_find_patient", {"query": "MRN-1"}), ("fhir_conditions", {"patient_id": "p1"}),
              ("fhir_medications", {"patient_id": "p1"}), ("fhir_observations", {"patient_id": "p1",
-             "as_of": "2020-03-09"}), ("load_image", {"path": "x.dcm"})]  # fmt: skip
+             "as_of": "2020-03-09"}), ("load_image", {"path": "x.dcm"})]
     trace.write_text("".join(json.dumps({"kind": "tool", "name": n, "args": a, "result_id": f"{n}:1",
-                                         "summary": "ok", "error": None}) + "\n" for n, a in calls))  # fmt: skip
+                                         "summary": "ok", "error": None}) + "\n" for n, a in calls))
     case = build_scorecard(run)["per_case"][0]
     assert case["trajectory_passed"] is False
     assert case["required_tools_called"] == 5 / 6  # fhir_allergies is missing
@@ -235,7 +235,7 @@ def test_bacterial_vs_viral_scores_only_cases_labelled_either_and_an_unfinished_
     def result(finding: str, answer: str | None, status: str = "done") -> dict:
         differential = {"diagnoses": [{"diagnosis": answer}]} if answer else None
         return {"case": "c", "patient": "p", "status": status, "label": {"finding": finding},
-                "differential": differential}  # fmt: skip
+                "differential": differential}
 
     assert case_metrics(result("Viral pneumonia", "Viral lower respiratory tract infection"))["bacterial_vs_viral"]
     assert case_metrics(result("Bacterial pneumonia", "Viral pneumonia"))["bacterial_vs_viral"] is False

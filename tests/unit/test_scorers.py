@@ -9,7 +9,6 @@ from medconsult.clinical.etiology import pathogen
 from medconsult.evals.scorers import (
     ANOTHER_CONDITION,
     balanced_accuracy,
-    cost_score,
     diagnosis_scores,
     grounding_score,
     macro_recall,
@@ -18,6 +17,7 @@ from medconsult.evals.scorers import (
     to_agentevals_trajectory,
     trajectory_score,
 )
+from medconsult.evals.trace_stats import time_split
 from medconsult.safety import SafetyFinding
 from medconsult.stats import bootstrap_ci, paired_difference_ci
 
@@ -121,7 +121,7 @@ def test_balanced_accuracy_matches_hand_computation():
         ("covid-19", "covid-19"), ("covid-19", "covid-19"), ("covid-19", "covid-19"), ("bacterial", "covid-19"),
         ("bacterial", "bacterial"), ("covid-19", "bacterial"),
         (None, "fungal"),
-    ]  # fmt: skip
+    ]
     # recall: covid-19 3/4, bacterial 1/2, fungal 0/1 -> (0.75 + 0.5 + 0) / 3
     assert balanced_accuracy(pairs) == pytest.approx((0.75 + 0.5 + 0.0) / 3)
 
@@ -141,7 +141,7 @@ def test_constant_ranking_baseline_gets_a_high_top3_on_an_imbalanced_suite():
     labels = (
         ["COVID-19"] * 30 + ["Streptococcus"] * 9 + ["Pneumocystis"] * 8 + ["Klebsiella"] * 5
         + ["Varicella"] * 4 + ["Lipoid"] + ["No Finding"] + ["todo", "Pneumonia"]
-    )  # fmt: skip
+    )
     baselines = reference_baselines(labels)
     assert baselines["cases"] == 58 and baselines["unmapped"] == 2  # "Pneumonia" names no etiology
     majority, ranking = baselines["majority"], baselines["constant_ranking"]
@@ -162,7 +162,7 @@ def _tool(name: str, start: int, **args) -> dict:
     return {
         "kind": "tool", "name": name, "start": f"2026-01-01T00:00:{start:02d}+00:00", "duration_s": 1.0,
         "error": None, "result_id": f"{name}:{start}", "args": args, "summary": f"{name} done",
-    }  # fmt: skip
+    }
 
 
 def _good_calls() -> list[dict]:
@@ -227,7 +227,7 @@ def test_fabricated_value_is_counted():
                 claim="CRP 180 mg/L", reason="no fact states a CRP of 180 mg/L", kind="number",
             ),
         ],
-    )  # fmt: skip
+    )
     score = grounding_score(report)
     assert score["fabricated_values"] == 1
     assert score["numbers_supported"] == pytest.approx(0.75)
@@ -274,15 +274,15 @@ def test_review_that_resolves_every_block_scores_zero_after():
     assert score["total_violations_after"] == 0
 
 
-def test_cost_score_from_trace_lines():
+def test_the_cost_of_a_case_from_its_trace_lines():
     lines = [
         {"kind": "llm", "name": "differential", "start": "2026-01-01T00:00:01+00:00", "duration_s": 5.0,
          "prompt_tokens": 100, "completion_tokens": 20},
         {"kind": "llm", "name": "plan", "start": "2026-01-01T00:00:07+00:00", "duration_s": 2.0,
          "prompt_tokens": 50, "completion_tokens": 10},
         {"kind": "node", "name": "consult", "start": "2026-01-01T00:00:00+00:00", "duration_s": 10.0},
-    ]  # fmt: skip
-    cost = cost_score(lines)
+    ]
+    cost = time_split(lines)
     assert cost["wall_s"] == 10.0 and cost["llm_s"] == 7.0
     assert (cost["llm_calls"], cost["prompt_tokens"], cost["completion_tokens"]) == (2, 150, 30)
 

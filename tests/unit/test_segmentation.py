@@ -39,7 +39,7 @@ def test_evaluation_command_reproduces_the_card():
     scores = evaluate(DEFAULT_BUNDLE, SEG_DATA)
     validation = json.loads((DEFAULT_BUNDLE / "configs" / "metadata.json").read_text())["validation"]
     assert (scores["dice_mean"], scores["dice_min"], scores["images"]) == (
-        validation["dice_mean"], validation["dice_min"], validation["images"])  # fmt: skip
+        validation["dice_mean"], validation["dice_min"], validation["images"])
 
 
 def test_training_is_deterministic(tmp_path: Path):
@@ -98,7 +98,7 @@ def test_real_radiographs_raise_no_caution(segmenter: LungSegmenter):
 def test_cli_segments_any_chest_radiograph(tmp_path: Path):
     source = DATA_DIR / "dicom_cxr_samples" / "rsna_pneumonia_16d7f894.dcm"
     result = CliRunner().invoke(app, ["tools", "run", "segment_lungs", "--args", json.dumps({"image": str(source)}),
-                                      "--out", str(tmp_path)])  # fmt: skip
+                                      "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     output = json.loads(result.stdout)
     assert output["area_unit"] == "cm2" and output["right_area"] > 0 and output["left_area"] > 0

@@ -63,17 +63,17 @@ class CutOnce:
     def __init__(self):
         self.calls: list[list] = []
 
-    def with_structured_output(self, schema, **kwargs):  # noqa: ANN001, ANN201
+    def with_structured_output(self, schema, **kwargs):
         from langchain_core.runnables import RunnableLambda
         from openai import LengthFinishReasonError
         from openai.types.chat import ChatCompletion
 
-        def answer(messages):  # noqa: ANN001, ANN202
+        def answer(messages):
             self.calls.append(messages)
             if len(self.calls) == 1:
                 cut = ChatCompletion.model_validate({"id": "c", "object": "chat.completion", "created": 0, "model": "m",
                     "choices": [{"index": 0, "finish_reason": "length",
-                                 "message": {"role": "assistant", "content": '{"label": "o'}}]})  # fmt: skip
+                                 "message": {"role": "assistant", "content": '{"label": "o'}}]})
                 raise LengthFinishReasonError(completion=cut)
             return {"parsed": schema(label="ok", score=2), "raw": None, "parsing_error": None}
 

@@ -77,7 +77,7 @@ async def test_a_retried_case_starts_a_fresh_checkpoint_thread(tmp_path: Path, m
 
     threads: list[str] = []
 
-    async def crashing_then_fine(case_file, settings, services, out, thread_id):  # noqa: ANN001, ANN202
+    async def crashing_then_fine(case_file, settings, services, out, thread_id):
         threads.append(thread_id)
         if len(threads) == 1:
             raise RuntimeError("killed")
@@ -112,7 +112,7 @@ def test_the_dev24_suite_is_one_image_per_patient_stratified_over_every_etiology
     classes = Counter(scorable_class(by_id[c].label["finding"]) for c in chosen)
     assert classes == {"covid-19": 13, "bacterial": 5, "fungal": 3, "other": 1, "viral": 1, "normal": 1}
     pool = Counter(scorable_class(case.label["finding"]) for case in {c.label["patient"]: c for c in by_id.values()}
-                   .values())  # fmt: skip
+                   .values())
     assert pool == {"covid-19": 31, "bacterial": 10, "fungal": 6, "other": 2, "viral": 1, "normal": 1, None: 2}
     assert set(read_manifest(resolve_suite("ieee8023-dev")).cases) <= set(chosen)
     # A run done in parts (--limit K) stays stratified: every class by K = 15, none off its share by > 1.5 cases.

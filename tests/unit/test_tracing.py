@@ -33,7 +33,7 @@ def test_a_server_that_does_not_report_its_cache_leaves_the_count_unknown():
 
 def test_usage_metadata_cache_reads_are_read_when_there_is_no_token_usage():
     metadata = {"input_tokens": 1000, "output_tokens": 50, "total_tokens": 1050,
-                "input_token_details": {"cache_read": 900}}  # fmt: skip
+                "input_token_details": {"cache_read": 900}}
     assert _finish(None, metadata)["prompt_tokens_evaluated"] == 100
 
 

@@ -53,7 +53,7 @@ def _enum(array_schema: dict) -> list[str]:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(
         "medconsult.runner.discover_tools", lambda context: canned_record_tools(notes=[HOSTILE_NOTE])
     )
@@ -63,7 +63,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     settings = Settings(
         state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=0,
         llm_structured_output="function_calling", workspace_case_dirs=[cases],
-    )  # fmt: skip
+    )
     store = WorkspaceStore(settings.resolved_workspace_dir / "workspace.sqlite")
     for name in ("dr_a", "dr_b"):
         store.add_user(name, hash_password(PASSWORD))
@@ -124,7 +124,7 @@ def test_a_post_without_its_token_or_from_another_site_is_refused(workspace):
     token = _csrf(client.get("/login").text)
     assert client.post("/login", data={"name": "dr_a", "password": PASSWORD}).status_code == 403
     forged = client.post("/login", data={"name": "dr_a", "password": PASSWORD, "csrf": token},
-                         headers={"Origin": "http://evil.example"})  # fmt: skip
+                         headers={"Origin": "http://evil.example"})
     assert forged.status_code == 403
     _sign_in(client, "dr_a")
     assert client.post("/cases", data={"case_file": "x", "csrf": "0" * 40}).status_code == 403
@@ -134,7 +134,7 @@ def test_a_session_cookie_holds_only_the_user_and_is_strict(workspace):
     client, _ = workspace
     token = _csrf(client.get("/login").text)
     response = client.post("/login", data={"name": "dr_a", "password": PASSWORD, "csrf": token},
-                           follow_redirects=False)  # fmt: skip
+                           follow_redirects=False)
     cookie = next(
         v for k, v in response.headers.multi_items() if k == "set-cookie" and "medconsult_session" in v
     )
@@ -149,7 +149,7 @@ def test_every_response_carries_the_security_headers(workspace):
     client, _ = workspace
     headers = client.get("/login").headers
     assert "script-src 'self'" in headers["content-security-policy"] and "unsafe-inline" not in headers[
-        "content-security-policy"]  # fmt: skip
+        "content-security-policy"]
     assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
     assert headers["cache-control"] == "no-store"
 
@@ -179,7 +179,7 @@ def test_a_case_streams_its_steps_waits_for_sign_off_and_is_signed(workspace):
     assert fact.status_code == 200 and "From tool" in fact.text
 
     signed = client.post(f"/cases/{case_id}/sign-off", data={"decision": "edit", "note": "Add blood cultures.",
-                                                              "csrf": _csrf(page)})  # fmt: skip
+                                                              "csrf": _csrf(page)})
     assert signed.status_code == 200
     _wait_for(store, case_id, "dr_a", "signed")
     [decision] = store.decisions(case_id)
@@ -199,7 +199,7 @@ def test_a_follow_up_is_answered_from_the_case_cited_and_checked(workspace):
     report_before = client.get(f"/cases/{case_id}/report.md").text
     question = "Why not viral, given the white cell count?"
     asked = client.post(f"/cases/{case_id}/ask", data={"question": question, "csrf": _csrf(page)},
-                        follow_redirects=False)  # fmt: skip
+                        follow_redirects=False)
     assert asked.status_code == 303
     with client.stream("GET", f"/cases/{case_id}/events") as stream:
         events = [json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:")]
@@ -320,14 +320,14 @@ def test_a_case_from_a_found_patient_and_an_upload(
     assert "Test &lt;b&gt;Patient&lt;/b&gt;" in page and 'name="patient" value="p1"' in page
     photo = _png(tmp_path / "holiday.png", colour=True)
     refused = client.post("/cases/patient", data={"patient": "p1", "question": "Cough?", "csrf": _csrf(page)},
-                          files=[("images", ("holiday.png", photo.read_bytes(), "image/png"))])  # fmt: skip
+                          files=[("images", ("holiday.png", photo.read_bytes(), "image/png"))])
     assert refused.status_code == 200 and "Nothing was started: holiday.png:" in refused.text
     assert 'value="Cough?"' in refused.text and store.cases("dr_a") == []  # the form kept, no case
     from conftest import DATA_DIR
 
     chest = (DATA_DIR / "cxr_hannover_covid" / "png" / "7afaaccc.png").read_bytes()
     started = client.post("/cases/patient", data={"patient": "p1", "question": "Cough?", "csrf": _csrf(page)},
-                          files=[("images", ("chest.png", chest, "image/png"))], follow_redirects=False)  # fmt: skip
+                          files=[("images", ("chest.png", chest, "image/png"))], follow_redirects=False)
     assert started.status_code == 303
     [case] = store.cases("dr_a")
     assert (
@@ -345,7 +345,7 @@ def test_a_restarted_server_finishes_the_cases_it_left_running(
 
     monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: canned_record_tools())
     settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=0,
-                        llm_structured_output="function_calling", workspace_case_dirs=[])  # fmt: skip
+                        llm_structured_output="function_calling", workspace_case_dirs=[])
     store = WorkspaceStore(settings.resolved_workspace_dir / "workspace.sqlite")
     store.add_user("dr_a", hash_password(PASSWORD))
     left = store.add_case("dr_a", "left running", Case(id="c1", patient="MRN-1"), tmp_path / "out")
@@ -364,7 +364,7 @@ def test_no_patient_data_reaches_the_logs(workspace, caplog: pytest.LogCaptureFi
     case_id = _drafted_case(client, store)
     page = client.get(f"/cases/{case_id}").text
     client.post(f"/cases/{case_id}/ask", data={"question": "Why not viral, given the white cell count?",
-                                               "csrf": _csrf(page)})  # fmt: skip
+                                               "csrf": _csrf(page)})
     with client.stream("GET", f"/cases/{case_id}/events") as stream:
         assert any('"answered"' in line for line in stream.iter_lines())  # the follow-up has finished
     assert client.post(f"/cases/{case_id}/sign-off", data={"decision": "approve", "csrf": _csrf(page)}).is_success

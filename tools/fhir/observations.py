@@ -63,7 +63,7 @@ class ObservationsResult(ToolResult):
         older = []
         if self.older_codes:
             older = [Evidence(kind=kind, text=f"{self.older_codes} other {self.category} code(s) last measured "
-                                              f"before {self.measured_since}, not listed")]  # fmt: skip
+                                              f"before {self.measured_since}, not listed")]
         by_code: dict[str, list[ObservationItem]] = {}
         for item in self.observations:
             by_code.setdefault(item.loinc or item.display or item.resource, []).append(item)
@@ -90,10 +90,10 @@ def _history(kind: str, items: list[ObservationItem]) -> Evidence:
     "Creatinine (mg/dL) 0.95 on 2018-09-29, 0.84 on 2017-09-23, ..."."""
     latest = items[0]
     values = ", ".join(f"{_format_value(o.model_copy(update={'unit': None}))} on {(o.effective or '?')[:10]}"
-                       for o in items)  # fmt: skip
+                       for o in items)
     unit = f" ({latest.unit})" if latest.unit else ""
     return Evidence(kind=kind, text=f"{short_name(latest.display)}{unit} {values}", resource=latest.resource,
-                    value=latest.value, unit=latest.unit)  # fmt: skip
+                    value=latest.value, unit=latest.unit)
 
 
 def short_name(display: str | None) -> str:
@@ -135,7 +135,7 @@ class ObservationsTool(MedTool):
         labs = {"category": "laboratory", "limit": settings.lab_results_limit, **recent}
         vitals = {"category": "vital-signs", "limit": 12, **recent}
         return [ConsultCall("labs", {**patient, **labs}, "laboratory results"),
-                ConsultCall("vitals", {**patient, **vitals}, "vital signs")]  # fmt: skip
+                ConsultCall("vitals", {**patient, **vitals}, "vital signs")]
 
     def execute(self, args: ObservationArgs) -> ObservationsResult:
         params = {"patient": args.patient_id, "category": args.category, "_sort": "-date", "_count": "200"}
@@ -161,7 +161,7 @@ class ObservationsTool(MedTool):
         return ObservationsResult(
             summary=summary, category=args.category, observations=items, total_found=len(found),
             older_codes=older, measured_since=since,
-        )  # fmt: skip
+        )
 
 
 EARLIER_KEPT = 4  # previous results listed per code; the count of all of them is kept too
@@ -197,7 +197,7 @@ def _trend(item: ObservationItem) -> str | None:
     return f"{'rising' if change > 0 else 'falling'} from {first.value:.3g} since {since}"
 
 
-def _value(holder) -> tuple[float | str | None, str | None]:  # noqa: ANN001 - Observation or component
+def _value(holder) -> tuple[float | str | None, str | None]:  # Observation or component
     if holder.valueQuantity is not None:
         quantity = holder.valueQuantity
         return quantity.value, quantity.code or quantity.unit

@@ -80,7 +80,7 @@ def case_view(context: ToolContext, args: FusionArgs) -> tuple[CaseView, RecordR
         record, history = _read_record(context, args.patient_id, args.as_of)
         mrn = _mrn(context, args.patient_id)
     view = CaseView(image=image, history=history, age=record.age, measurements=record.measurements,
-                    population=args.population, exclude_mrn=mrn)  # fmt: skip
+                    population=args.population, exclude_mrn=mrn)
     return view, record
 
 
@@ -95,7 +95,7 @@ def _read_record(context: ToolContext, patient_id: str, as_of: date | None) -> t
     notes = sorted((d for d in found if on_or_before(fhir_date(d.date), as_of)), key=lambda d: fhir_date(d.date) or "")
     texts = [(f"DocumentReference/{d.id}", t) for d in notes if (t := note_text(d))]
     record = RecordRead(age=int(age) if age is not None else None, notes=[r for r, _ in texts],
-                        measurements=measurements, references=references + [r for r, _ in texts])  # fmt: skip
+                        measurements=measurements, references=references + [r for r, _ in texts])
     return record, " ".join(t for _, t in texts)[:HISTORY_CHARS]
 
 

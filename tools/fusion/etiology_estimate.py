@@ -72,4 +72,4 @@ class EtiologyEstimateTool(MedTool):
             modalities=estimate.modalities, abstained=estimate.abstained, reason=estimate.reason,
             model=estimate.model, validation=estimate.validation, nearest_similarity=estimate.nearest_similarity,
             record=record, image=str(view.image) if view.image else None,
-        )  # fmt: skip
+        )

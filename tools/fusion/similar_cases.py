@@ -68,4 +68,4 @@ class SimilarCasesTool(MedTool):
             vote=found.vote, population=found.population, modalities=found.modalities,
             excluded_same_image=found.excluded_same_image, library=found.library, record=record,
             image=str(view.image) if view.image else None,
-        )  # fmt: skip
+        )

@@ -48,11 +48,11 @@ class RadiomicsResult(ToolResult):
             Evidence(kind="image finding", text=f.text + (" [notable]" if f.notable else ""), resource=self.image,
                      value=f.values.get("relative_difference", f.values.get("ratio")))
             for f in shown
-        ]  # fmt: skip
+        ]
         symmetric = [f for f in self.findings if f not in shown and " of the " in f.text.split(":")[0]]
         if symmetric:
             items.append(Evidence(kind="image finding", resource=self.image,
-                                  text=f"symmetric left and right: {_by_feature(symmetric)}"))  # fmt: skip
+                                  text=f"symmetric left and right: {_by_feature(symmetric)}"))
         return items
 
 

@@ -36,13 +36,13 @@ class RegimenDosingResult(ToolResult):
 
     def evidence(self) -> list[Evidence]:
         lines = [Evidence(kind="knowledge", text=f"knowledge base regimen {self.regimen_id}: {self.regimen}",
-                          resource=f"knowledge:{self.regimen_id}")]  # fmt: skip
+                          resource=f"knowledge:{self.regimen_id}")]
         for drug in self.drugs if self.egfr is not None else []:
             at = (
                 f"{drug.at_egfr} ({drug.band}; {drug.source})" if drug.at_egfr else f"usual dose {drug.usual}"
             )
             lines.append(Evidence(kind="knowledge", text=f"knowledge base: {drug.drug} at eGFR {self.egfr:g} "
-                                  f"mL/min: {at}", resource=f"knowledge:{self.regimen_id}"))  # fmt: skip
+                                  f"mL/min: {at}", resource=f"knowledge:{self.regimen_id}"))
         return lines
 
 
@@ -70,10 +70,10 @@ class RegimenDosingTool(MedTool):
                 drug=drug.name, usual=usual.strip(), at_egfr=at_egfr,
                 band=f"{MEASURES.get(band.measure, band.measure)} {band.interval} mL/min" if band else None,
                 source=band.source.short() if band else None,
-            ))  # fmt: skip
+            ))
         sources = "; ".join(dict.fromkeys(s.short() for s in regimen.sources))
         summary = f"{regimen.id}: {len(drugs)} drug(s)" + (
             f" dosed for eGFR {args.egfr:g} mL/min" if args.egfr else ""
         )
         return RegimenDosingResult(summary=summary, regimen_id=regimen.id, regimen=regimen.summary, egfr=args.egfr,
-                                   drugs=drugs, source=sources)  # fmt: skip
+                                   drugs=drugs, source=sources)

@@ -60,7 +60,7 @@ class SmokingStatusTool(MedTool):
         return SmokingStatusResult(
             summary=f"smoking status: {statuses[-1][1]} ({recorded[:10]})", status=statuses[-1][1],
             recorded=recorded[:10], resource=f"Observation/{latest.id}", earlier=earlier,
-        )  # fmt: skip
+        )
 
 
 def _status(observation: Observation) -> str:

@@ -15,7 +15,7 @@ from medconsult.tools.base import Stage, StageInputs, ToolContext
 def _observation(resource_id: str, when: str, status: str) -> dict:
     return {"resourceType": "Observation", "id": resource_id, "status": "final", "effectiveDateTime": when,
             "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
-            "valueCodeableConcept": {"text": status}}  # fmt: skip
+            "valueCodeableConcept": {"text": status}}
 
 
 class RecordInMemory:
@@ -37,7 +37,7 @@ def tool() -> SmokingStatusTool:
         _observation("a", "2015-01-10T09:00:00Z", "Current every day smoker"),
         _observation("b", "2017-03-02T09:00:00Z", "Former smoker"),
         _observation("c", "2021-06-01T09:00:00Z", "Never smoker"),  # after the case's day: hidden
-    ])  # fmt: skip
+    ])
     return SmokingStatusTool(context=context)
 
 
