@@ -2,12 +2,13 @@
 
 A bundle is a folder laid out like a MONAI bundle:
 
-    configs/metadata.json    inputs, outputs, preprocessing, training data and licences, validation Dice
-    configs/inference.json   `network_def`: the network, as MONAI's ConfigParser instantiates it
+    configs/metadata.json    intended use, inputs, outputs, preprocessing, training data and licences, validation Dice
+    configs/inference.json   `network_def` (the network, as MONAI's ConfigParser instantiates it), `spatial_size`,
+                             `threshold` and `mirror_averaging`: what inference does, as values
     models/model.pt          the state dict
     docs/README.md           the model card
 
-Any bundle whose network maps one normalised greyscale channel at `input_size` to one lung-logit channel can be
+Any bundle whose network maps one normalised greyscale channel at `spatial_size` to one lung-logit channel can be
 selected with `MEDCONSULT_SEG_BUNDLE`, without code changes.
 
 Sides are anatomical: on a frontal radiograph displayed in the standard orientation the patient's right lung is on
@@ -91,11 +92,9 @@ class LungSegmenter:
         state = torch.load(self.bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
         self.network.load_state_dict({k: v.float() for k, v in state.items()})
         self.network.eval()
-        inputs = self.metadata["network_data_format"]["inputs"]["image"]
-        self.input_size = int(inputs["spatial_shape"][0])
-        outputs = self.metadata["network_data_format"]["outputs"]["pred"]
-        self.threshold = float(outputs.get("threshold", 0.5))
-        self.mirror = "horizontal mirror" in outputs.get("test_time_augmentation", "")
+        self.input_size = int(parser.get_parsed_content("spatial_size"))
+        self.threshold = float(parser.get_parsed_content("threshold"))
+        self.mirror = bool(parser.get_parsed_content("mirror_averaging"))
 
     @torch.no_grad()
     def probability(self, pixels: np.ndarray) -> np.ndarray:

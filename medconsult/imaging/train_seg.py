@@ -201,6 +201,23 @@ def evaluate(bundle_dir: Path, data_dir: Path, config: TrainConfig = TrainConfig
     }
 
 
+INTENDED_USE = (
+    "Research and decision support inside medconsult: lung areas of adult frontal (PA/AP) chest radiographs, for "
+    "the overlay a physician checks and for radiomics features. Not a medical device; not validated for children, "
+    "lateral views or other modalities; a mask is checked by its warnings (confidence, lung-area share, side ratio)."
+)
+
+
+def inference_config(config: TrainConfig) -> dict:
+    """configs/inference.json: the network and the settings inference uses, read as values (no prose)."""
+    return {
+        "network_def": network_definition(config),
+        "spatial_size": config.input_size,  # the network's square input, in px
+        "threshold": 0.5,  # on the lung probability
+        "mirror_averaging": True,  # average the logits of the image and of its horizontal mirror
+    }
+
+
 def _write_bundle(bundle_dir, network, config, training, validation, training_seconds) -> None:
     (bundle_dir / "configs").mkdir(parents=True, exist_ok=True)
     (bundle_dir / "models").mkdir(parents=True, exist_ok=True)
@@ -209,7 +226,7 @@ def _write_bundle(bundle_dir, network, config, training, validation, training_se
         {k: v.half().cpu() for k, v in network.state_dict().items()}, bundle_dir / "models" / "model.pt"
     )
     (bundle_dir / "configs" / "inference.json").write_text(
-        json.dumps({"network_def": network_definition(config)}, indent=2) + "\n"
+        json.dumps(inference_config(config), indent=2) + "\n"
     )
     metadata = {
         "version": "1.0.0",
@@ -217,6 +234,7 @@ def _write_bundle(bundle_dir, network, config, training, validation, training_se
         "name": "lung_unet",
         "task": "Lung segmentation of frontal (PA/AP) chest radiographs",
         "description": "MONAI 2D UNet; one lung channel, split into right and left lung by connected components.",
+        "intended_use": INTENDED_USE,
         "authors": "medconsult",
         "monai_version": __import__("monai").__version__,
         "pytorch_version": torch.__version__,

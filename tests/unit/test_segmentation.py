@@ -16,7 +16,7 @@ from conftest import DATA_DIR
 from medconsult.cli import app
 from medconsult.config import Settings
 from medconsult.imaging.io import NotAChestRadiograph
-from medconsult.imaging.segmentation import DEFAULT_BUNDLE, ImageTooSmall, LungSegmenter
+from medconsult.imaging.segmentation import DEFAULT_BUNDLE, ImageTooSmall, LungSegmenter, load_segmenter
 from medconsult.imaging.train_seg import TrainConfig, evaluate, train
 from medconsult.tools.base import ToolContext
 from medconsult.tools.imaging.segment_lungs import SegmentLungsResult, SegmentLungsTool
@@ -33,6 +33,14 @@ def test_model_card_records_the_training_data_and_validation_dice():
     assert "CC BY 4.0" in json.dumps(metadata["training"]["licences"])
     assert (DEFAULT_BUNDLE / "models" / "model.pt").stat().st_size < 8 * 2**20
     assert (DEFAULT_BUNDLE / "docs" / "README.md").read_text().count(str(validation["dice_mean"])) >= 1
+    assert "Not a medical device" in metadata["intended_use"]
+
+
+def test_inference_settings_are_values_in_inference_json():
+    inference = json.loads((DEFAULT_BUNDLE / "configs" / "inference.json").read_text())
+    segmenter = load_segmenter()
+    assert (segmenter.input_size, segmenter.threshold, segmenter.mirror) == (
+        inference["spatial_size"], inference["threshold"], inference["mirror_averaging"])
 
 
 def test_evaluation_command_reproduces_the_card():
