@@ -8,7 +8,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from medconsult.agents.candidates import Candidate
+from medconsult.agents.deterministic.candidates import Candidate
 from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
 from medconsult.agents.schemas import Differential, differential_from_request, differential_request
 from medconsult.clinical.acute import explains_acute_respiratory

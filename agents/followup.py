@@ -23,15 +23,15 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, create_model
 
-from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
-from medconsult.agents.evidence_requests import EvidenceRequest, observed_analytes
-from medconsult.agents.grounding import (
+from medconsult.agents.deterministic.grounding import (
     GroundingFlag,
     find_analytes,
     scan_quantities,
     sentence_at,
     verify_grounding,
 )
+from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
+from medconsult.agents.evidence_requests import EvidenceRequest, observed_analytes
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.config import StructuredOutputMethod
 from medconsult.llm.structured import structured_call

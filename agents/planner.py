@@ -8,9 +8,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
+from medconsult.agents.deterministic.regimens import drug_names
 from medconsult.agents.differential import DEFAULT_QUESTION
 from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
-from medconsult.agents.regimens import drug_names
 from medconsult.agents.schemas import Differential, TreatmentPlan, plan_request
 from medconsult.config import StructuredOutputMethod
 from medconsult.knowledge import SelectedRegimen

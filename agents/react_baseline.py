@@ -18,8 +18,8 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from medconsult.agents.grounding import GroundingReport, verify_grounding
-from medconsult.agents.safety_review import DRUG_CATEGORIES
+from medconsult.agents.deterministic.grounding import GroundingReport, verify_grounding
+from medconsult.agents.deterministic.safety_review import DRUG_CATEGORIES
 from medconsult.agents.schemas import ActionCategory, Likelihood
 from medconsult.cases import Case
 from medconsult.inert import inert

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, computed_field
 
-from medconsult.agents.grounding import GroundingReport
+from medconsult.agents.deterministic.grounding import GroundingReport
 from medconsult.clinical.etiology import (
     ETIOLOGIES,
     Etiology,

@@ -27,10 +27,10 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from medconsult.agents.candidates import candidate_diagnoses
+from medconsult.agents.deterministic.candidates import candidate_diagnoses
+from medconsult.agents.deterministic.safety_review import patient_population
 from medconsult.agents.differential import draft_differential, explains_presentation
 from medconsult.agents.evidence import build_facts
-from medconsult.agents.safety_review import patient_population
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.fhir.writeback import DraftPlan, consult_bundle, write_consult

@@ -23,6 +23,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
+from medconsult.agents.deterministic.safety_review import safety_context
 from medconsult.agents.evidence import build_facts
 from medconsult.agents.react_baseline import (
     FINAL,
@@ -36,7 +37,6 @@ from medconsult.agents.react_baseline import (
     step_model,
     tool_arguments,
 )
-from medconsult.agents.safety_review import safety_context
 from medconsult.cases import Case
 from medconsult.config import Settings, StructuredOutputMethod
 from medconsult.llm.chat_model import structured_output_method

@@ -20,8 +20,8 @@ import markdown
 from markupsafe import Markup
 
 from medconsult import __version__
-from medconsult.agents.regimens import describe
-from medconsult.agents.safety_review import body_weight, patient_population
+from medconsult.agents.deterministic.regimens import describe
+from medconsult.agents.deterministic.safety_review import body_weight, patient_population
 from medconsult.inert import inert
 from medconsult.knowledge import SelectedRegimen, knowledge_base
 from medconsult.outcome import consult_failure

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from typing_extensions import TypedDict  # LangGraph builds the JSON schema Studio shows from it (Python 3.11)
 
-from medconsult.agents.grounding import GroundingReport
-from medconsult.agents.injection import WithheldAction
+from medconsult.agents.deterministic.grounding import GroundingReport
+from medconsult.agents.deterministic.injection import WithheldAction
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.cases import Case
 from medconsult.records import Fact, Gap, ToolRecord

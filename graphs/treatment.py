@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from medconsult.agents.grounding import verify_grounding
-from medconsult.agents.injection import withhold_echoed_actions
+from medconsult.agents.deterministic.grounding import verify_grounding
+from medconsult.agents.deterministic.injection import withhold_echoed_actions
+from medconsult.agents.deterministic.regimens import candidate_regimens, regimen_drugs
+from medconsult.agents.deterministic.safety_review import drugs_in_actions, patient_population, safety_context
 from medconsult.agents.planner import draft_plan
-from medconsult.agents.regimens import candidate_regimens, regimen_drugs
-from medconsult.agents.safety_review import drugs_in_actions, patient_population, safety_context
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import llm_gap
 from medconsult.graphs.state import ConsultState

@@ -3,7 +3,7 @@ tools' suggestions first with their figures."""
 
 from __future__ import annotations
 
-from medconsult.agents.candidates import NORMAL, candidate_diagnoses
+from medconsult.agents.deterministic.candidates import NORMAL, candidate_diagnoses
 from medconsult.evals.scorers import diagnosis_scores
 from medconsult.knowledge import load_knowledge
 from medconsult.prompts import render

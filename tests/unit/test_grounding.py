@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from fakes import DEMOGRAPHICS, LEUKOCYTES, PNEUMONIA
+from medconsult.agents.deterministic.grounding import GroundingReport, verify_grounding
 from medconsult.agents.evidence import build_facts
-from medconsult.agents.grounding import GroundingReport, verify_grounding
 from medconsult.agents.schemas import Differential, TreatmentPlan
 from medconsult.records import Fact, ToolRecord
 from medconsult.tools.fhir.conditions import ConditionsResult

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medconsult.agents.injection import withhold_echoed_actions
+from medconsult.agents.deterministic.injection import withhold_echoed_actions
 from medconsult.agents.schemas import PlanAction, TreatmentPlan
 from medconsult.records import Fact
 from medconsult.tools.fhir.clinical_notes import ClinicalNotesResult, NoteItem, instruction_like_passages

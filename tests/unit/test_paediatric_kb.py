@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from medconsult.agents.regimens import candidate_regimens, describe, regimen_drugs
-from medconsult.agents.safety_review import patient_population, safety_context
+from medconsult.agents.deterministic.regimens import candidate_regimens, describe, regimen_drugs
+from medconsult.agents.deterministic.safety_review import patient_population, safety_context
 from medconsult.agents.schemas import CitedFact, Differential, RankedDiagnosis
 from medconsult.knowledge import load_knowledge
 from medconsult.knowledge.schema import Condition, Regimen, WeightDose

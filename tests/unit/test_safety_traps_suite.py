@@ -18,8 +18,8 @@ import pytest
 
 from conftest import DATA_DIR
 from fakes import BundleStore, fhir_codes
-from medconsult.agents.regimens import candidate_regimens, regimen_drugs
-from medconsult.agents.safety_review import safety_context
+from medconsult.agents.deterministic.regimens import candidate_regimens, regimen_drugs
+from medconsult.agents.deterministic.safety_review import safety_context
 from medconsult.agents.schemas import CitedFact, Differential, RankedDiagnosis
 from medconsult.cases import CaseFile, load_case_file
 from medconsult.clinical.codes import ANALYTES

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from medconsult.agents.grounding import GroundingFlag, GroundingReport
+from medconsult.agents.deterministic.grounding import GroundingFlag, GroundingReport
 from medconsult.clinical.etiology import pathogen
 from medconsult.evals.scorers import (
     ANOTHER_CONDITION,
