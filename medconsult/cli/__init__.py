@@ -9,6 +9,7 @@ import typer
 
 from medconsult.cli.bench import bench
 from medconsult.cli.cases import cases_app
+from medconsult.cli.common import invocation_settings
 from medconsult.cli.evaluate import eval_app
 from medconsult.cli.fhir import fhir_app
 from medconsult.cli.fusion import fusion_app, index_app
@@ -31,6 +32,7 @@ def _every_command() -> None:
     no library logs the identifiers in its requests."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     quiet_data_loggers()
+    invocation_settings.cache_clear()  # each command reads the environment once, when it starts
 
 
 app.command("run")(run)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from medconsult.cli.common import console, fail
-from medconsult.config import REPO_ROOT, Settings
+from medconsult.cli.common import console, fail, invocation_settings
+from medconsult.config import REPO_ROOT
 
 
 def bench(
@@ -31,7 +31,7 @@ def bench(
     """Imaging latency (p50/p95) and peak RSS; per LLM call tokens sent and evaluated, first-token time, prefill and
     decode rates, the schema constraint's cost; the case's wall time and time to the differential; fusion embedding
     and retrieval latency; in the workspace, the first step on screen and follow-up answer times."""
-    settings = Settings()
+    settings = invocation_settings()
     result = {}
     if imaging:
         from medconsult.evals.bench_imaging import run_benchmark

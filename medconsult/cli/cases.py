@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from medconsult.cli.common import console, fail
+from medconsult.cli.common import console, fail, invocation_settings
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirGateway, FhirRequestError, FhirUnavailable
 from medconsult.fhir.loader import BundleError
@@ -40,7 +40,7 @@ def import_cases(
     from medconsult.importers.pipeline import import_dataset
     from medconsult.importers.table import SourceError
 
-    settings = Settings()
+    settings = invocation_settings()
     gateway = _reachable_gateway(settings) if load else None
     try:
         report = import_dataset(fmt.value, source, out, anchor=anchor.date(), gateway=gateway)

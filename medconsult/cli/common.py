@@ -1,12 +1,15 @@
-"""Console and error handling shared by the CLI commands."""
+"""Console, error handling and the settings shared by the CLI commands."""
 
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+
+from medconsult.config import Settings
 
 console = Console(stderr=True, highlight=False)
 
@@ -18,3 +21,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@cache
+def invocation_settings() -> Settings:
+    """The settings of this command, read from the environment once (the root callback starts each command afresh)."""
+    return Settings()

@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from medconsult.cli.common import console, fail
+from medconsult.cli.common import console, fail, invocation_settings
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.fhir.loader import BundleError
@@ -57,7 +57,7 @@ def evaluate(
     from medconsult.evals.scorecard import write_scorecard
     from medconsult.evals.suites import SuiteError, prepare_suite, resolve_suite
 
-    settings = Settings()
+    settings = invocation_settings()
     started, clock = datetime.now(UTC), time.perf_counter()
     try:
         folder = resolve_suite(suite)
@@ -124,7 +124,7 @@ def judge(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help
     from medconsult.llm.chat_model import make_chat_model, structured_output_method
     from medconsult.llm.embedded import llm_endpoint
 
-    settings = Settings()
+    settings = invocation_settings()
     try:
         with llm_endpoint(settings) as endpoint:
             model = make_chat_model(settings, endpoint.base_url, endpoint.model)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from medconsult.cli.common import console, fail, print_json
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail, invocation_settings, print_json
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
 from medconsult.fhir.loader import BundleError, load_bundle_file
@@ -22,7 +21,7 @@ fhir_app = typer.Typer(
 @fhir_app.command("up")
 def up() -> None:
     """Start the local FHIR server on 127.0.0.1 (data persists in the state folder)."""
-    settings = Settings()
+    settings = invocation_settings()
     server = LocalFhirServer(settings)
     try:
         pid = server.up(detach=True)
@@ -36,14 +35,14 @@ def up() -> None:
 @fhir_app.command("down")
 def down() -> None:
     """Stop the local FHIR server started by `up` (it saves its data first)."""
-    stopped = LocalFhirServer(Settings()).down()
+    stopped = LocalFhirServer(invocation_settings()).down()
     console.print("FHIR server stopped" if stopped else "no local FHIR server was running")
 
 
 @fhir_app.command("status")
 def status() -> None:
     """Whether the configured FHIR server answers, and what it is."""
-    settings = Settings()
+    settings = invocation_settings()
     try:
         capability = gateway_from_settings(settings, timeout_s=5, retries=0).capability()
     except (FhirUnavailable, FhirRequestError) as error:
@@ -65,7 +64,7 @@ def load(
     force: bool = typer.Option(False, help="load even when the bundle's patient is already on the server"),
 ) -> None:
     """Load Bundles into the configured FHIR server, in the order given (organisations/practitioners first)."""
-    settings = Settings()
+    settings = invocation_settings()
     gateway = gateway_from_settings(settings, timeout_s=max(settings.fhir_timeout_s, 120))
     loaded = skipped = failed = 0
     for path in bundles:

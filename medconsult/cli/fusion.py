@@ -8,14 +8,13 @@ from pathlib import Path
 
 import typer
 
-from medconsult.cli.common import console, fail
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail, invocation_settings
 
 
 def _paediatric_folder(data: Path | None) -> Path:
     from medconsult.fusion.paediatric import FOLDER
 
-    folder = data or Settings().resolved_data_dir / FOLDER
+    folder = data or invocation_settings().resolved_data_dir / FOLDER
     if not (folder / "manifest.csv").is_file():
         fail(f"{folder}: no manifest.csv (the {FOLDER} data set)")
     return folder
@@ -105,7 +104,7 @@ def train_latent(
     from medconsult.fusion.latent_cv import adult_cross_validation, build_inputs, train_final
     from medconsult.fusion.modalities import default_image_encoder
 
-    settings = Settings()
+    settings = invocation_settings()
     cases = reference_cases(settings.resolved_data_dir, include_noncommercial=noncommercial)
     if not cases:
         fail(f"{settings.resolved_data_dir}: no labelled cases (Kermany, Hannover or ieee8023)")
@@ -130,7 +129,7 @@ def train_latent(
 
 
 def _cache_dir() -> Path:
-    return Settings().model_dir.parent / "fusion"
+    return invocation_settings().model_dir.parent / "fusion"
 
 
 index_app = typer.Typer(no_args_is_help=True, help="The reference library of labelled cases (ChromaDB).")
@@ -152,7 +151,7 @@ def index_build(
     from medconsult.fusion.library import build, client, is_complete
     from medconsult.fusion.modalities import default_image_encoder
 
-    settings = Settings()
+    settings = invocation_settings()
     include = settings.index_noncommercial if noncommercial is None else noncommercial
     cases = reference_cases(settings.resolved_data_dir, include_noncommercial=include)
     if sources:

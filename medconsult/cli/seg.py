@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from medconsult.cli.common import console, fail, print_json
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail, invocation_settings, print_json
 from medconsult.imaging.segmentation import DEFAULT_BUNDLE
 
 seg_app = typer.Typer(
@@ -17,7 +16,7 @@ seg_app = typer.Typer(
 
 
 def _data_dir(data: Path | None) -> Path:
-    folder = data or Settings().resolved_data_dir / "seg_lung_v7_ccby"
+    folder = data or invocation_settings().resolved_data_dir / "seg_lung_v7_ccby"
     if not (folder / "manifest.csv").is_file():
         fail(f"{folder}: no manifest.csv (the seg_lung_v7_ccby data set)")
     return folder

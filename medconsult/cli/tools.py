@@ -9,8 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medconsult.cli.common import console, fail, print_json
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail, invocation_settings, print_json
 from medconsult.tools.base import Stage, ToolContext
 from medconsult.tools.registry import discover_tools
 from medconsult.tools.runner import run_tool
@@ -22,7 +21,7 @@ tools_app = typer.Typer(
 
 
 def _registry(out_dir: Path = Path("out") / "tools"):
-    settings = Settings()
+    settings = invocation_settings()
     return settings, discover_tools(ToolContext(settings, work_dir=out_dir))
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medconsult.cli.common import console, fail
-from medconsult.config import Settings
+from medconsult.cli.common import console, fail, invocation_settings
 
 workspace_app = typer.Typer(help="The clinician workspace: chat over a case in the browser.")
 
@@ -29,7 +28,7 @@ def serve(
     from medconsult.workspace.security import check_binding
     from medconsult.workspace.store import WorkspaceStore
 
-    settings = Settings()
+    settings = invocation_settings()
     host, port = host or settings.workspace_host, port or settings.workspace_port
     store = WorkspaceStore(settings.resolved_workspace_dir / "workspace.sqlite")
     try:
@@ -73,6 +72,6 @@ def add_user(
         password_hash = hash_password(password)
     except ValueError as error:
         fail(str(error))
-    settings = Settings()
+    settings = invocation_settings()
     WorkspaceStore(settings.resolved_workspace_dir / "workspace.sqlite").add_user(name, password_hash)
     console.print(f"user {name} can sign in")
