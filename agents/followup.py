@@ -23,13 +23,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, create_model
 
-from medconsult.agents.deterministic.grounding import (
-    GroundingFlag,
-    find_analytes,
-    scan_quantities,
-    sentence_at,
-    verify_grounding,
-)
+from medconsult.agents.deterministic.grounding import GroundingFlag, sentence_at, verify_grounding
+from medconsult.agents.deterministic.quantities import find_analytes, scan_quantities
 from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
 from medconsult.agents.evidence_requests import EvidenceRequest, observed_analytes
 from medconsult.agents.schemas import Differential, TreatmentPlan
