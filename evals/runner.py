@@ -13,19 +13,18 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from medconsult.cases import CaseError, CaseFile, load_case_file
 from medconsult.config import Settings
-from medconsult.evals.calculator_check import tool_results
+from medconsult.evals.agent_runs import AGENTS
 from medconsult.evals.measure import SEEN_FILE, answer_checks, calculator_check, label_visibility
 from medconsult.evals.trace_stats import time_split
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
-from medconsult.runner import Services, run_consult
-from medconsult.signoff import auto_approve
+from medconsult.runner import Services
 from medconsult.tracing import read_trace
 
 Progress = Callable[[dict[str, Any]], None]  # called with each case's result as it ends
@@ -73,7 +72,7 @@ async def _run_case(
             "as_of": case_file.as_of, "label": case_file.label, "agent": agent,
             "model": services.model_name}
     try:
-        outputs = await asyncio.wait_for(
+        output = await asyncio.wait_for(
             AGENTS[agent](case_file, settings, services, out, _thread_id(run_dir, case_file.id)),
             timeout=timeout_s,
         )
@@ -82,7 +81,8 @@ async def _run_case(
     except Exception as error:  # noqa: BLE001 - one case's failure must not stop the suite
         return _record(out, {**base, "status": "error", "error": f"{type(error).__name__}: {error}"})
     wall_s, clock = round(time.perf_counter() - clock, 2), time.perf_counter()
-    seen = outputs.pop("seen", [])
+    outputs = output.model_dump(mode="json")
+    seen = outputs.pop("seen")
     out.mkdir(parents=True, exist_ok=True)
     (out / SEEN_FILE).write_text(json.dumps(seen, indent=1))  # what the model was shown, for `eval score` to recheck
     trace = _trace(out)
@@ -163,52 +163,6 @@ def measurements(case_file: CaseFile, outputs: dict[str, Any], out: Path, settin
         measured["calculator_agreement"] = None
         measured["measurement_error"] = f"calculator recomputation: {error}"
     return measured
-
-
-async def run_consult_graph(case_file: CaseFile, settings: Settings, services: Services, out: Path,
-                            thread_id: str) -> dict[str, Any]:
-    """The consult graph with automatic sign-off; its outputs as the scorers read them."""
-    outcome = await run_consult(case_file.to_case(), settings, services, out, approver=auto_approve,
-                                thread_id=thread_id)
-    return _outputs(outcome.state)
-
-
-async def run_react_baseline(case_file: CaseFile, settings: Settings, services: Services, out: Path,
-                             thread_id: str) -> dict[str, Any]:
-    from medconsult.graphs.react import run_react
-
-    outputs = await run_react(case_file.to_case(), settings, services, out)
-    records = outputs.pop("tool_records")
-    return outputs | {"calculators": tool_results(records)}
-
-
-# An agent under evaluation: (case file, settings, services, case folder, thread id) -> outputs for the scorers.
-AgentRun = Callable[[CaseFile, Settings, Services, Path, str], Awaitable[dict[str, Any]]]
-AGENTS: dict[str, AgentRun] = {"consult": run_consult_graph, "react": run_react_baseline}
-
-
-def _outputs(state: dict) -> dict[str, Any]:
-    """What the scorers read, in plain JSON: the drafts, the reviews and the grounding check."""
-    dump = lambda value: value.model_dump(mode="json") if value is not None else None  # noqa: E731
-    return {
-        "differential": dump(state.get("differential")),
-        "plan": dump(state.get("plan")),
-        "safety_findings": [f.model_dump(mode="json") for f in state.get("safety_findings", [])],
-        "first_draft_findings": [f.model_dump(mode="json") for f in state.get("first_draft_findings", [])],
-        "grounding": dump(state.get("grounding")),
-        "gaps": [g.model_dump(mode="json") for g in state.get("gaps", [])],
-        "patient_id": state.get("patient_id"),
-        "calculators": tool_results(state.get("tool_records", [])),
-        "trajectory": [{"tool": r.tool, "args": r.args, "ok": r.ok} for r in state.get("tool_records", [])],
-        "seen": seen_statements(state.get("facts") or [], state.get("gaps", [])),
-    }
-
-
-def seen_statements(facts: list, gaps: list) -> list[dict[str, str]]:  # Fact, Gap
-    """What the model was shown: each fact's kind and text, and each gap (the record block's MISSING lines)."""
-    return [{"kind": f.kind, "text": f.text} for f in facts] + [
-        {"kind": "gap", "text": f"{g.what}: {g.reason}"} for g in gaps
-    ]
 
 
 def _record(out: Path, result: dict[str, Any]) -> dict[str, Any]:

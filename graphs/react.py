@@ -14,7 +14,6 @@ import json
 import operator
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.language_models import BaseChatModel
@@ -23,35 +22,22 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
-from medconsult.agents.deterministic.safety_review import safety_context
-from medconsult.agents.evidence import build_facts
 from medconsult.agents.react_baseline import (
     FINAL,
     ReactAnswer,
-    check_answer,
     image_aliases,
     observation,
     ordered_tools,
-    render_answer,
-    review_answer,
     step_model,
     tool_arguments,
 )
 from medconsult.cases import Case
 from medconsult.config import Settings, StructuredOutputMethod
-from medconsult.llm.chat_model import structured_output_method
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
 from medconsult.records import ToolRecord
-from medconsult.tools.base import ToolContext
-from medconsult.tools.calculators.egfr_ckd_epi_2021 import EgfrCkdEpi2021Tool
-from medconsult.tools.fhir.allergies import AllergiesTool
-from medconsult.tools.fhir.conditions import ConditionsTool
-from medconsult.tools.fhir.find_patient import FindPatientTool
-from medconsult.tools.fhir.medications import MedicationsTool
-from medconsult.tools.fhir.patient_summary import PatientSummaryTool
-from medconsult.tools.registry import ToolRegistry, discover_tools
-from medconsult.tools.runner import records_of, run_tool
+from medconsult.tools.registry import ToolRegistry
+from medconsult.tools.runner import run_tool
 from medconsult.tracing import Tracer, now_iso
 
 MAX_FAILED_STEPS = 2  # consecutive unusable steps before the agent gives up
@@ -144,69 +130,3 @@ def opening_messages(case: Case, tools: ToolRegistry, max_steps: int) -> list[Ba
                             synthetic_dates=case.synthetic_dates, images=list(image_aliases(case)),
                             question=case.question or "Differential diagnosis and management.")),
     ]
-
-
-async def run_react(case: Case, settings: Settings, services: Any, out_dir: Path) -> dict[str, Any]:
-    """One case through the ReAct loop; writes report.md and trace.jsonl in `out_dir` and returns what the
-    scorers read. The grounding check and the safety review are run afterwards on its answer, as measurements:
-    the agent never sees them."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "trace.jsonl").unlink(missing_ok=True)
-    tracer = Tracer(out_dir / "trace.jsonl")
-    tools = discover_tools(ToolContext(settings, services.fhir_base_url, work_dir=out_dir))
-    context = ReactContext(settings, tools, services.chat_model, structured_output_method(settings), tracer,
-                           settings.react_max_steps)
-    state = await build_react_graph().ainvoke(
-        {"case": case, "messages": opening_messages(case, tools, settings.react_max_steps)},
-        context=context,
-        config={"recursion_limit": 4 * settings.react_max_steps + 10},
-    )
-    answer: ReactAnswer | None = state.get("answer")
-    (out_dir / "report.md").write_text(render_answer(case.id, answer, state.get("problem")))
-    return await _measurements(case, answer, state.get("records", []), tools, settings, state.get("problem"))
-
-
-async def _measurements(case: Case, answer: ReactAnswer | None, records: list[ToolRecord], tools: ToolRegistry,
-                        settings: Settings, problem: str | None) -> dict[str, Any]:
-    """The consult graph's result fields, for the same scorers (`tool_records` for the harness's own checks)."""
-    calls = [{"tool": r.tool, "args": r.args, "ok": r.ok} for r in records]
-    patient = _resolved_patient(records)
-    facts = build_facts(records, tools.result_models())
-    seen = [{"kind": f.kind, "text": f.text} for f in facts]
-    ran = {"trajectory": calls, "patient_id": patient, "tool_records": records, "seen": seen}
-    if answer is None:
-        gap = {"what": "answer", "reason": problem or "no final answer"}
-        return {"differential": None, "plan": None, "safety_findings": [], "first_draft_findings": [],
-                "grounding": None, "gaps": [gap], **ran}
-    findings = review_answer(answer, safety_context(await _record_for_review(case, patient, tools, settings)))
-    dumped = [f.model_dump(mode="json") for f in findings]
-    return {
-        "differential": {"summary": answer.summary, "diagnoses": [d.model_dump() for d in answer.diagnoses]},
-        "plan": {"actions": [a.model_dump() for a in answer.plan]},
-        "safety_findings": dumped,
-        "first_draft_findings": dumped,  # no review in the loop: the draft is what goes out
-        "grounding": check_answer(answer, facts).model_dump(mode="json"),
-        "gaps": [],
-        **ran,
-    }
-
-
-REVIEW_INPUTS = (AllergiesTool, MedicationsTool, ConditionsTool, PatientSummaryTool, EgfrCkdEpi2021Tool)
-
-
-def _resolved_patient(records: list[ToolRecord]) -> str | None:
-    """The patient id the agent found (one unambiguous match)."""
-    found = [r.result["matches"] for r in records_of(records, FindPatientTool)]
-    resource = next((matches[0]["resource"] for matches in found if len(matches) == 1), None)
-    return resource.removeprefix("Patient/") if resource else None
-
-
-async def _record_for_review(case: Case, patient: str | None, tools: ToolRegistry,
-                             settings: Settings) -> list[ToolRecord]:
-    """The record the safety review needs, read by the harness (untraced, so not the agent's cost) with the
-    patient id the agent resolved; without one the review reports the record as unavailable."""
-    if patient is None:
-        return []
-    args = {"patient_id": patient} | ({"as_of": case.as_of.isoformat()} if case.as_of else {})
-    installed = [found for tool in REVIEW_INPUTS if (found := tool.named(tools.tools)) is not None]
-    return [await run_tool(tool, args, timeout_s=settings.tool_timeout_s) for tool in installed]

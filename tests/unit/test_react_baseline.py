@@ -13,7 +13,7 @@ from fakes import DEMOGRAPHICS, LEUKOCYTES, PNEUMONIA, FakeToolCallingModel
 from medconsult.agents.react_baseline import step_model
 from medconsult.cases import Case
 from medconsult.config import Settings
-from medconsult.graphs.react import run_react
+from medconsult.evals.agent_runs import run_react
 from medconsult.runner import Services
 from medconsult.tools.base import MedTool, ToolContext, ToolResult
 from medconsult.tools.fhir.allergies import AllergiesResult
@@ -73,12 +73,12 @@ def answer(reasoning: str = "Leukocytes 14.2 10*3/uL and a pneumonia on the prob
 
 
 async def _run(tmp_path: Path, monkeypatch, tools: ToolRegistry, script: list, max_steps: int = 6) -> dict:
-    monkeypatch.setattr("medconsult.graphs.react.discover_tools", lambda context: tools)
+    monkeypatch.setattr("medconsult.evals.agent_runs.discover_tools", lambda context: tools)
     settings = Settings(state_dir=tmp_path / "state", react_max_steps=max_steps)
     case = Case(id="r1", patient="MRN-1", question="Cough and fever?", as_of=date(2018, 9, 29))
     model = FakeToolCallingModel(script=script)
     outputs = await run_react(case, settings, Services("http://127.0.0.1:9/fhir", model, "fake"), tmp_path / "out")
-    return {"outputs": outputs, "model": model}
+    return {"outputs": outputs.model_dump(mode="json"), "model": model}
 
 
 def test_every_tool_is_a_choice_and_tools_with_the_same_arguments_share_a_branch():

@@ -74,6 +74,7 @@ async def test_a_retried_case_starts_a_fresh_checkpoint_thread(tmp_path: Path, m
     """A case killed or crashed mid-way is retried from nothing, not from the state its last attempt left."""
     from medconsult.config import Settings
     from medconsult.evals import runner
+    from medconsult.evals.agent_runs import AgentOutput
 
     threads: list[str] = []
 
@@ -81,7 +82,7 @@ async def test_a_retried_case_starts_a_fresh_checkpoint_thread(tmp_path: Path, m
         threads.append(thread_id)
         if len(threads) == 1:
             raise RuntimeError("killed")
-        return {"differential": None}
+        return AgentOutput()
 
     monkeypatch.setitem(runner.AGENTS, "consult", crashing_then_fine)
     suite = _suite(tmp_path, "cases: [a]\n")
