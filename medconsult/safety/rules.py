@@ -13,7 +13,7 @@ from itertools import combinations
 from medconsult.knowledge.schema import WeightDose
 from medconsult.safety import drugs as v
 from medconsult.safety.drugs import Drug, drug, mentioned_classes, parse_drugs, words
-from medconsult.safety.review import PlannedDrug, RecordItem, Rule, SafetyContext, SafetyFinding, Severity
+from medconsult.safety.models import PlannedDrug, RecordItem, Rule, SafetyContext, SafetyFinding, Severity
 
 ALLERGY_PARAMETER = (
     "Khan DA et al. Drug allergy: a 2022 practice parameter update (AAAAI/ACAAI Joint Task Force on Practice "
