@@ -18,9 +18,9 @@ from typing import Any
 from medconsult.clinical.codes import ANALYTES
 from medconsult.importers.model import ImageRecord, ImportReport, Measurement, PatientRecord, ReferenceRange
 from medconsult.importers.radiograph import NotUsable, View, dicom_modality, frontal_view, unique_id
-from medconsult.importers.table import Row, missing_columns, parse_day, parse_gender, read_table
+from medconsult.importers.table import Row, parse_day, parse_gender, rows_by_patient, slug
 from medconsult.importers.timeline import Timeline
-from medconsult.importers.values import canonical_value, cell_number, slug
+from medconsult.importers.values import canonical_value, cell_number
 
 DATASET = "hannover"
 CSV_NAME = "data.csv"
@@ -74,14 +74,7 @@ class SourceImage:
 
 
 def read_patients(source: Path, timeline: Timeline, report: ImportReport) -> list[PatientRecord]:
-    table = read_table(source, CSV_NAME, REQUIRED)
-    report.rows = len(table.rows)
-    report.missing_optional_columns = missing_columns(table, EXPECTED)
-    by_patient: dict[str, list[SourceImage]] = {}
-    for row in table.rows:
-        image = _usable_image(source, row, report)
-        if image is not None:
-            by_patient.setdefault(slug(row.text("patient_id")), []).append(image)
+    by_patient = rows_by_patient(source, CSV_NAME, REQUIRED, EXPECTED, "patient_id", _usable_image, report)
     return [_patient(pid, images, report) for pid, images in by_patient.items()]
 
 

@@ -21,9 +21,9 @@ from medconsult.importers.masking import mask_note
 from medconsult.importers.model import ClinicalNote, ImageRecord, ImportReport, Measurement, PatientRecord
 from medconsult.importers.notes import METHOD_TEXT, NOTE_TEXT, extract_values
 from medconsult.importers.radiograph import NotUsable, View, dicom_modality, frontal_view, unique_id
-from medconsult.importers.table import Row, missing_columns, parse_day, parse_flag, parse_gender, read_table
+from medconsult.importers.table import Row, parse_day, parse_flag, parse_gender, rows_by_patient, slug
 from medconsult.importers.timeline import Timeline, birth_date_for_age
-from medconsult.importers.values import canonical_value, cell_number, slug
+from medconsult.importers.values import canonical_value, cell_number
 
 DATASET = "ieee8023"
 CSV_NAME = "metadata.csv"
@@ -57,14 +57,7 @@ class SourceImage:
 
 
 def read_patients(source: Path, timeline: Timeline, report: ImportReport) -> list[PatientRecord]:
-    table = read_table(source, CSV_NAME, REQUIRED)
-    report.rows = len(table.rows)
-    report.missing_optional_columns = missing_columns(table, EXPECTED)
-    by_patient: dict[str, list[SourceImage]] = {}
-    for row in table.rows:
-        image = _usable_image(source, row, report)
-        if image is not None:
-            by_patient.setdefault(slug(row.text("patientid")), []).append(image)
+    by_patient = rows_by_patient(source, CSV_NAME, REQUIRED, EXPECTED, "patientid", _usable_image, report)
     return [_patient(pid, images, timeline, report) for pid, images in by_patient.items()]
 
 

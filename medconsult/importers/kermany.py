@@ -14,9 +14,8 @@ from typing import Any
 
 from medconsult.importers.model import ImageRecord, ImportReport, PatientRecord
 from medconsult.importers.radiograph import View, unique_id
-from medconsult.importers.table import Row, read_table
+from medconsult.importers.table import Row, read_table, slug
 from medconsult.importers.timeline import Timeline
-from medconsult.importers.values import slug
 
 DATASET = "kermany"
 CSV_NAME = "manifest.csv"

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import csv
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from medconsult.importers.model import ImportReport
+
+T = TypeVar("T")
 
 
 class SourceError(ValueError):
@@ -92,3 +100,26 @@ def parse_gender(raw: str) -> str:
     if text in ("f", "w", "female", "woman"):  # Hannover writes w (weiblich)
         return "female"
     return "unknown"
+
+
+def slug(text: str) -> str:
+    """A piece of an identifier or case id: letters, digits, dot, dash, underscore."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-")[:40]
+
+
+def rows_by_patient(
+    source: Path, csv_name: str, required: tuple[str, ...], expected: tuple[str, ...], patient_column: str,
+    usable: Callable[[Path, Row, ImportReport], T | None], report: ImportReport,
+) -> dict[str, list[T]]:
+    """A data set's CSV read into each patient's usable rows, in file order. `usable` turns a row into what the
+    importer keeps (or None, having told the report why it skipped it); the report counts the rows and notes
+    the optional columns the file lacks."""
+    table = read_table(source, csv_name, required)
+    report.rows = len(table.rows)
+    report.missing_optional_columns = missing_columns(table, expected)
+    by_patient: dict[str, list[T]] = {}
+    for row in table.rows:
+        kept = usable(source, row, report)
+        if kept is not None:
+            by_patient.setdefault(slug(row.text(patient_column)), []).append(kept)
+    return by_patient

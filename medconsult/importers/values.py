@@ -6,7 +6,6 @@ Anything that cannot be used is skipped with its reason counted in the import re
 from __future__ import annotations
 
 import math
-import re
 
 from medconsult.clinical.codes import ANALYTES, UnitError, to_canonical
 from medconsult.importers.model import ImportReport
@@ -50,8 +49,3 @@ def canonical_value(analyte: str, value: float, unit: str, column: str, report: 
         report.skip_value(f"{column}: value outside the plausible range")
         return None
     return round(converted, 4)
-
-
-def slug(text: str) -> str:
-    """A piece of an identifier or case id: letters, digits, dot, dash, underscore."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-")[:40]
