@@ -36,13 +36,16 @@ def _config_file() -> Path | None:
     return local if local.exists() else None
 
 
+UNSET_API_KEY = "not-needed"  # what clients send to a server that asks for no key
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDCONSULT_", extra="ignore", validate_default=True)
 
     # --- LLM: any OpenAI-compatible server; none configured -> embedded llama.cpp server -------------------
     llm_base_url: str | None = Field(None, description="OpenAI-compatible /v1 URL (vLLM in production)")
     llm_model: str | None = Field(None, description="model name sent to the server")
-    llm_api_key: SecretStr = SecretStr("not-needed")
+    llm_api_key: SecretStr = SecretStr(UNSET_API_KEY)
     llm_profile: str | None = Field(
         None, description="serving profile (llm/profiles.yaml) for client options"
     )

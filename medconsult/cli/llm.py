@@ -10,10 +10,12 @@ import typer
 from rich.table import Table
 
 from medconsult.cli.common import console, fail, invocation_settings
+from medconsult.config import UNSET_API_KEY, Settings
 from medconsult.llm import llama_server, models
 from medconsult.llm.embedded import llama_server_argv
 from medconsult.llm.profiles import get_profile, load_profiles
 from medconsult.llm.vllm import client_environment, vllm_command
+from medconsult.process import is_loopback
 
 llm_app = typer.Typer(no_args_is_help=True, help="LLM servers: embedded llama.cpp models and vLLM profiles.")
 
@@ -58,7 +60,13 @@ def serve(
     tensor_parallel_size: int = typer.Option(1, help="vLLM: GPUs to shard the model across"),
     dry_run: bool = typer.Option(False, help="print the command line and the client settings, start nothing"),
 ) -> None:
-    """Run an OpenAI-compatible LLM server in the foreground. Extra arguments go to the server unchanged."""
+    """Run an OpenAI-compatible LLM server in the foreground. Extra arguments go to the server unchanged. Beyond
+    this machine (a non-loopback --host) it requires an API key: MEDCONSULT_LLM_API_KEY, which clients send too."""
+    settings = invocation_settings()
+    try:
+        api_key = serving_key(settings, host, ctx.args)
+    except ValueError as error:
+        fail(str(error))
     if engine == "vllm":
         try:
             chosen = get_profile(profile)
@@ -70,21 +78,22 @@ def serve(
             port=port,
             model_path=model_path,
             tensor_parallel_size=tensor_parallel_size,
+            api_key=api_key,
             extra_args=ctx.args,
         )
         environment = client_environment(chosen, host, port)
     elif engine == "llama":
-        settings = invocation_settings()
         model_file = models.ensure(settings.embedded_model, settings.model_dir)
         binary = llama_server.ensure_binary(settings.model_dir.parent, log=console.print)
         argv = llama_server_argv(settings, binary, str(model_file), port, host) + ctx.args
+        argv += ["--api-key", api_key] if api_key else []
         environment = {
             "MEDCONSULT_LLM_BASE_URL": f"http://{host}:{port}/v1",
             "MEDCONSULT_LLM_MODEL": settings.embedded_model,
         }
     else:
         fail(f"unknown engine {engine!r} (llama or vllm)")
-    typer.echo(shlex.join(argv))
+    typer.echo(shlex.join(_masked(argv)))
     for key, value in environment.items():
         console.print(f"export {key}={shlex.quote(value)}")
     if dry_run:
@@ -95,3 +104,22 @@ def serve(
             + (" (pip install 'medconsult[vllm]' on a GPU host)" if engine == "vllm" else "")
         )
     os.execvp(argv[0], argv)
+
+
+def serving_key(settings: Settings, host: str, extra_args: list[str]) -> str | None:
+    """The API key the server requires: the configured one, or one given among the extra arguments. Loopback needs
+    none; any other address refuses to start without one, since the server would answer anyone who reaches it."""
+    if "--api-key" in extra_args:
+        return None  # passed through as given
+    configured = settings.llm_api_key.get_secret_value()
+    key = configured if configured and configured != UNSET_API_KEY else None
+    if key is None and not is_loopback(host):
+        raise ValueError(f"refusing to serve on {host}, a non-loopback address, without an API key: set "
+                         "MEDCONSULT_LLM_API_KEY (clients send the same) or serve on 127.0.0.1")
+    return key
+
+
+def _masked(argv: list[str]) -> list[str]:
+    """The command line as printed: the API key never reaches the terminal or a log."""
+    return [("***" if i > 0 and argv[i - 1] == "--api-key" else arg) for i, arg in enumerate(argv)]
+

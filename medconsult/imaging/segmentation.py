@@ -80,12 +80,44 @@ def to_network_input(pixels: np.ndarray, size: int) -> torch.Tensor:
     return F.interpolate(tensor, size=(size, size), mode="area")
 
 
+# MONAI's ConfigParser instantiates any importable class a `_target_` names and evaluates "$" strings as Python: a
+# bundle from elsewhere (MEDCONSULT_SEG_BUNDLE) may only name these networks, with plain values as arguments.
+ALLOWED_TARGETS = frozenset({
+    "monai.networks.nets.UNet", "monai.networks.nets.BasicUNet", "monai.networks.nets.AttentionUnet",
+    "monai.networks.nets.SegResNet", "monai.networks.nets.DynUNet", "monai.networks.nets.FlexibleUNet",
+})
+
+
+class BundleRejected(ValueError):
+    """A segmentation bundle whose configuration could run code other than building an allowed network."""
+
+
+def check_inference_config(config: object, where: str = "inference.json") -> None:
+    """Refuse anything in the configuration that is not a plain value or an allowed network's `_target_`."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if key == "_target_":
+                if value not in ALLOWED_TARGETS:
+                    raise BundleRejected(f"{where}: _target_ {value!r} is not an allowed network")
+            elif str(key).startswith("_"):
+                raise BundleRejected(f"{where}: the key {key!r} is not allowed (only _target_ is)")
+            else:
+                check_inference_config(value, f"{where}/{key}")
+    elif isinstance(config, list):
+        for index, value in enumerate(config):
+            check_inference_config(value, f"{where}/{index}")
+    elif isinstance(config, str) and config[:1] in ("$", "@", "%"):
+        raise BundleRejected(f"{where}: {config[:40]!r} is an expression or a reference, not a plain value")
+
+
 class LungSegmenter:
     def __init__(self, bundle: Path):
         from monai.bundle import ConfigParser
 
         self.bundle = Path(bundle)
         self.metadata = json.loads((self.bundle / "configs" / "metadata.json").read_text())
+        inference = json.loads((self.bundle / "configs" / "inference.json").read_text())
+        check_inference_config(inference)  # before MONAI sees it
         parser = ConfigParser()
         parser.read_config(self.bundle / "configs" / "inference.json")
         self.network = parser.get_parsed_content("network_def")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,13 @@ from conftest import DATA_DIR
 from medconsult.cli import app
 from medconsult.config import Settings
 from medconsult.imaging.io import NotAChestRadiograph
-from medconsult.imaging.segmentation import DEFAULT_BUNDLE, ImageTooSmall, LungSegmenter, load_segmenter
+from medconsult.imaging.segmentation import (
+    DEFAULT_BUNDLE,
+    BundleRejected,
+    ImageTooSmall,
+    LungSegmenter,
+    load_segmenter,
+)
 from medconsult.imaging.train_seg import TrainConfig, evaluate, train
 from medconsult.tools.base import ToolContext
 from medconsult.tools.imaging.segment_lungs import SegmentLungsResult, SegmentLungsTool
@@ -112,3 +119,19 @@ def test_cli_segments_any_chest_radiograph(tmp_path: Path):
     assert output["area_unit"] == "cm2" and output["right_area"] > 0 and output["left_area"] > 0
     for key in ("right_mask_png", "left_mask_png", "overlay_png"):
         assert Image.open(output[key]).size == (1024, 1024)
+
+
+@pytest.mark.parametrize("planted", [
+    {"_target_": "os.system", "command": "touch /tmp/owned"},
+    {"_target_": "monai.networks.nets.UNet", "spatial_dims": "$__import__('os').system('touch /tmp/owned')"},
+    {"_target_": "monai.networks.nets.UNet", "_mode_": "callable"},
+    {"_target_": "monai.networks.nets.UNet", "channels": "%/etc/passwd#x"},
+])
+def test_a_bundle_that_could_run_code_is_refused_before_monai_reads_it(tmp_path: Path, planted: dict):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(DEFAULT_BUNDLE, bundle)
+    inference = json.loads((bundle / "configs" / "inference.json").read_text())
+    (bundle / "configs" / "inference.json").write_text(json.dumps({**inference, "network_def": planted}))
+    with pytest.raises(BundleRejected):
+        LungSegmenter(bundle)
+    assert not Path("/tmp/owned").exists()

@@ -59,3 +59,20 @@ def test_cli_prints_the_command_line_in_dry_run():
     assert result.exit_code == 0, result.output
     assert "vllm serve google/medgemma-27b-text-it --host 127.0.0.1 --port 8002" in result.stdout
     assert result.stdout.strip().endswith("--max-num-seqs 64")
+
+
+def test_serving_beyond_this_machine_needs_an_api_key_and_never_prints_it(monkeypatch):
+    from typer.testing import CliRunner
+
+    from medconsult.cli import app
+
+    serve = ["llm", "serve", "--engine", "vllm", "--profile", "medgemma-27b", "--dry-run", "--host", "0.0.0.0"]
+    refused = CliRunner().invoke(app, serve)
+    assert refused.exit_code == 1 and "refusing to serve on 0.0.0.0" in refused.output
+    monkeypatch.setenv("MEDCONSULT_LLM_API_KEY", "s3cret-key-value")
+    served = CliRunner().invoke(app, serve)
+    assert served.exit_code == 0, served.output
+    assert "--api-key '***'" in served.stdout or "--api-key ***" in served.stdout
+    assert "s3cret-key-value" not in served.output
+    loopback = CliRunner().invoke(app, ["llm", "serve", "--engine", "vllm", "--profile", "medgemma-27b", "--dry-run"])
+    assert loopback.exit_code == 0 and "s3cret-key-value" not in loopback.output
