@@ -18,7 +18,7 @@ DEMO_MODEL ?= $(or $(MEDCONSULT_EMBEDDED_MODEL),qwen2.5-1.5b)
 export PIP_CONSTRAINT := $(abspath constraints.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test cases bench index train-seg train-fusion lint fhir-up fhir-down fhir-load clean workspace
+.PHONY: help setup demo test cases bench fuzz index train-seg train-fusion lint fhir-up fhir-down fhir-load clean workspace
 
 help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
@@ -26,6 +26,7 @@ help:
 	@echo "make workspace  set up everything and serve the clinician workspace on http://127.0.0.1:8300/"
 	@echo "make cases  import the Hannover (and, if present, ieee8023) data sets as FHIR records + case files (out/cases/)"
 	@echo "make bench  imaging and LLM benchmarks (the demo case, per LLM call) -> out/bench.json"
+	@echo "make fuzz   1,000 mutated radiographs through the image intake and imaging tools -> out/fuzz/fuzz.json"
 	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
 	@echo "make train-fusion  cross-validate and retrain the radiograph encoder and the shared latent space on the CPU"
 	@echo "make index  build the reference library of labelled cases (ChromaDB) for similar-case retrieval"
@@ -97,6 +98,10 @@ bench: setup index
 	$(MC) fhir up; \
 	$(MC) fhir load $(SYNTHEA_BUNDLES); \
 	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) bench --out out/bench.json
+
+# 1,000 mutated radiographs through the image intake and the imaging tools: out/fuzz/fuzz.json
+fuzz: setup
+	$(MC) fuzz --count 1000 --out out/fuzz
 
 train-seg: setup
 	$(MC) seg train

@@ -13,6 +13,7 @@ from medconsult.cli.common import invocation_settings
 from medconsult.cli.evaluate import eval_app
 from medconsult.cli.fhir import fhir_app
 from medconsult.cli.fusion import fusion_app, index_app
+from medconsult.cli.fuzz import fuzz
 from medconsult.cli.graph import graph
 from medconsult.cli.llm import llm_app
 from medconsult.cli.mcp import mcp_app
@@ -38,6 +39,7 @@ def _every_command() -> None:
 app.command("run")(run)
 app.command("graph")(graph)
 app.command("bench")(bench)
+app.command("fuzz")(fuzz)
 app.add_typer(fhir_app, name="fhir")
 app.add_typer(tools_app, name="tools")
 app.add_typer(llm_app, name="llm")

@@ -74,9 +74,15 @@ def _read_uncached(path: Path, size: int) -> Radiograph:
         raise ImageLoadError(f"{path}: {size / 2**20:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit")
     with open(path, "rb") as handle:
         head = handle.read(132)
-    if head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
-        return _read_dicom(path)
-    return _read_raster(path)
+    reader = _read_dicom if head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom") else _read_raster
+    try:
+        return reader(path)
+    except ImageLoadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - decoders fail late and in many ways on damaged files
+        # pydicom converts each element when it is first read, so a damaged tag fails wherever it is used, with
+        # whatever error its converter raises (found by `medconsult fuzz`: NotImplementedError for a broken VR).
+        raise ImageLoadError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
 
 
 def _read_raster(path: Path) -> Radiograph:
