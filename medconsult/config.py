@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     workspace_secure_cookies: bool = Field(False, description="mark cookies Secure (behind an HTTPS proxy)")
     workspace_max_upload_mb: int = Field(40, ge=1, le=500, description="largest radiograph a clinician may upload")
     workspace_parallel_consults: int = Field(1, ge=1, le=16, description="consults running at once; more queue")
+    workspace_queued_consults: int = Field(
+        8, ge=0, le=200, description="consults that may wait for a slot; beyond them a new one is refused as busy"
+    )
     workspace_case_dirs: list[Path] | None = Field(
         None, description="folders of case files offered as new cases (default: cases/, state_dir/cases, out/cases)"
     )

@@ -84,7 +84,8 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runs = ConsultRuns(settings, services, store, settings.workspace_parallel_consults)
+        runs = ConsultRuns(settings, services, store, settings.workspace_parallel_consults,
+                           settings.workspace_queued_consults)
         app.state.runs = runs
         await _resume_unfinished(runs, store, settings)
         yield
@@ -182,6 +183,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
         case = choice.case.to_case()
         if question:
             case = case.model_copy(update={"question": question})
+        _refuse_when_busy(request)
         created = store.add_case(user, choice.title, case, out_root)
         request.app.state.runs.start(created)
         logger.info("case %s started", created.id)
@@ -227,6 +229,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
             return page(request, "patients.html", user, query=patient, matches=[], error=None, form_error=message,
                         patient=patient, question=question or "", as_of=as_of or "",
                         max_mb=settings.workspace_max_upload_mb)
+        _refuse_when_busy(request)
         created = store.add_case(user, f"patient {patient} · {len(saved)} image(s)", case, out_root)
         request.app.state.runs.start(created)
         logger.info("case %s started", created.id)
@@ -299,6 +302,7 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
             raise HTTPException(400, "Write a question.")
         if case.status not in ("awaiting sign-off", "signed") or request.app.state.runs.active(case.id):
             raise HTTPException(409, f"This case is {case.status}: ask once its draft is ready.")
+        _refuse_when_busy(request)
         request.app.state.runs.ask(case, question, user)
         return RedirectResponse(f"/cases/{case.id}#chat", status_code=303)
 
@@ -380,6 +384,13 @@ async def _evidence(settings: Settings, case: WorkspaceCase) -> CaseEvidence:
     return case_evidence(
         await saved_state(settings, case.thread_id), await followup_state(settings, case.thread_id)
     )
+
+
+def _refuse_when_busy(request: Request) -> None:
+    """503 with the reason when the consult queue is full: the server answers at once instead of piling up work."""
+    reason = request.app.state.runs.busy()
+    if reason:
+        raise HTTPException(503, reason, headers={"Retry-After": "120"})
 
 
 def _secret(settings: Settings) -> str | None:

@@ -4,7 +4,8 @@ Each case runs the same consult graph as `medconsult run` (`run_consult`), in it
 of the server. Its tracer's listeners turn each step's start and end, and the differential and plan as the model
 writes them, into events on the case's channel; a viewer's event stream replays the channel's history and then
 follows it live. The run stops at the sign-off interrupt; the clinician's decision resumes it from its checkpoint.
-At most `max_parallel` consults run at once (they share one LLM server); the others wait as "queued".
+At most `max_parallel` consults run at once (they share one LLM server); the others wait as "queued", at most
+`max_queued` of them: beyond that a new consult or question is refused as busy (a sign-off is always taken).
 """
 
 from __future__ import annotations
@@ -65,11 +66,13 @@ class CaseChannel:
 
 
 class ConsultRuns:
-    def __init__(self, settings: Settings, services: Services, store: WorkspaceStore, max_parallel: int = 1):
+    def __init__(self, settings: Settings, services: Services, store: WorkspaceStore, max_parallel: int = 1,
+                 max_queued: int = 8):
         self.settings = settings
         self.services = services
         self.store = store
         self._slots = asyncio.Semaphore(max_parallel)
+        self._capacity = max_parallel + max_queued
         self._channels: dict[str, CaseChannel] = {}
         self._tasks: dict[str, asyncio.Task] = {}
 
@@ -81,6 +84,13 @@ class ConsultRuns:
         event is the finished page, so a viewer's reload never lands on a run that has just ended)."""
         task, channel = self._tasks.get(case_id), self._channels.get(case_id)
         return task is not None and not task.done() and channel is not None and not channel.closed
+
+    def busy(self) -> str | None:
+        """Why a new consult or question cannot be taken now (every slot and queue place is taken), or None."""
+        waiting = sum(not task.done() for task in self._tasks.values())
+        if waiting < self._capacity:
+            return None
+        return f"Busy: {waiting} consults are running or waiting for the model. Try again in a few minutes."
 
     def start(self, case: WorkspaceCase, *, resume: bool = False) -> None:
         """Run the case (or, after a server restart, resume it from its checkpoint) as a background task."""

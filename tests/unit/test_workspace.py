@@ -3,6 +3,7 @@ sign-in, CSRF, a case's live steps, the evidence page, sign-off, downloads, isol
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -381,3 +382,18 @@ def test_no_patient_data_reaches_the_logs(workspace, caplog: pytest.LogCaptureFi
         PASSWORD,
     ):
         assert private not in logged, private
+
+
+async def test_a_full_queue_answers_busy_at_once_and_frees_when_a_run_ends(tmp_path: Path):
+    from medconsult.workspace.runs import ConsultRuns
+
+    store = WorkspaceStore(tmp_path / "workspace.sqlite")
+    runs = ConsultRuns(Settings(state_dir=tmp_path), Services("http://127.0.0.1:9/fhir", None, "fake"), store,
+                       max_parallel=1, max_queued=1)
+    release = asyncio.Event()
+    waiting = [asyncio.create_task(release.wait()) for _ in range(2)]  # one running, one queued
+    runs._tasks.update({"a": waiting[0], "b": waiting[1]})
+    assert runs.busy() and runs.busy().startswith("Busy: 2 consults")
+    release.set()
+    await asyncio.gather(*waiting)
+    assert runs.busy() is None
