@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from medconsult.config import Settings
-from medconsult.imaging.io import MAX_FILE_BYTES
+from medconsult.imaging.io import MAX_FILE_BYTES, ImageLoadError, NotAChestRadiograph
+from medconsult.imaging.segmentation import ImageTooSmall, NoLungsFound
 from medconsult.records import ToolRecord
 from medconsult.tools.base import ToolContext
 from medconsult.tools.imaging.load_image import LoadImageTool
@@ -40,7 +41,8 @@ from medconsult.tools.imaging.radiomics_features import RadiomicsFeaturesTool
 from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
 from medconsult.tools.runner import run_tool
 
-EXPECTED_ERRORS = ("ImageLoadError", "NotAChestRadiograph", "ImageTooSmall")
+# The imaging code's own errors, each naming the file and the reason (medconsult/imaging/io.py, segmentation.py).
+EXPECTED_ERRORS = tuple(error.__name__ for error in (ImageLoadError, NotAChestRadiograph, ImageTooSmall, NoLungsFound))
 SEEDS = {  # under the data folder
     "dicom": ("dicom_cxr_samples/RG1_derived_uncompressed_977x920.dcm", "dicom_cxr_samples/RG1_J2KI.dcm",
               "dicom_cxr_samples/rsna_pneumonia_16d7f894.dcm"),
@@ -273,7 +275,10 @@ def generate(data_dir: Path, count: int, seed: int) -> list[Mutant]:
         kind = kinds[index // len(names) % len(kinds)]
         seed_file, original = rng.choice(originals[kind])
         suffix = SUFFIX.get(mutation, SUFFIX[kind])
-        mutants.append(Mutant(f"{index:04d}-{mutation}{suffix}", mutation, seed_file, mutate(rng, original)))
+        with warnings.catch_warnings():  # pydicom warns about each odd value it is asked to write
+            warnings.simplefilter("ignore")
+            mutated = mutate(rng, original)
+        mutants.append(Mutant(f"{index:04d}-{mutation}{suffix}", mutation, seed_file, mutated))
     if count:
         mutants.append(Mutant(f"{count - 1:04d}-oversized.dcm", "oversized", "", None, MAX_FILE_BYTES + 1))
     return mutants
