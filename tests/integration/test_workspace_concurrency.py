@@ -1,0 +1,143 @@
+"""Several clinicians' consults at once through the workspace, against one LLM server and one FHIR server: each
+case reads only its own patient, each trace is whole, beyond the queue the server answers "busy" at once, and no
+password, key or secret it was given reaches a file it writes or a page it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import DATA_DIR
+from medconsult.process import free_port
+from medconsult.tracing import read_trace
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "pw-sentinel-4f1c9e2a"
+# Secrets the server is given; none may appear in anything it writes (logs, traces, reports, databases, pages).
+SECRETS = {"MEDCONSULT_LLM_API_KEY": "key-sentinel-7d3b8c",
+           "MEDCONSULT_WORKSPACE_SECRET": "secret-sentinel-" + "9a" * 16}
+# Three Synthea patients (their MRN is the bundle's patient id), one per clinician.
+PATIENTS = {"dr_1": "7fb6d3c6-15ee-4a01-904c-5ac610760b95", "dr_2": "0753ad6c-5935-4faa-9cfe-b7269e963d77",
+            "dr_3": "89de3489-c506-4794-9b3d-204d3818638b"}
+PARALLEL = len(PATIENTS)
+CONSULT_TIMEOUT_S = 900  # three consults of the 135M test model sharing two cores and one llama.cpp slot
+
+
+@pytest.fixture
+def workspace(fhir_server, llm_server, tmp_path: Path):  # the server's URL and its state folder
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    for user, mrn in PATIENTS.items():
+        (cases / f"{user}.yaml").write_text(f"id: case-{user}\npatient: {mrn}\nquestion: 'Cough and fever?'\n")
+    base_url, model = llm_server
+    port, state = free_port(), tmp_path / "state"
+    env = {**os.environ, "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
+           "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(state), "MEDCONSULT_DATA_DIR": str(DATA_DIR),
+           "MEDCONSULT_WORKSPACE_CASE_DIRS": json.dumps([str(cases)]), "MEDCONSULT_WORKSPACE_PASSWORD": PASSWORD,
+           "MEDCONSULT_WORKSPACE_PARALLEL_CONSULTS": str(PARALLEL), "MEDCONSULT_WORKSPACE_QUEUED_CONSULTS": "0",
+           "MEDCONSULT_EVIDENCE_ROUNDS": "0", **SECRETS}
+    cli = str(Path(sys.executable).parent / "medconsult")
+    for user in [*PATIENTS, "dr_late"]:
+        subprocess.run([cli, "workspace", "add-user", user], env=env, check=True, capture_output=True, timeout=60)
+    log = (tmp_path / "workspace.log").open("w")
+    server = subprocess.Popen([cli, "workspace", "--port", str(port)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "workspace.log").read_text()
+            time.sleep(0.5)
+        yield url, tmp_path
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def _signed_in(url: str, user: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=CONSULT_TIMEOUT_S), headers={"Origin": url})
+    page = client.get("/login").text
+    client.post("/login", data={"name": user, "password": PASSWORD, "csrf": _csrf(page)})
+    return client
+
+
+def _start(client: httpx.Client, case_id: str) -> httpx.Response:
+    page = client.get("/").text
+    key = re.search(rf'<option value="([0-9a-f]+)">{re.escape(case_id)} ', page).group(1)
+    return client.post("/cases", data={"case_file": key, "csrf": _csrf(page)}, follow_redirects=False)
+
+
+def _until_end(client: httpx.Client, case: str) -> list[dict]:
+    events = []
+    with client.stream("GET", f"/cases/{case}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1]["type"] == "end":
+                    return events
+    return events
+
+
+def test_three_clinicians_consult_at_once_without_cross_talk_or_leaked_secrets_and_a_fourth_is_told_busy(workspace):
+    url, folder = workspace
+    state = folder / "state"
+    clients = {user: _signed_in(url, user) for user in PATIENTS}
+    started = {user: _start(client, f"case-{user}") for user, client in clients.items()}
+    assert all(r.status_code == 303 for r in started.values()), [r.text[:300] for r in started.values()]
+    cases = {user: r.headers["location"].rsplit("/", 1)[1] for user, r in started.items()}
+
+    late = _signed_in(url, "dr_late")  # every slot is taken and the queue holds none: refused at once
+    clock = time.monotonic()
+    refused = _start(late, "case-dr_1")
+    assert refused.status_code == 503 and "Busy: 3 consults" in refused.text and refused.headers["retry-after"]
+    assert time.monotonic() - clock < 10
+
+    for user, client in clients.items():
+        events = _until_end(client, cases[user])
+        statuses = [e["status"] for e in events if e["type"] == "status"]
+        assert statuses[-1] == "awaiting sign-off", (user, statuses, events[-3:])
+        # Nobody sees another clinician's case.
+        others = [c for u, c in cases.items() if u != user]
+        assert all(client.get(f"/cases/{other}").status_code == 404 for other in others)
+
+    traces = {path.parent.name: read_trace(path) for path in (state / "workspace" / "cases").glob("*/trace.jsonl")}
+    assert set(traces) == set(cases.values())
+    for user, case in cases.items():
+        trace = traces[case]
+        patients = {e.get("args", {}).get("patient_id") for e in trace if e["kind"] == "tool"} - {None}
+        assert len(patients) == 1, (user, patients)  # every record read is of one patient
+        assert {e["name"] for e in trace if e["kind"] == "node"} >= {"intake", "differential", "report", "consult"}
+        assert [e["error"] for e in trace if e["kind"] == "node" and e["error"]] == []
+        report = (state / "workspace" / "cases" / case / "report.md").read_text()
+        assert PATIENTS[user] in report and not any(mrn in report for u, mrn in PATIENTS.items() if u != user)
+    assert len({next(iter({e["args"]["patient_id"] for e in t if e.get("args", {}).get("patient_id")}))
+                for t in traces.values()}) == 3  # three different patients
+
+    # Nothing written anywhere (the server's log, traces, reports, checkpoints, the users' database) and no page
+    # holds a password, key or signing secret.
+    pages = [client.get(f"/cases/{case}").text for user, client in clients.items() for case in [cases[user]]]
+
+    def holding(text: str) -> list[str]:
+        return [str(p) for p in folder.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
+
+    assert holding(PATIENTS["dr_1"])  # the scan reads what was written: the patient's MRN is in its report
+    for secret in [PASSWORD, *SECRETS.values()]:
+        assert holding(secret) == [] and not any(secret in page for page in pages), secret[:6]
