@@ -1,9 +1,10 @@
 """Defence in depth against instructions planted in record text.
 
-The first defence is the prompt: record text is quoted data (agents/evidence.py). This second one does not trust
-the model to have honoured that: a plan action that repeats the wording of a passage addressed to an AI (found by
-`instruction_like_passages` in a note) is withheld from the plan and listed in the report with the note it echoes,
-so the physician sees both and nothing is silently lost.
+The first defence is the prompt: record text is quoted data, and text addressed to an AI is flagged as a safety fact
+(agents/evidence.py). This second one does not trust the model to have honoured that: a plan action that repeats
+the wording of a passage addressed to an AI (found by `instruction_like_passages` in any record text: a note, a
+report's conclusion, a condition's text...) is withheld from the plan and listed in the report with the fact it
+echoes, so the physician sees both and nothing is silently lost.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _planted_vocabulary(facts: list[Fact]) -> dict[str, set[str]]:
     for fact in facts:
         if fact.kind == "safety":
             continue  # the flag restates the passage; it is not independent record content
-        passages = instruction_like_passages(fact.text) if fact.kind == "note" else []
+        passages = instruction_like_passages(fact.text)  # any record text: notes, conclusions, condition text...
         rest = fact.text
         for passage in passages:
             rest = rest.replace(passage, " ")

@@ -70,9 +70,11 @@ MODELS = {
 
 def test_facts_are_numbered_by_kind_and_keep_their_sources():
     facts = build_facts(RECORDS, MODELS)
-    assert [f.kind for f in facts] == ["demographics", "condition", "lab"]
-    assert [f.id for f in facts] == ["F1", "F2", "F3"]
-    lab = facts[2]
+    # The condition's text addresses an AI: a safety fact flags it, first, as the physician should read it.
+    assert [f.kind for f in facts] == ["safety", "demographics", "condition", "lab"]
+    assert [f.id for f in facts] == ["F1", "F2", "F3", "F4"]
+    assert facts[0].resource == "Condition/c1" and "instructions to an AI" in facts[0].text
+    lab = facts[3]
     assert lab.resource == "Observation/o1" and lab.result_id == "fhir_observations:1" and lab.value == 14.2
     assert "Leukocytes 14.2 10*3/uL on 2018-09-28 (ref 4.5-11 10*3/uL)" == lab.text
 
@@ -94,8 +96,9 @@ def test_system_prompt_is_identical_for_every_step():
 
 def test_citation_labels_name_the_fact_and_map_back_to_its_id():
     labels = [citation_label(f) for f in build_facts(RECORDS, MODELS)]
-    assert labels == ["male [demographics F1]", "Pneumonia [condition F2]", "Leukocytes [lab F3]"]
-    assert [fact_id(label) for label in labels] == ["F1", "F2", "F3"]
+    assert labels[0].endswith("[safety F1]")
+    assert labels[1:] == ["male [demographics F2]", "Pneumonia [condition F3]", "Leukocytes [lab F4]"]
+    assert [fact_id(label) for label in labels] == ["F1", "F2", "F3", "F4"]
 
 
 def test_citations_are_restricted_to_the_case_facts():
@@ -132,7 +135,7 @@ def test_a_catalogue_already_read_stays_a_prefix_when_the_record_grows():
     first = build_facts(RECORDS[1:], MODELS)  # conditions and demographics: what the model read first
     grown = build_facts(RECORDS, MODELS, shown=first)
     assert grown[: len(first)] == first
-    assert [(f.id, f.kind) for f in grown[len(first) :]] == [("F3", "lab")]
+    assert [(f.id, f.kind) for f in grown[len(first) :]] == [("F4", "lab")]
     assert record_block(grown, []).startswith(record_block(first, []).removesuffix("</record>"))
     assert build_facts(RECORDS, MODELS, shown=grown) == grown  # nothing new: nothing added
 
