@@ -12,17 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from conftest import DATA_DIR, DEMO_MRN, REPO
-from medconsult.process import free_port
 from records import load_patient_with_note
+from workspace_server import served_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -60,32 +57,12 @@ def workspace_url(fhir_server, llm_server, tmp_path: Path):
         "id: browser-b\npatient: browser-planted-1\nas_of: 2020-03-02\nquestion: 'Fever and cough?'\n"
     )
     base_url, model = llm_server
-    port = free_port()
     env = {**os.environ, "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
            "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(tmp_path / "state"),
            "MEDCONSULT_DATA_DIR": str(DATA_DIR), "MEDCONSULT_WORKSPACE_CASE_DIRS": json.dumps([str(cases)]),
            "MEDCONSULT_WORKSPACE_PASSWORD": PASSWORD}
-    cli = str(Path(sys.executable).parent / "medconsult")
-    for user in ("dr_a", "dr_b"):
-        subprocess.run([cli, "workspace", "add-user", user], env=env, check=True, capture_output=True, timeout=60)
-    log = (tmp_path / "workspace.log").open("w")
-    server = subprocess.Popen([cli, "workspace", "--port", str(port)], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "workspace.log").read_text()
-            time.sleep(0.5)
+    with served_workspace(env, ["dr_a", "dr_b"], tmp_path / "workspace.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def _sign_in(page, url: str, user: str) -> None:  # playwright Page

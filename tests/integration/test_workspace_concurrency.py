@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +14,8 @@ import httpx
 import pytest
 
 from conftest import DATA_DIR
-from medconsult.process import free_port
 from medconsult.tracing import read_trace
+from workspace_server import served_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -33,39 +31,20 @@ CONSULT_TIMEOUT_S = 900  # three consults of the 135M test model sharing two cor
 
 
 @pytest.fixture
-def workspace(fhir_server, llm_server, tmp_path: Path):  # the server's URL and its state folder
+def workspace(fhir_server, llm_server, tmp_path: Path):  # the server's URL and the folder it writes under
     cases = tmp_path / "cases"
     cases.mkdir()
     for user, mrn in PATIENTS.items():
         (cases / f"{user}.yaml").write_text(f"id: case-{user}\npatient: {mrn}\nquestion: 'Cough and fever?'\n")
     base_url, model = llm_server
-    port, state = free_port(), tmp_path / "state"
+    state = tmp_path / "state"
     env = {**os.environ, "MEDCONSULT_FHIR_BASE_URL": fhir_server.local_fhir_url, "MEDCONSULT_LLM_BASE_URL": base_url,
            "MEDCONSULT_LLM_MODEL": model, "MEDCONSULT_STATE_DIR": str(state), "MEDCONSULT_DATA_DIR": str(DATA_DIR),
            "MEDCONSULT_WORKSPACE_CASE_DIRS": json.dumps([str(cases)]), "MEDCONSULT_WORKSPACE_PASSWORD": PASSWORD,
            "MEDCONSULT_WORKSPACE_PARALLEL_CONSULTS": str(PARALLEL), "MEDCONSULT_WORKSPACE_QUEUED_CONSULTS": "0",
            "MEDCONSULT_EVIDENCE_ROUNDS": "0", **SECRETS}
-    cli = str(Path(sys.executable).parent / "medconsult")
-    for user in [*PATIENTS, "dr_late"]:
-        subprocess.run([cli, "workspace", "add-user", user], env=env, check=True, capture_output=True, timeout=60)
-    log = (tmp_path / "workspace.log").open("w")
-    server = subprocess.Popen([cli, "workspace", "--port", str(port)], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "workspace.log").read_text()
-            time.sleep(0.5)
+    with served_workspace(env, [*PATIENTS, "dr_late"], tmp_path / "workspace.log") as url:
         yield url, tmp_path
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def _csrf(page: str) -> str:
