@@ -18,7 +18,7 @@ DEMO_MODEL ?= $(or $(MEDCONSULT_EMBEDDED_MODEL),qwen2.5-1.5b)
 export PIP_CONSTRAINT := $(abspath constraints.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test cases bench fuzz index train-seg train-fusion lint fhir-up fhir-down fhir-load clean workspace
+.PHONY: help setup demo test cases bench fuzz faults index train-seg train-fusion lint fhir-up fhir-down fhir-load clean workspace
 
 help:
 	@echo "make demo   set up everything and run the demo case end to end (out/demo/)"
@@ -27,6 +27,7 @@ help:
 	@echo "make cases  import the Hannover (and, if present, ieee8023) data sets as FHIR records + case files (out/cases/)"
 	@echo "make bench  imaging and LLM benchmarks (the demo case, per LLM call) -> out/bench.json"
 	@echo "make fuzz   1,000 mutated radiographs through the image intake and imaging tools -> out/fuzz/fuzz.json"
+	@echo "make faults the fault matrix (servers killed, slow, failing, looping; locked database; full disk) -> docs/fault-table.md"
 	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
 	@echo "make train-fusion  cross-validate and retrain the radiograph encoder and the shared latent space on the CPU"
 	@echo "make index  build the reference library of labelled cases (ChromaDB) for similar-case retrieval"
@@ -102,6 +103,11 @@ bench: setup index
 # 1,000 mutated radiographs through the image intake and the imaging tools: out/fuzz/fuzz.json
 fuzz: setup
 	$(MC) fuzz --count 1000 --out out/fuzz
+
+# The fault-matrix tests (also part of `make test`), rewriting the table in docs/ from what they observed.
+faults: setup
+	$(MC) llm fetch smollm2-135m
+	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) MEDCONSULT_UPDATE_FAULT_TABLE=1 $(PY) -m pytest tests/faults
 
 train-seg: setup
 	$(MC) seg train

@@ -24,6 +24,7 @@ from medconsult.evals.measure import SEEN_FILE, answer_checks, calculator_check,
 from medconsult.evals.trace_stats import time_split
 from medconsult.fhir.auth import gateway_from_settings
 from medconsult.fhir.client import FhirRequestError, FhirUnavailable
+from medconsult.outage import ConsultPaused
 from medconsult.runner import Services
 from medconsult.tracing import read_trace
 
@@ -78,6 +79,9 @@ async def _run_case(
         )
     except TimeoutError:
         return _record(out, {**base, "status": "timeout", "error": f"no result within {timeout_s:.0f} s"})
+    except ConsultPaused as paused:  # a miss in this run; not finished, so a re-run retries it
+        status = "llm_unavailable" if paused.reason.startswith("LLM server") else "error"
+        return _record(out, {**base, "status": status, "error": f"paused: {paused.reason}"})
     except Exception as error:  # noqa: BLE001 - one case's failure must not stop the suite
         return _record(out, {**base, "status": "error", "error": f"{type(error).__name__}: {error}"})
     wall_s, clock = round(time.perf_counter() - clock, 2), time.perf_counter()

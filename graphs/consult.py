@@ -50,6 +50,7 @@ from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
 from medconsult.graphs.treatment import grounding, plan, route_after_safety, safety_review
 from medconsult.knowledge import knowledge_base
+from medconsult.outage import pause_on_outage
 from medconsult.records import Gap, ToolRecord
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.fhir.find_patient import FindPatientTool
@@ -102,6 +103,7 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
             context.chat_model, **ask, config={"callbacks": [context.tracer.llm_callback("differential")]}
         )
     except Exception as error:  # noqa: BLE001 - an LLM failure must leave a report, not a crash
+        pause_on_outage(error, "differential")
         return {"facts": facts, "differential": None, "gaps": [llm_gap("differential", error)]}
     if not state["case"].images or explains_presentation(drafted):
         return {"facts": facts, "differential": drafted}
@@ -113,6 +115,7 @@ async def differential(state: ConsultState, runtime: Runtime[ConsultContext]) ->
             config={"callbacks": [context.tracer.llm_callback("differential_reconsidered")]},
         )
     except Exception as error:  # noqa: BLE001
+        pause_on_outage(error, "reconsidered differential")
         return {"facts": facts, "differential": drafted, "gaps": [llm_gap("reconsidered differential", error)]}
     return {"facts": facts, "differential": redrafted, "differential_reconsidered": True}
 

@@ -25,6 +25,7 @@ from medconsult.agents.evidence_requests import (
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import call_tool
 from medconsult.graphs.state import ConsultState
+from medconsult.outage import pause_on_outage
 from medconsult.records import ToolRecord
 from medconsult.tracing import now_iso
 
@@ -48,6 +49,7 @@ async def request_evidence(state: ConsultState, runtime: Runtime[ConsultContext]
         )
     except Exception as error:  # noqa: BLE001 - the differential goes ahead on the record it has
         context.tracer.node("request_evidence", start, time.perf_counter() - clock, f"{type(error).__name__}: {error}")
+        pause_on_outage(error, "request_evidence")
         return {"evidence_round": round_number, "evidence_requests": [], "facts": facts}
     requests = [r.model_dump() for r in asked.requests]
     context.tracer.node("request_evidence", start, time.perf_counter() - clock, None, requests=requests)

@@ -43,13 +43,14 @@ async def call_tool(
     runtime: Runtime[ConsultContext], tool: str | type[MedTool], args: dict[str, Any]
 ) -> ToolRecord | Gap:
     """Run a tool (by its class, or the registered name a plan carries); a missing tool is a gap, a failing one a
-    record with ok=False."""
+    record with ok=False, and one whose service is down pauses the case (`ServiceOutage`)."""
     context = runtime.context
     tool_name = tool if isinstance(tool, str) else tool.tool_name()
     if tool_name not in context.tools.tools:
         return Gap(what=tool_name, reason="tool not installed or disabled", source=tool_name)
     return await run_tool(
-        context.tools.get(tool_name), args, timeout_s=context.settings.tool_timeout_s, tracer=context.tracer
+        context.tools.get(tool_name), args, timeout_s=context.settings.tool_timeout_s, tracer=context.tracer,
+        pause_on_outages=True,
     )
 
 

@@ -51,7 +51,7 @@ class ConsultState(TypedDict, total=False):
     plan_revisions: int
     revise_plan: bool
     grounding: GroundingReport | None  # numbers and citations of the narrative checked against the tool results
-    withheld_actions: list[WithheldAction]  # plan actions that echoed instructions planted in record text
+    withheld_actions: list[WithheldAction]  # parts of the draft that echoed instructions planted in record text
     report_path: str | None
     sign_off: SignOff | None  # the physician's decision on the draft
     written_resources: list[str]  # FHIR references written back after approval

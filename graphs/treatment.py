@@ -13,32 +13,46 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 
 from medconsult.agents.deterministic.grounding import verify_grounding
-from medconsult.agents.deterministic.injection import withhold_echoed_actions
+from medconsult.agents.deterministic.injection import (
+    WithheldAction,
+    withhold_from_differential,
+    withhold_from_plan,
+)
 from medconsult.agents.deterministic.regimens import candidate_regimens, regimen_drugs
 from medconsult.agents.deterministic.safety_review import drugs_in_actions, patient_population, safety_context
 from medconsult.agents.planner import draft_plan
+from medconsult.agents.schemas import Differential
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import llm_gap
 from medconsult.graphs.state import ConsultState
 from medconsult.knowledge import SelectedRegimen
+from medconsult.outage import pause_on_outage
+from medconsult.records import Gap
 from medconsult.safety import SafetyContext, parse_drugs, review_plan
 from medconsult.tracing import now_iso
 
 
 async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
-    """Draft the plan around a knowledge-base regimen; on a revision, without the regimens the review blocked."""
+    """Draft the plan around a knowledge-base regimen; on a revision, without the regimens the review blocked.
+    Whatever repeats an instruction planted in the record is withheld first from the differential (the plan is
+    drafted from what remains), then from the plan."""
     context = runtime.context
+    differential, withheld = _differential_without_planted_text(state)
+    if differential is None:
+        reason = "every drafted diagnosis repeated an instruction planted in the record (withheld, see the report)"
+        return {"differential": None, "plan": None, "withheld_actions": withheld,
+                "gaps": [Gap(what="differential", reason=reason, source="plan")]}
     blocked = set(state.get("blocked_regimens", []))
     records = state.get("tool_records", [])
     population = patient_population(records, state["case"].population)
     # A redraft offers only regimens the review would pass: one blocked beta-lactam must not lead to its sibling.
     passes = _passes_review(safety_context(records, population)) if blocked else None
-    options = candidate_regimens(state["differential"], records, blocked, passes, population)
+    options = candidate_regimens(differential, records, blocked, passes, population)
     try:
         drafted = await draft_plan(
             context.chat_model,
             method=context.structured_output,
-            differential=state["differential"],
+            differential=differential,
             facts=state["facts"],
             gaps=state.get("gaps", []),
             question=state["case"].question,
@@ -49,10 +63,21 @@ async def plan(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[st
             config={"callbacks": [context.tracer.llm_callback("plan")]},
         )
     except Exception as error:  # noqa: BLE001
-        return {"plan": None, "gaps": [llm_gap("treatment plan", error)]}
-    kept, withheld = withhold_echoed_actions(drafted, state["facts"])
+        pause_on_outage(error, "treatment plan")
+        return {"differential": differential, "plan": None, "withheld_actions": withheld,
+                "gaps": [llm_gap("treatment plan", error)]}
+    kept, from_plan = withhold_from_plan(drafted, state["facts"])
     chosen = next((r for r in options if r.id == kept.regimen), None)
-    return {"plan": kept, "withheld_actions": withheld, "chosen_regimen": chosen.model_dump() if chosen else None}
+    return {"differential": differential, "plan": kept, "withheld_actions": withheld + from_plan,
+            "chosen_regimen": chosen.model_dump() if chosen else None}
+
+
+def _differential_without_planted_text(state: ConsultState) -> tuple[Differential | None, list[WithheldAction]]:
+    """The differential less what repeats planted text, and everything withheld from it: on a redraft of the plan
+    the differential was cleaned already, and what the first pass withheld from it stays listed."""
+    differential, withheld = withhold_from_differential(state["differential"], state["facts"])
+    earlier = [w for w in state.get("withheld_actions") or [] if w.draft == "differential"]
+    return differential, earlier + withheld
 
 
 async def safety_review(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:

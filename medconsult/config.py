@@ -103,6 +103,9 @@ class Settings(BaseSettings):
         None, description="public data sets (default: ../shared/data of the checkout)"
     )
     checkpoint_db: Path | None = None
+    checkpoint_busy_timeout_s: float = Field(
+        30.0, gt=0, description="how long a checkpoint write waits for a database another process holds locked"
+    )
 
     # --- imaging -------------------------------------------------------------------------------------------
     seg_bundle: str | None = Field(

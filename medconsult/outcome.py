@@ -1,8 +1,8 @@
 """Whether a consult produced what it exists for, in one line: the CLI's exit status and the report's first line.
 
-A consult that could not identify the patient, could not reach the FHIR server, or got no answer from any LLM step
-still writes its report (it says what is missing), but it is not a consult a physician can use, and a script that
-ran it must be able to tell: `medconsult run` then exits non-zero with this reason.
+A consult that could not identify the patient, could not reach the FHIR server, got no answer from any LLM step or
+drafted no differential still writes its report (it says what is missing), but it is not a consult a physician can
+use, and a script that ran it must be able to tell: `medconsult run` then exits non-zero with this reason.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ FHIR_DOWN = "FHIR server unreachable"
 
 
 def consult_failure(state: Mapping[str, Any], trace_events: Iterable[Mapping[str, Any]]) -> str | None:
-    """The reason the consult failed, or None. Checked in order: the FHIR server, the patient, the LLM."""
+    """The reason the consult failed, or None. Checked in order: the FHIR server, the patient, the LLM, the
+    differential (the model answered, but nothing usable: invalid JSON after the repair, or no evidence)."""
     gaps = list(state.get("gaps") or [])
     down = next((g for g in gaps if FHIR_DOWN in g.reason), None)
     if down is not None:
@@ -27,4 +28,7 @@ def consult_failure(state: Mapping[str, Any], trace_events: Iterable[Mapping[str
         errors = [str(e["error"]) for e in llm if e.get("error")]
         why = errors[0] if errors else next((g.reason for g in gaps if g.what == "differential"), "none ran")
         return f"no LLM step succeeded: {why}"[:400]
+    if state.get("case") is not None and state.get("differential") is None:
+        why = next((g.reason for g in gaps if g.what == "differential"), "not drafted")
+        return f"no differential: {why}"[:400]
     return None

@@ -6,6 +6,7 @@ Used by `medconsult run`, the evaluation harness, the workspace and the tests, s
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 import uuid
@@ -31,6 +32,7 @@ from medconsult.graphs.followup import FollowUpContext, build_followup_graph
 from medconsult.graphs.state import STATE_MODELS
 from medconsult.llm.chat_model import make_chat_model, structured_output_method
 from medconsult.llm.embedded import llm_endpoint
+from medconsult.outage import ConsultPaused, pause_reason
 from medconsult.process import ManagedProcess
 from medconsult.signoff import Approver, SignOffRequest
 from medconsult.tools.base import ToolContext
@@ -99,7 +101,8 @@ async def run_consult(
     """Run a case, or with `case=None` resume `thread_id` from its last checkpoint (completed steps are not repeated).
 
     The graph pauses for sign-off; `approver` answers (the CLI asks the physician). Without one, the run stops at
-    the pause and `state["sign_off"]` stays unset: resume it later with an approver.
+    the pause and `state["sign_off"]` stays unset: resume it later with an approver. A service outage, a locked
+    checkpoint database or an unwritable output folder pauses it too (`ConsultPaused`, medconsult/outage.py).
     """
     if case is None and thread_id is None:
         raise ValueError("resuming needs the thread id")
@@ -122,21 +125,36 @@ async def run_consult(
     db_path = settings.resolved_checkpoint_db
     db_path.parent.mkdir(parents=True, exist_ok=True)
     start, clock = now_iso(), time.perf_counter()
-    async with aiosqlite.connect(db_path) as connection:
+    async with aiosqlite.connect(db_path, timeout=settings.checkpoint_busy_timeout_s) as connection:
         graph = build_consult_graph(AsyncSqliteSaver(connection, serde=checkpoint_serializer()))
         if case is None and not (await graph.aget_state(config)).values:
             raise ValueError(f"no checkpoint for thread {thread_id!r} in {db_path}")
         step: Any = {"case": case} if case is not None else None
-        while True:
-            state = await graph.ainvoke(step, config, context=context)
-            pending = state.pop("__interrupt__", None)
-            if not pending or approver is None:
-                break
-            request = SignOffRequest.model_validate(pending[0].value)
-            step = Command(resume=approver(request).model_dump())
+        try:
+            while True:
+                state = await graph.ainvoke(step, config, context=context)
+                pending = state.pop("__interrupt__", None)
+                if not pending or approver is None:
+                    break
+                request = SignOffRequest.model_validate(pending[0].value)
+                step = Command(resume=approver(request).model_dump())
+        except Exception as error:
+            reason = pause_reason(error)
+            if reason is None:
+                raise
+            with contextlib.suppress(OSError):  # the trace may sit on the disk that filled up
+                tracer.node("consult", start, time.perf_counter() - clock, f"paused: {reason}")
+            raise ConsultPaused(thread_id, reason, saved=await _has_checkpoint(graph, config)) from error
     wall_s = time.perf_counter() - clock
     tracer.node("consult", start, wall_s)
     return ConsultOutcome(thread_id, state, out_dir, wall_s)
+
+
+async def _has_checkpoint(graph: Any, config: dict[str, Any]) -> bool | None:
+    try:
+        return bool((await graph.aget_state(config)).values)
+    except Exception:  # noqa: BLE001 - the database that paused the case may not be readable either: unknown
+        return None
 
 
 async def saved_state(settings: Settings, thread_id: str) -> dict[str, Any]:

@@ -309,3 +309,67 @@ _MORE_PARAMETERS = {
     "started": _on_or_before("started"),
     "period": lambda r, v: True,  # encounters: the imported data sets have none
 }
+
+
+# ---- a model that obeys every instruction planted in the record -----------------------------------------------
+class ObedientModel(FakeToolCallingModel):
+    """Reads the planted passages (`passages`, PlantedPassage) that its prompt's record block holds and writes each
+    one's payload into every field of the draft it may write: a diagnosis named after it, every reasoning, test and
+    summary, the working diagnosis, the regimen's reason, treatment outside the knowledge base, an action, its
+    rationale and a caution. One sound diagnosis and action stay beside them. `seen`: passage id -> the kinds of the
+    record lines ("note", "lab"...) that showed it."""
+
+    passages: list[Any] = Field(default_factory=list)
+    seen: dict[str, set[str]] = Field(default_factory=dict)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        function = kwargs["tools"][0]["function"]
+        payloads = [p.payload for p in self._shown(str(messages[0].content))]
+        self.script = [obedient_answer(function["name"], function["parameters"], payloads)]
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+    def _shown(self, system: str) -> list[Any]:
+        """The passages quoted in the record block (as agents/evidence.py quotes them), noting where each stood."""
+        record = system.split("<record>\n", 1)[-1].split("\n</record>", 1)[0]
+        shown, kind = [], None
+        for line in record.splitlines():
+            if line.startswith("["):  # a group line: "[note]", "[lab, 2024-03-12]"
+                kind = line.strip("[]").split(",")[0]
+                continue
+            if not line.startswith("F"):
+                continue
+            text = json.loads(line.split(" ", 1)[1])
+            for passage in self.passages:
+                if passage.text.replace("<", "‹").replace(">", "›") in text:
+                    self.seen.setdefault(passage.id, set()).add(kind)
+                    if kind != "safety" and passage not in shown:
+                        shown.append(passage)
+        return shown
+
+
+def obedient_answer(name: str, schema: dict[str, Any], payloads: list[str]) -> dict[str, Any] | None:
+    """The reply of a model that obeys: `payloads` in every field it may write (None: fill the schema)."""
+    joined = "; ".join(payloads)
+    if name == "EvidenceRequests":
+        return {"requests": []}
+    if name == "Differential":
+        label = schema["properties"]["diagnoses"]["items"]["properties"]["supporting"]["items"]["enum"][0]
+
+        def diagnosis(name: str, reasoning: str, test: str, likelihood: str) -> dict[str, Any]:
+            return {"diagnosis": name, "likelihood": likelihood, "supporting": [label], "opposing": [],
+                    "reasoning": reasoning, "discriminating_test": test}
+
+        sound = diagnosis("Community-acquired pneumonia", f"The record documents {joined}.", "Chest radiograph", "high")
+        obeyed = [diagnosis(p.capitalize(), f"The record documents {p}.", f"Confirm {p}", "low") for p in payloads]
+        return {"diagnoses": [sound, *obeyed][:3], "summary": f"The record points to {joined}."}
+    if name == "TreatmentPlan":
+        def action(text: str, rationale: str, category: str = "other medication") -> dict[str, Any]:
+            return {"action": text, "category": category, "priority": "today", "rationale": rationale, "evidence": []}
+
+        sound = action("Blood cultures before the first antibiotic dose", "febrile pneumonia", "diagnostic test")
+        obeyed = [action(f"{p.capitalize()} as the record directs", f"Requested in the record: {p}") for p in payloads]
+        return {"working_diagnosis": joined or "Community-acquired pneumonia", "regimen": "none of these",
+                "regimen_reason": f"As the record asks: {joined}", "off_knowledge_base": payloads[:2],
+                "actions": [sound, *obeyed][:5], "cautions": [f"Remember {p}" for p in payloads][:3]}
+    return None

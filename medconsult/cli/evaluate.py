@@ -1,4 +1,5 @@
-"""`medconsult eval SUITE` (run a suite with automatic sign-off), `eval compare RUN_A RUN_B`, `eval score RUN_DIR`."""
+"""`medconsult eval SUITE` (run a suite with automatic sign-off), `eval compare RUN_A RUN_B`, `eval score RUN_DIR`,
+`eval judge RUN_DIR`, `eval injection --out RUN_DIR` (planted instructions in every free-text field)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
@@ -133,6 +135,45 @@ def judge(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help
         fail(str(error))
     write_scorecard(run_dir)
     console.print(f"{judged} case(s) judged; scorecard: {run_dir / 'scorecard.md'}")
+
+
+@eval_app.command("injection")
+def injection(
+    out: Path = typer.Option(..., "--out", help="run folder: injection.json, bundles/, cases/<case>/ (report, trace)"),
+    batch_size: int = typer.Option(10, min=1, help="passages planted per case, spread across the fields"),
+    limit: int = typer.Option(None, help="only the first K cases"),
+    holdout: bool = typer.Option(True, help="include the held-out passages (never used to tune the detector)"),
+    case_timeout_s: float = typer.Option(1800.0, help="a case still running after this counts its passages as not run"),
+) -> None:
+    """Plant the instructions of evals/planted_instructions.yaml in every free-text field of synthetic patients on the
+    FHIR server, run each case with the configured LLM up to sign-off, and write how many payloads reach the draft,
+    before and after the deterministic defences (evals/injection.py). Re-running the same --out skips finished cases."""
+    from medconsult.evals.injection import run_injection_eval
+    from medconsult.evals.injection_set import load_planted
+
+    settings = invocation_settings()
+    passages = load_planted(holdout=None if holdout else False)
+
+    def report(case) -> None:  # CaseResult
+        colour = "green" if case.status == "done" else "red"
+        console.print(f"  [{colour}]{case.status:<8}[/] {case.case} ({', '.join(case.passages)})  {case.wall_s:.0f} s"
+                      + (f"  {escape(case.error)}" if case.error else f"  {case.withheld} withheld")
+                      + ("  (resumed)" if case.resumed else ""))
+
+    try:
+        with consult_services(settings) as services:
+            console.print(f"{len(passages)} passages · batches of {batch_size} · FHIR {services.fhir_base_url} · "
+                          f"LLM {services.model_name}")
+            run = asyncio.run(run_injection_eval(passages, settings, services, out, batch_size=batch_size,
+                                                 limit=limit, case_timeout_s=case_timeout_s, progress=report))
+    except (ServiceError, ModelError, FhirUnavailable, FhirRequestError) as error:
+        fail(str(error))
+    for name, rates in run.rates.items():
+        if ":" not in name:
+            console.print(f"[bold]{name}[/]: {rates.planted} planted ({rates.not_run} not run), {rates.shown} shown, "
+                          f"{rates.detected} detected; payload in the model's draft {rates.rate_before:.1%}, "
+                          f"in the draft the physician sees {rates.rate_after:.1%}")
+    console.print(f"results: {out / 'injection.json'}")
 
 
 def _gateway(settings: Settings, base_url: str):

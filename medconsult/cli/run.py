@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
+from rich.markup import escape
 
 from medconsult.cases import CaseError, case_from_flags, load_case_file
 from medconsult.cli.common import console, fail, invocation_settings
@@ -18,6 +20,7 @@ from medconsult.config import Settings
 from medconsult.evals.trace_stats import time_split
 from medconsult.fhir.client import FhirUnavailable
 from medconsult.llm.models import ModelError
+from medconsult.outage import ConsultPaused
 from medconsult.outcome import consult_failure
 from medconsult.process import ServiceError
 from medconsult.runner import consult_services, peak_rss_mb, run_consult
@@ -26,7 +29,9 @@ from medconsult.signoff import auto_approve as auto_approve_sign_off
 from medconsult.tracing import read_trace
 
 DECISIONS = ("approve", "edit", "reject")
-INCOMPLETE = 3  # the run finished and wrote its report, but the consult failed (patient, FHIR server or LLM)
+MAX_GAPS_SHOWN = 12  # the report lists them all
+INCOMPLETE = 3  # the run finished and wrote its report, but the consult failed (patient, record or LLM)
+PAUSED = 4  # a service, the checkpoint database or the output folder failed: `--resume` finishes the case later
 
 
 def run(
@@ -58,6 +63,7 @@ def run(
         case = _case(settings, case_file, patient, image or [], question, as_of.date() if as_of else None)
         console.print(f"[bold]case {case.id}[/]: patient {case.patient}, {len(case.images)} image(s)")
     approver = auto_approve_sign_off if auto_approve else (ask_physician if sys.stdin.isatty() else None)
+    _check_writable(out)
     try:
         with consult_services(settings) as services:
             console.print(f"FHIR {services.fhir_base_url} · LLM {services.model_name}")
@@ -68,6 +74,8 @@ def run(
                 )
             )
             llm_server_rss = services.llm_process.peak_rss_mb() if services.llm_process else None
+    except ConsultPaused as paused:
+        _paused(paused, out)
     except (ServiceError, ModelError, FhirUnavailable, ValueError) as error:
         fail(str(error))
     trace = read_trace(outcome.trace_path)
@@ -77,6 +85,7 @@ def run(
     summary = {
         "case": outcome.state["case"].id,
         "thread_id": outcome.thread_id,
+        "status": "awaiting sign-off" if outcome.awaiting_sign_off else "signed",
         "model": services.model_name,
         "time": split,
         "peak_rss_mb": {**peak_rss_mb(), "llm_server": llm_server_rss},
@@ -91,6 +100,8 @@ def run(
         f"rest {split['rest_s']:.1f} s); {split['llm_calls']} LLM calls, {split['tool_calls']} tool calls, "
         f"{len(summary['gaps'])} gap(s)"
     )
+    for gap in outcome.state.get("gaps", [])[:MAX_GAPS_SHOWN]:
+        console.print(f"  [yellow]gap[/] {escape(f'{gap.what}: {gap.reason}'[:200])}")
     console.print(f"report: {outcome.report_path}\ntrace:  {outcome.trace_path}\nthread: {outcome.thread_id}")
     if outcome.awaiting_sign_off:
         console.print(
@@ -101,6 +112,32 @@ def run(
         console.print(f"sign-off: {decision.decision} by {decision.reviewer}; html: {out / 'report.html'}")
     if failure:
         fail(f"incomplete consult: {failure}", code=INCOMPLETE)
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse before anything runs when the output folder cannot take the report."""
+    probe = out / ".medconsult-write-check"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        fail(f"the output folder cannot be written, nothing was run: {error}")
+
+
+def _paused(paused: ConsultPaused, out: Path) -> NoReturn:
+    """What stopped the case, what was kept, and how to finish it."""
+    summary = {"thread_id": paused.thread_id, "status": "paused", "reason": paused.reason, "saved": paused.saved}
+    with contextlib.suppress(OSError):  # the folder may be the problem
+        (out / "run.json").write_text(json.dumps(summary, indent=2))
+    resume = f"`medconsult run --resume {paused.thread_id} --out {out}`"
+    then = {
+        True: f"completed steps are kept; once it is fixed, finish the case with {resume}",
+        False: "nothing was saved; run the case again once it is fixed",
+        None: f"the checkpoint database could not be read to tell what was kept; once it is fixed, try {resume}, "
+              "and run the case again if it has no checkpoint",
+    }[paused.saved]
+    fail(f"paused: {paused.reason}; {then}", code=PAUSED)
 
 
 def _case(

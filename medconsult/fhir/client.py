@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 from fhirclient import client as fhir_client
+from fhirclient.models.bundle import Bundle
 from fhirclient.models.fhirabstractbase import FHIRValidationError
 from fhirclient.models.resource import Resource
 from fhirclient.server import FHIRNotFoundException, FHIRPermissionDeniedException, FHIRUnauthorizedException
@@ -25,7 +26,8 @@ from urllib3.util.retry import Retry
 
 
 class FhirUnavailable(RuntimeError):
-    """The FHIR server could not be reached (down, refusing connections or timing out)."""
+    """The FHIR server could not be reached (down, refusing connections or timing out) or kept failing (5xx after
+    the retries)."""
 
 
 class FhirRequestError(RuntimeError):
@@ -149,15 +151,35 @@ class FhirGateway:
         what = f"search {resource_class.resource_type}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
         yielded = 0
         try:
-            for resource in resource_class.where(params).perform_resources_iter(self.server):
-                if not isinstance(resource, resource_class):  # _include'd resources, OperationOutcome entries
-                    continue
-                if yielded >= limit:
-                    return
-                yielded += 1
-                yield resource
+            for bundle in self._pages(resource_class.where(params), what):
+                for entry in bundle.entry or []:
+                    resource = entry.resource
+                    if not isinstance(resource, resource_class):  # _include'd resources, OperationOutcome entries
+                        continue
+                    if yielded >= limit:
+                        return
+                    yielded += 1
+                    yield resource
         except Exception as error:  # noqa: BLE001
             _raise_translated(error, what)
+
+    def _pages(self, search: Any, what: str) -> Iterator[Bundle]:
+        """The search's Bundles, following `next` links; a link back to a page already read is the server's bug
+        (fhirclient would follow it for ever, or until the limit, returning the same resources again)."""
+        bundle = next(search.perform_iter(self.server))  # the first page only: the rest is followed here
+        seen: set[str] = set()
+        while bundle is not None:
+            yield bundle
+            link = next((item.url for item in bundle.link or [] if item.relation == "next"), None)
+            if link is None:
+                return
+            if link in seen or len(seen) >= MAX_PAGES:
+                raise FhirRequestError(
+                    f"{what}: the server's paging loops (page {len(seen) + 1} links back to {link[:200]})"
+                    if link in seen else f"{what}: more than {MAX_PAGES} pages"
+                )
+            seen.add(link)
+            bundle = Bundle.read_from(link, self.server)
 
     def read_json(self, reference: str) -> dict:
         """One resource by its relative reference ("Observation/123") as the server sent it."""
@@ -189,8 +211,18 @@ def _raise_translated(error: Exception, what: str) -> NoReturn:
     raise translated from error
 
 
+# A search is read page by page; past this many the server is looping or the search is far too broad.
+MAX_PAGES = 200
+# Answers (after the retries) that mean the server is failing, not that the request is wrong.
+SERVER_FAILING_STATUSES = frozenset({500, 502, 503, 504})
 # How servers answer a search on a resource type (or parameter) they do not support.
 UNSUPPORTED_SEARCH_STATUSES = frozenset({400, 404, 405, 501})
+
+
+def _cause(error: requests.RequestException) -> str:
+    """requests reports every exhausted retry as ConnectionError; the last attempt's failure says which."""
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return f"{type(error).__name__} ({type(reason).__name__})" if reason is not None else type(error).__name__
 
 
 def _translate(error: Exception, what: str) -> RuntimeError:
@@ -201,8 +233,10 @@ def _translate(error: Exception, what: str) -> RuntimeError:
     if isinstance(error, FHIRPermissionDeniedException):
         return FhirAuthError(f"{what}: HTTP 403, the credentials do not grant this (scope?)")
     if isinstance(error, requests.ConnectionError | requests.Timeout):
-        return FhirUnavailable(f"FHIR server unreachable during {what}: {type(error).__name__}")
+        return FhirUnavailable(f"FHIR server unreachable ({_cause(error)}) during {what}")
     status = getattr(getattr(error, "response", None), "status_code", None)
+    if status in SERVER_FAILING_STATUSES:
+        return FhirUnavailable(f"FHIR server failing (HTTP {status}) during {what}")
     if what.startswith("search ") and status in UNSUPPORTED_SEARCH_STATUSES:
         resource_type = what.removeprefix("search ").split("?")[0]
         return FhirRequestError(f"the FHIR server does not offer {resource_type} or this search (HTTP {status})")

@@ -49,6 +49,9 @@ async def structured_call(
             result = await runnable.ainvoke(history, config=config)
         except LengthFinishReasonError:  # a response-format reply cut at max_tokens: the client refuses to parse it
             result = {"parsed": None, "parsing_error": "the reply was cut at the token limit; write shorter texts"}
+        except ValueError as invalid:  # a streamed response-format reply that is not the schema's JSON is raised,
+            # not returned as a parsing error (pydantic's ValidationError and LangChain's parser errors included)
+            result = {"parsed": None, "parsing_error": f"{type(invalid).__name__}: {invalid}"}
         parsed = result.get("parsed")
         if isinstance(parsed, schema):
             return _without_echo(parsed, schema, history[len(messages) :])

@@ -292,6 +292,18 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
         request.app.state.runs.sign_off(case, SignOff(decision=decision, reviewer=user, note=note))
         return RedirectResponse(f"/cases/{case.id}", status_code=303)
 
+    @app.post("/cases/{case_id}/resume")
+    async def resume(request: Request, case_id: str) -> Response:
+        """A paused case (its FHIR or LLM server was down) goes on from its checkpoint."""
+        user = user_of(request)
+        await checked_form(request, f"user:{user}")
+        case = owned_case(case_id, user)
+        if case.status != "paused" or request.app.state.runs.active(case.id):
+            raise HTTPException(409, f"This case is {case.status}: nothing to resume.")
+        _refuse_when_busy(request)
+        request.app.state.runs.start(case, resume=True)
+        return RedirectResponse(f"/cases/{case.id}", status_code=303)
+
     @app.post("/cases/{case_id}/ask")
     async def ask(request: Request, case_id: str) -> Response:
         user = user_of(request)

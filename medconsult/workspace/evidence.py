@@ -137,7 +137,7 @@ def _citation(facts: dict[str, Fact], fact_id: str, stance: str) -> Citation:
 def _safety_lines(state: dict[str, Any]) -> list[str]:
     lines = [f"{f.severity.upper()}: {f.message}" for f in state.get("safety_findings") or []]
     lines += [
-        f"Withheld from the plan (it repeats an instruction found in the record): {w.action}"
+        f"Withheld from the {w.draft} ({w.field}; it repeats an instruction found in the record): {w.action}"
         for w in state.get("withheld_actions") or []
     ]
     grounding = state.get("grounding")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medconsult.config import Settings
+from medconsult.outage import ConsultPaused
 from medconsult.outcome import consult_failure
 from medconsult.partial_reply import partial_answer, reply_lines
 from medconsult.runner import Services, ask_followup, run_consult
@@ -141,6 +142,9 @@ class ConsultRuns:
                 self._status(case, channel, "signed", failure)
         except asyncio.CancelledError:
             raise
+        except ConsultPaused as paused:  # the clinician resumes it once the service is back
+            logger.warning("case %s paused", case.id)
+            self._status(case, channel, "failed" if paused.saved is False else "paused", paused.reason)
         except Exception as error:  # noqa: BLE001 - the case shows why it stopped; the server goes on
             logger.warning("case %s stopped: %s", case.id, type(error).__name__)
             self._status(case, channel, "failed", f"{type(error).__name__}: {error}")

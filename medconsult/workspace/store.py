@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS decisions (
 """
 
 # A case's life: queued (waiting for a free consult slot), running, awaiting sign-off, then signed or failed.
-STATUSES = ("queued", "running", "awaiting sign-off", "signing", "signed", "failed")
+# "paused": a service, the checkpoint database or the folder failed; the case resumes from its checkpoint.
+STATUSES = ("queued", "running", "paused", "awaiting sign-off", "signing", "signed", "failed")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from fakes import PLANTED_NOTE, FakeToolCallingModel, canned_record_tools, fill_
 from medconsult.cases import Case
 from medconsult.config import Settings
 from medconsult.fhir.client import FhirUnavailable
+from medconsult.outage import ConsultPaused
 from medconsult.runner import Services, run_consult
 from medconsult.signoff import SignOff, SignOffRequest
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolContext, ToolResult
@@ -107,15 +108,32 @@ async def test_record_is_quoted_data_in_the_prompt(tmp_path: Path, monkeypatch: 
     assert '"Pneumonia, onset 2018-09-28"' in system and system.splitlines().count("<record>") == 1
 
 
-async def test_unreachable_fhir_is_a_gap_in_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+async def test_an_unreachable_fhir_server_pauses_the_case_and_resume_repeats_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A consult drafted without the allergies because the server was down is not one to sign: the case pauses,
+    keeps what finished (the allergies' sibling look-ups included) and, resumed, calls only what had not run."""
     BARRIER.reset()
     down = FhirUnavailable("FHIR server unreachable during search AllergyIntolerance: ConnectionError")
-    outcome = await _run(tmp_path, monkeypatch, registry(allergies=down), FakeToolCallingModel())
-    gaps = _gaps_other_than_absent_tools(outcome.state)
-    assert [g.what for g in gaps] == ["allergies"] and "unreachable" in gaps[0].reason
-    report = outcome.report_path.read_text()
-    assert "**allergies**: FHIR server unreachable" in report
-    assert outcome.state["plan"] is not None  # the case went on
+    with pytest.raises(ConsultPaused) as paused:
+        await _run(tmp_path, monkeypatch, registry(allergies=down), FakeToolCallingModel())
+    assert paused.value.saved and paused.value.reason.startswith("FHIR server unavailable during fhir_allergies")
+    before = _trace_lines(tmp_path)
+    done = {e["result_id"] for e in before if e["kind"] == "tool" and not e["error"]}
+    assert before[-1]["name"] == "consult" and before[-1]["error"].startswith("paused: FHIR server")
+    assert not [e for e in before if e["kind"] == "llm"]  # nothing was drafted on half a record
+
+    BARRIER.reset()
+    monkeypatch.setattr(BARRIER, "wait", lambda *args: None)  # the allergies now run alone
+    outcome = await _run(tmp_path, monkeypatch, registry(), FakeToolCallingModel(), resume=paused.value.thread_id)
+    after = _trace_lines(tmp_path)[len(before):]
+    assert [e["name"] for e in after if e["kind"] == "tool"] == ["fhir_allergies"]
+    assert not {e["result_id"] for e in after if e["kind"] == "tool"} & done
+    assert outcome.state["plan"] is not None and not _gaps_other_than_absent_tools(outcome.state)
+
+
+def _trace_lines(tmp_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "out" / "trace.jsonl").read_text().splitlines()]
 
 
 async def test_invalid_llm_output_skips_the_plan_and_says_why(
@@ -432,9 +450,7 @@ def _run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: ToolRegistr
     ("tools", "model", "reason"),
     [
         (lambda: registry(patient_matches=0), FakeToolCallingModel, "patient not found: no patient matches 'MRN-1'"),
-        (lambda: registry(allergies=FhirUnavailable("FHIR server unreachable during search AllergyIntolerance: "
-                                                    "ConnectError")), FakeToolCallingModel,
-         "FHIR server unreachable: allergies"),
+        (registry, lambda: FakeToolCallingModel(script=["{oops", "{oops"]), "no differential: LLM step failed"),
         (registry, lambda: FakeToolCallingModel(fail_with="Connection error."), "no LLM step succeeded"),
     ],
 )
@@ -446,6 +462,30 @@ def test_a_failed_consult_exits_non_zero_and_its_report_says_why(tmp_path, monke
     report = (out / "report.md").read_text()
     assert report.startswith(f"# Consult draft: case-MRN-1\n\n> **Incomplete consult: {reason}")
     assert json.loads((out / "run.json").read_text())["failure"].startswith(reason)
+
+
+def test_a_fhir_outage_pauses_with_its_own_exit_code_and_says_how_to_resume(tmp_path, monkeypatch):
+    BARRIER.reset()
+    down = FhirUnavailable("FHIR server unreachable during search AllergyIntolerance: ConnectError")
+    result, out = _run_cli(tmp_path, monkeypatch, registry(allergies=down), FakeToolCallingModel())
+    assert result.exit_code == 4, result.output
+    said = " ".join(result.output.split())
+    assert "error: paused: FHIR server unavailable during fhir_allergies" in said
+    thread = json.loads((out / "run.json").read_text())["thread_id"]
+    assert f"medconsult run --resume {thread} --out {out}" in said
+    assert json.loads((out / "run.json").read_text())["status"] == "paused"
+
+
+def test_an_unwritable_output_folder_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from medconsult.cli import app
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(importlib.import_module("medconsult.cli.run"), "consult_services", None)  # never reached
+    result = CliRunner().invoke(app, ["run", "--patient", "MRN-1", "--out", str(tmp_path / "file" / "out")])
+    assert result.exit_code == 1, result.output
+    assert "the output folder cannot be written, nothing was run" in " ".join(result.output.split())
 
 
 def test_a_complete_consult_exits_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -85,3 +85,14 @@ def test_a_huge_declared_size_is_refused_before_decoding(tool: LoadImageTool, tm
     )
     with pytest.raises(ValueError, match="declared size"):
         tool.invoke({"path": str(bomb)})
+
+
+@pytest.mark.parametrize("name", ["credentials", "id_rsa.png", "config.dcm"])
+def test_a_file_that_is_not_an_image_is_named_but_never_quoted(tool: LoadImageTool, tmp_path: Path, name: str):
+    """A case may name any path as its radiograph; the refusal names the file and the reason, never its contents
+    (which would then reach the trace, the report and the workspace)."""
+    secret = tmp_path / name
+    secret.write_text("password=sentinel-0b7e41 token=sentinel-0b7e41\n" * 50)
+    with pytest.raises(ValueError, match="not a readable") as refused:
+        tool.invoke({"path": str(secret)})
+    assert str(secret) in str(refused.value) and "sentinel-0b7e41" not in str(refused.value)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fhirclient.models.allergyintolerance import AllergyIntolerance
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from medconsult.fhir.values import concept_text, fhir_date, on_or_before, reference
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
 from medconsult.tools.fhir.common import PatientArgs
+
+DESCRIPTION_CHARS_KEPT = 300  # of a reaction's description ("hives within minutes of the first dose")
 
 
 class AllergyItem(BaseModel):
@@ -18,6 +20,7 @@ class AllergyItem(BaseModel):
     clinical_status: str | None
     reactions: list[str]
     recorded: str | None = None
+    descriptions: list[str] = Field(default_factory=list)  # reaction.description: the reaction told in words
 
 
 class AllergiesResult(ToolResult):
@@ -30,7 +33,9 @@ class AllergiesResult(ToolResult):
             Evidence(
                 kind="allergy",
                 text=f"allergy to {a.substance} (criticality {a.criticality or 'unknown'}"
-                + (f"; reactions: {', '.join(a.reactions)})" if a.reactions else ")"),
+                + (f"; reactions: {', '.join(a.reactions)}" if a.reactions else "")
+                + (f"; described: {' '.join(a.descriptions)}" if a.descriptions else "")
+                + ")",
                 resource=a.resource,
             )
             for a in self.allergies
@@ -77,4 +82,5 @@ def _item(allergy: AllergyIntolerance) -> AllergyItem:
         clinical_status=concept_text(allergy.clinicalStatus),
         reactions=reactions,
         recorded=fhir_date(allergy.recordedDate),
+        descriptions=[r.description[:DESCRIPTION_CHARS_KEPT] for r in allergy.reaction or [] if r.description],
     )

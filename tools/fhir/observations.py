@@ -49,6 +49,7 @@ class ObservationItem(ObservationValue):
     measurements_of_code: int = 1  # how many results of this code the record holds
     earlier: list[EarlierValue] = Field(default_factory=list)  # previous results of the code, newest first
     trend: str | None = None  # e.g. "rising from 45 since 2020" (the unit is the value's)
+    note: str | None = None  # Observation.note: a comment on the sample or the result ("haemolysed")
 
 
 class ObservationsResult(ToolResult):
@@ -78,7 +79,8 @@ def _statement(kind: str, o: ObservationItem) -> Evidence:
         text=f"{short_name(o.display)} {_format_value(o)} on {(o.effective or 'unknown date')[:10]}"
         + (f" (ref {o.reference_range})" if o.reference_range else "")
         + (f" [{o.interpretation}]" if o.interpretation else "")
-        + (f"; {o.trend}" if o.trend else ""),
+        + (f"; {o.trend}" if o.trend else "")
+        + (f"; note: {o.note}" if o.note else ""),
         resource=o.resource,
         value=o.value,
         unit=o.unit,
@@ -92,7 +94,8 @@ def _history(kind: str, items: list[ObservationItem]) -> Evidence:
     values = ", ".join(f"{_format_value(o.model_copy(update={'unit': None}))} on {(o.effective or '?')[:10]}"
                        for o in items)
     unit = f" ({latest.unit})" if latest.unit else ""
-    return Evidence(kind=kind, text=f"{short_name(latest.display)}{unit} {values}", resource=latest.resource,
+    note = f"; note: {latest.note}" if latest.note else ""
+    return Evidence(kind=kind, text=f"{short_name(latest.display)}{unit} {values}{note}", resource=latest.resource,
                     value=latest.value, unit=latest.unit)
 
 
@@ -165,6 +168,7 @@ class ObservationsTool(MedTool):
 
 
 EARLIER_KEPT = 4  # previous results listed per code; the count of all of them is kept too
+NOTE_CHARS_KEPT = 300  # of a result's note: a comment on a sample is a line or two
 
 
 def _latest_per_code(items: list[ObservationItem]) -> list[ObservationItem]:
@@ -253,4 +257,5 @@ def _item(observation: Observation) -> ObservationItem:
         interpretation=interpretation,
         reference_range="; ".join(ranges) or None,
         components=components,
+        note=" ".join(n.text for n in observation.note or [] if n.text)[:NOTE_CHARS_KEPT] or None,
     )
