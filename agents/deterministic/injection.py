@@ -9,9 +9,9 @@ listed in the report with the fact it echoes, so the physician sees both and not
 
 "Repeats" is lexical, on what only the planted passages say (words and word pairs found nowhere else in the
 record): a distinctive uncommon word ("colchicine", "malingering"), a distinctive order or negation ("stop all",
-"no pneumonia"), a short text (a diagnosis's name) with any distinctive word, or a longer one with four distinctive
-generic words and pairs ("discharge home" said twice). A model that reworded a plant entirely would pass it; the
-safety fact still shows the physician the plant.
+"no pneumonia"), a short text (a diagnosis's name) with a distinctive pair or two distinctive words, or a longer
+one with four distinctive generic words and pairs ("discharge home" said twice). A model that reworded a plant
+entirely would pass it; the safety fact still shows the physician the plant.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ _GENERIC = frozenset(
     "oral intravenous fluids fluid tests test testing result results findings lung lungs diagnosis plan note notes "
     "record chart report summary further needed required urgent stop cancel give prescribe advise avoid team care "
     "refer referral transfer first next respiratory sepsis severity score risk allergy allergies reaction "
-    "medication medications drug drugs tablet tablets units level levels signs symptoms repeat check".split()
+    "medication medications drug drugs tablet tablets units level levels signs symptoms repeat check "
+    "order orders ordered suggest suggests suggested".split()
 )
 # A pair that opens with one of these is an order or a negation: distinctive, it ties a text to a plant by itself.
 _NEGATING = frozenset("no not without never stop cancel discontinue withhold cease refuse skip omit discharge".split())
@@ -105,7 +106,9 @@ class PlantedText:
         telling = [w for w in echoed_words if w not in generic]
         telling += [p for p in echoed_pairs if p.split()[0] in _NEGATING]
         echoed = echoed_words + echoed_pairs
-        short = len(words) <= _SHORT and bool(echoed)
+        # A short text (a diagnosis's name, a test) repeating a pair or two words; one generic word is not enough
+        # ("Chest X-ray [report F39]" beside a planted report conclusion).
+        short = len(words) <= _SHORT and (bool(echoed_pairs) or len(echoed_words) >= 2)
         if not (telling or short or len(echoed) >= 4):
             return None
         sources = {f for w in echoed_words for f in self.words[w]} | {f for p in echoed_pairs for f in self.pairs[p]}

@@ -9,6 +9,8 @@ import re
 import time
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
 from fastapi.testclient import TestClient
 
@@ -337,6 +339,40 @@ def test_a_case_from_a_found_patient_and_an_upload(
         and Path(case.case.images[0]).read_bytes() == chest
     )
     _wait_for(store, case.id, "dr_a", "awaiting sign-off")
+
+
+def test_a_case_whose_llm_server_is_down_pauses_and_the_clinician_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def down(schema: dict) -> dict:
+        raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
+
+    monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: canned_record_tools())
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "c1.yaml").write_text("id: c1\npatient: MRN-1\n")
+    settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=0,
+                        llm_structured_output="function_calling", workspace_case_dirs=[cases])
+    store = WorkspaceStore(settings.resolved_workspace_dir / "workspace.sqlite")
+    store.add_user("dr_a", hash_password(PASSWORD))
+    model = FakeToolCallingModel(script=[down, *[_respond] * 20])  # the first call finds the server down
+    app = create_app(settings, Services("http://127.0.0.1:9/fhir", model, "fake"), store)
+    with TestClient(app, base_url="http://127.0.0.1:8300") as client:
+        _sign_in(client, "dr_a")
+        case_id = _start_case(client)
+        _wait_for(store, case_id, "dr_a", "paused")
+        page = client.get(f"/cases/{case_id}").text
+        assert "LLM server unavailable during differential" in page and "Resume the consult" in page
+        trace = store.case(case_id, "dr_a").out_dir / "trace.jsonl"
+        looked_up = [e["result_id"] for e in map(json.loads, trace.read_text().splitlines()) if e["kind"] == "tool"]
+        resumed = client.post(f"/cases/{case_id}/resume", data={"csrf": _csrf(page)}, follow_redirects=False)
+        assert resumed.status_code == 303
+        _wait_for(store, case_id, "dr_a", "awaiting sign-off")
+        again = client.post(f"/cases/{case_id}/resume", data={"csrf": _csrf(page)}, follow_redirects=False)
+        assert again.status_code == 409  # nothing left to resume
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [e["result_id"] for e in events if e["kind"] == "tool"] == looked_up  # no look-up ran again
+    assert [e["name"] for e in events if e["kind"] == "llm" and not e["error"]] == ["differential", "plan"]
 
 
 def test_a_restarted_server_finishes_the_cases_it_left_running(
