@@ -4,7 +4,7 @@ the code (a process killed, a proxy that delays, fails, hangs, corrupts or loops
 For each fault the case pauses (exit 4) or finishes with the gap stated; the message says what happened; what
 finished is kept; and `--resume` finishes the case without repeating a tool call whose result was checkpointed or an
 LLM step that had succeeded. Every test adds its observed row to the table written at the end (out/faults/, and
-docs/fault-table.md with MEDCONSULT_UPDATE_FAULT_TABLE=1: `make faults`).
+docs/fault-table.md and docs/reliability.md with MEDCONSULT_UPDATE_FAULT_TABLE=1: `make faults`).
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def fault_table() -> Iterator[None]:
     (out / "fault-table.json").write_text(json.dumps([asdict(r) for r in ROWS], indent=2))
     if os.environ.get("MEDCONSULT_UPDATE_FAULT_TABLE") == "1":
         (REPO / "docs" / "fault-table.md").write_text(table)
+        reliability = REPO / "docs" / "reliability.md"  # its copy of the rows, between the markers
+        start, end = "<!-- fault table: written by make faults -->", "<!-- end of fault table -->"
+        text = reliability.read_text()
+        head, rest = text.split(start, 1)
+        rows = table[table.index("| fault |"):]
+        reliability.write_text(f"{head}{start}\n{rows}{end}{rest.split(end, 1)[1]}")
 
 
 def render_table(rows: list[Row]) -> str:
@@ -164,8 +170,8 @@ class Consult:
         return finished.returncode, self.outputs[-1]
 
     def leaked_secrets(self) -> list[str]:
-        """Files under the case's folder (report, trace, run.json, checkpoints, the LLM and FHIR logs) and command
-        outputs that hold a credential."""
+        """Files the runs wrote under the case's folder (report, trace, run.json, the checkpoint database) and
+        command outputs that hold a credential."""
         found = [f"{p} holds {name}" for p in self.folder.rglob("*") if p.is_file() and not p.is_symlink()
                  for name, secret in SECRETS.items() if secret.encode() in p.read_bytes()]
         return found + [f"output holds {name}" for output in self.outputs for name, secret in SECRETS.items()

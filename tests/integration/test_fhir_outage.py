@@ -1,4 +1,5 @@
-"""The FHIR server stops in the middle of a case: every record step becomes a stated gap, and the case ends."""
+"""The FHIR server stops in the middle of a case: the case pauses with what finished kept, and once the server is
+back (its data persisted across the restart) the resumed case reads the record and drafts."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from medconsult.fhir.client import FhirGateway
 from medconsult.fhir.loader import load_bundle_file
 from medconsult.fhir.server import LocalFhirServer
 from medconsult.graphs.stages import stage_calls
+from medconsult.outage import ConsultPaused
 from medconsult.process import free_port
 from medconsult.runner import Services, run_consult
 from medconsult.tools.base import Stage, StageInputs, ToolContext
 from medconsult.tools.fhir import fhir_tools
+from medconsult.tracing import read_trace
 
 pytestmark = pytest.mark.integration
 
 
-async def test_server_stopped_after_intake_leaves_gaps_not_a_crash(tmp_path: Path):
+async def test_server_stopped_after_intake_pauses_the_case_and_resume_finishes_it(tmp_path: Path):
     settings = Settings(
         state_dir=tmp_path / "state",
         fhir_port=free_port(),
@@ -45,16 +48,19 @@ async def test_server_stopped_after_intake_leaves_gaps_not_a_crash(tmp_path: Pat
 
         case = Case(id="outage", patient=DEMO_MRN, as_of="2018-09-29")
         services = Services(server.base_url, FakeToolCallingModel(), "fake")
-        outcome = await run_consult(case, settings, services, tmp_path / "out", listeners=[stop_after_intake])
+        with pytest.raises(ConsultPaused) as paused:
+            await run_consult(case, settings, services, tmp_path / "out", listeners=[stop_after_intake])
+        assert paused.value.saved and "FHIR server unavailable" in paused.value.reason
+        before = read_trace(tmp_path / "out" / "trace.jsonl")
+        assert not [e for e in before if e["kind"] == "llm"]  # nothing drafted on a record the server did not give
+
+        server.up(detach=True)
+        outcome = await run_consult(None, settings, services, tmp_path / "out", thread_id=paused.value.thread_id)
     finally:
         server.down()
 
-    state = outcome.state
-    assert state["patient_id"]  # intake read the patient before the server went away
-    unreachable = {g.what for g in state["gaps"] if "unreachable" in g.reason}
+    after = read_trace(tmp_path / "out" / "trace.jsonl")[len(before):]
+    assert "fhir_find_patient" not in {e["name"] for e in after}  # intake finished before the outage
     record_calls = stage_calls(fhir_tools(ToolContext(settings)), Stage.RECORD, [StageInputs(settings, "any")])
-    assert {call.missing for _, call in record_calls} <= unreachable
-    report = outcome.report_path.read_text()
-    missing = report.split("## Missing or failed")[1].split("## Differential diagnosis")[0]
-    assert "**allergies**: FHIR server unreachable" in missing
-    assert "No differential could be drafted" in report  # nothing to reason on, and the report says so
+    assert not {g.what for g in outcome.state["gaps"]} & {call.missing for _, call in record_calls}
+    assert outcome.state["differential"] is not None
