@@ -10,12 +10,16 @@ server that answers but not with what was asked) stays a gap: retrying it later 
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 
 import openai
 
 from medconsult.fhir.client import FhirUnavailable
 
+# A file that could not be written for want of space or permission (not, say, a socket's OSError: that is a bug).
+_UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                         errno.EISDIR, errno.EIO})
 # LLM server answers that mean "down or overloaded", not "this request is wrong".
 _LLM_DOWN_STATUSES = frozenset({502, 503, 504})
 
@@ -67,6 +71,6 @@ def pause_reason(error: BaseException) -> str | None:
         return str(error)
     if isinstance(error, sqlite3.OperationalError):  # locked, or the disk under it full
         return f"checkpoint database: {error}"
-    if isinstance(error, OSError):  # the output folder: unwritable, full disk
+    if isinstance(error, OSError) and error.errno in _UNWRITABLE:  # the output folder: full, read-only, refused
         return f"output folder: {error}"
     return None
