@@ -32,6 +32,8 @@ KIND_ORDER = [
     "report",
     "imaging-study",
     "image",
+    "image finding",  # per-zone measurements and radiomics findings of a radiograph
+    "comparison",  # the radiograph against the patient's earlier one
     "estimate",  # etiology estimate and similar cases, each with the model's validated accuracy
     "knowledge",  # knowledge-base look-ups (follow-up questions on dosing)
     "note",

@@ -137,3 +137,51 @@ def plan_request(labels: list[str], regimen_ids: list[str] = ()) -> type[BaseMod
         actions=(list[action], Field(..., min_length=1, max_length=5)),
         cautions=(list[Annotated[str, Field(max_length=120)]], Field(default_factory=list, max_length=3)),
     )
+
+
+# --- The radiology draft ----------------------------------------------------------------------------------------
+DraftSection = Literal["findings", "comparison", "impression"]
+
+
+class DraftStatement(BaseModel):
+    text: str = Field(..., max_length=600)  # the model's are shorter (radiology_request); a tool's may be longer
+    facts: list[str] = Field(default_factory=list, description="ids of the measurement facts it rests on")
+    source: Literal["model", "measurement"] = "model"  # "measurement": the tool's own sentence, put in by the check
+    recited: bool = False  # the check replaced the model's citations with the facts that state its numbers
+
+
+class WithheldStatement(BaseModel):
+    section: DraftSection
+    text: str
+    reason: str
+
+
+class RadiologyDraft(BaseModel):
+    """A preliminary radiology report of the case's radiograph, each statement tied to the measurements behind it."""
+
+    findings: list[DraftStatement] = Field(default_factory=list)
+    comparison: list[DraftStatement] = Field(default_factory=list)  # empty: no earlier exam was compared
+    impression: list[DraftStatement] = Field(default_factory=list)
+    withheld: list[WithheldStatement] = Field(default_factory=list)  # what the check took out, and why
+    compared_with: list[str] = Field(default_factory=list)  # the prior exams, e.g. "2020-03-02 (ImagingStudy/...)"
+    overlays: list[str] = Field(default_factory=list)  # comparison images (prior | current)
+    drafted_by: Literal["model", "measurements only"] = "model"
+    note: str | None = None  # why the model's draft is missing, when it is
+
+    def sections(self) -> list[tuple[DraftSection, list[DraftStatement]]]:
+        return [("findings", self.findings), ("comparison", self.comparison), ("impression", self.impression)]
+
+
+def radiology_request(labels: list[str], with_comparison: bool) -> type[BaseModel]:
+    """What the model fills: statements citing only this case's imaging facts; a comparison only when one exists."""
+    label = _fact_enum(labels)
+    statement = create_model(
+        "Statement",
+        text=(str, Field(..., max_length=280)),
+        cites=(list[label], Field(..., min_length=1, max_length=3)),
+    )
+    sections: dict = {"findings": (list[statement], Field(..., min_length=1, max_length=3))}
+    if with_comparison:
+        sections["comparison"] = (list[statement], Field(..., min_length=1, max_length=2))
+    sections["impression"] = (list[statement], Field(..., min_length=1, max_length=2))
+    return create_model("RadiologyDraft", __doc__=RadiologyDraft.__doc__, **sections)

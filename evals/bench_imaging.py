@@ -1,4 +1,5 @@
-"""Imaging benchmark (`make bench` -> out/bench.json): latency of segmentation, radiomics and the imaging branch.
+"""Imaging benchmark (`make bench` -> out/bench.json): latency of segmentation, radiomics, the imaging branch and a
+comparison of two films.
 
 Timings are wall-clock on this machine with torch limited to the configured thread count; each figure is the
 distribution over real images of the data folder, after one warm-up call.
@@ -24,6 +25,7 @@ from medconsult.imaging import radiomics
 from medconsult.imaging.io import normalise
 from medconsult.imaging.segmentation import load_segmenter
 from medconsult.tools.base import ToolContext
+from medconsult.tools.imaging.compare_radiographs import CompareRadiographsTool
 from medconsult.tools.imaging.load_image import LoadImageTool
 from medconsult.tools.imaging.radiomics_features import RadiomicsFeaturesTool
 from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
@@ -86,7 +88,18 @@ def run_benchmark(settings: Settings, threads: int = 2, limit: int = 40) -> dict
             )
             branch.append(time.perf_counter() - start)
 
+    comparisons = []
+    with tempfile.TemporaryDirectory() as work:
+        compare = CompareRadiographsTool(context=ToolContext(settings, work_dir=Path(work)))
+        for prior, current in zip(case_images, case_images[1:], strict=False):
+            start = time.perf_counter()
+            compare.invoke({"current": str(current), "prior": str(prior)})
+            comparisons.append(time.perf_counter() - start)
+
     return {
+        "comparison_per_pair": {**_summary(comparisons), "images": "cxr_hannover_covid PNG, consecutive files",
+                                "includes": "compare_radiographs tool: read, check, segment and measure both films, "
+                                            "compare, side-by-side overlay PNG"},
         "machine": {"cpus": os.cpu_count(), "torch_threads": threads, "python": platform.python_version(),
                     "torch": torch.__version__, "processor": platform.processor() or platform.machine()},
         "model": f"{segmenter.metadata['name']} {segmenter.metadata['version']}, input {segmenter.input_size} px",

@@ -5,14 +5,16 @@
             ├─ clinical_scores (subgraph: every `scores` tool: CURB-65, CRB-65, qSOFA, SIRS, PSI, eGFR, ...) ──┤
             └─ imaging         (subgraph: load_images -> every `image` tool per radiograph (segment_lungs,     │
                                 etiology_estimate, similar_cases, ...) -> every `lungs` tool (radiomics, ...)) ┴─┐
-    gather ─ request_evidence ⇄ fetch_evidence (at most `evidence_rounds` rounds) ─ differential ─┐
+    gather ─ radiology (subgraph: find_priors -> every `prior` tool (compare_radiographs, ...) -> draft: Findings,
+                        Comparison, Impression from the measurements, each statement checked)
+    ─ request_evidence ⇄ fetch_evidence (at most `evidence_rounds` rounds) ─ differential ─┐
     ┌─────────────────────────────────────────────────────────────────────────────────────────────┘
     ├─ plan ─ safety_review ─┬─ grounding ─ report ─ sign_off (interrupt: approve, edit, reject) ─ finalize
     │   └──── (a blocked regimen: back to plan, at most `plan_revisions` times)
     └──────── grounding ─ report   (no differential: no plan)
 
-The three branches run concurrently; `differential` waits for all of them. Without a differential there is no
-plan: the graph goes straight to the report, which says why.
+The three branches run concurrently; the radiology draft and the differential wait for all of them. Without a
+differential there is no plan: the graph goes straight to the report, which says why.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from medconsult.graphs.evidence_loop import (
 )
 from medconsult.graphs.imaging import build_imaging_graph
 from medconsult.graphs.nodes import call_tool, llm_gap, tool_updates, traced
+from medconsult.graphs.radiology import build_radiology_graph
 from medconsult.graphs.report import write_html, write_report
 from medconsult.graphs.scores import build_scores_graph
 from medconsult.graphs.state import ConsultInput, ConsultState
@@ -157,7 +160,8 @@ async def finalize(state: ConsultState, runtime: Runtime[ConsultContext]) -> dic
     gaps: list[Gap] = []
     if decision.decision != "reject" and context.settings.fhir_write_back and state.get("patient_id"):
         try:
-            bundle = consult_bundle(state["patient_id"], signed.read_text(), *_for_write_back(state), decision.reviewer)
+            bundle = consult_bundle(state["patient_id"], signed.read_text(), *_for_write_back(state), decision.reviewer,
+                                    *_radiology_for_write_back(state))
             gateway = gateway_from_settings(context.settings, context.fhir_base_url)
             written = await asyncio.to_thread(write_consult, gateway, bundle)
         except (FhirUnavailable, FhirRequestError) as error:
@@ -174,6 +178,16 @@ def _for_write_back(state: ConsultState) -> tuple[list[tuple[str, str]], DraftPl
     ranked = [(d.diagnosis, d.likelihood) for d in differential.diagnoses] if differential else []
     activities = [f"[{a.priority}] {a.category}: {a.action}" for a in plan_.actions] if plan_ else []
     return ranked, DraftPlan(plan_.working_diagnosis, activities) if plan_ else None
+
+
+def _radiology_for_write_back(state: ConsultState) -> tuple[str | None, list[str]]:
+    """The radiology draft's impression, and the record's ImagingStudy resources of the films it compared."""
+    draft = state.get("radiology_draft")
+    if draft is None:
+        return None, []
+    impression = " ".join(s.text for s in draft.impression) or None
+    studies = [p.source for p in state.get("priors") or [] if p.source.startswith("ImagingStudy/") and draft.overlays]
+    return impression, studies
 
 
 async def _join(state: ConsultState) -> dict[str, Any]:
@@ -203,7 +217,9 @@ def build_consult_graph(checkpointer: BaseCheckpointSaver | None = None) -> Comp
     builder.add_edge("intake", "imaging")
     builder.add_node("gather", _join)
     builder.add_edge(["ehr_context", "clinical_scores", "imaging"], "gather")
-    builder.add_conditional_edges("gather", route_to_evidence)
+    builder.add_node("radiology", build_radiology_graph())
+    builder.add_edge("gather", "radiology")
+    builder.add_conditional_edges("radiology", route_to_evidence)
     builder.add_conditional_edges("request_evidence", route_after_request)
     builder.add_conditional_edges("fetch_evidence", route_after_fetch)
     builder.add_conditional_edges("differential", route_after_differential)

@@ -111,6 +111,9 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         facts_by_id={f.id: f for f in facts},
         records=records,
         images=_images(records, context.out_dir),
+        radiology=state.get("radiology_draft"),
+        radiology_overlays=[os.path.relpath(p, context.out_dir)
+                            for p in (state.get("radiology_draft").overlays if state.get("radiology_draft") else [])],
         scores=[(r, _score_sources(r)) for r in records if r.stage == Stage.SCORES],
         counts=_trace_counts(context.tracer.events),
         failure=consult_failure(state, context.tracer.events),

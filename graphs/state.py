@@ -8,9 +8,9 @@ from typing_extensions import TypedDict  # LangGraph builds the JSON schema Stud
 
 from medconsult.agents.deterministic.grounding import GroundingReport
 from medconsult.agents.deterministic.injection import WithheldAction
-from medconsult.agents.schemas import Differential, TreatmentPlan
+from medconsult.agents.schemas import Differential, RadiologyDraft, TreatmentPlan
 from medconsult.cases import Case
-from medconsult.records import Fact, Gap, ToolRecord
+from medconsult.records import Fact, Gap, PriorExam, ToolRecord
 from medconsult.safety import SafetyFinding
 from medconsult.signoff import SignOff
 
@@ -37,6 +37,8 @@ class ConsultState(TypedDict, total=False):
     tool_records: Annotated[list[ToolRecord], merge_records]
     gaps: Annotated[list[Gap], merge_gaps]
     facts: list[Fact]
+    priors: list[PriorExam]  # the earlier radiograph the case's image was compared with (the latest found)
+    radiology_draft: RadiologyDraft | None  # Findings, Comparison, Impression from the measurements, checked
     evidence_rounds: int  # at most this many look-up rounds (from the settings, fixed at intake)
     evidence_round: int  # rounds of record look-ups the model has had before the differential
     evidence_requests: list[dict]  # this round's requests, until fetched
@@ -66,5 +68,6 @@ class BranchOutput(TypedDict, total=False):
 
 # Classes the SQLite checkpointer may deserialize (an explicit allow-list instead of any importable class).
 STATE_MODELS = (
-    Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan, WithheldAction, SignOff, SafetyFinding, GroundingReport
+    Case, ToolRecord, Gap, Fact, Differential, TreatmentPlan, WithheldAction, SignOff, SafetyFinding, GroundingReport,
+    RadiologyDraft, PriorExam,
 )

@@ -21,6 +21,7 @@ from medconsult.agents.deterministic.injection import (
 from medconsult.agents.deterministic.regimens import candidate_regimens, regimen_drugs
 from medconsult.agents.deterministic.safety_review import drugs_in_actions, patient_population, safety_context
 from medconsult.agents.planner import draft_plan
+from medconsult.agents.radiology import draft_texts
 from medconsult.agents.schemas import Differential
 from medconsult.graphs.context import ConsultContext
 from medconsult.graphs.nodes import llm_gap
@@ -112,7 +113,8 @@ def route_after_safety(state: ConsultState) -> Literal["plan", "grounding"]:
 async def grounding(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[str, Any]:
     """Every number and citation of the narrative against the tool results; the counts go into the trace."""
     start, clock = now_iso(), time.perf_counter()
-    checked = verify_grounding(state.get("differential"), state.get("plan"), state.get("facts", []))
+    checked = verify_grounding(state.get("differential"), state.get("plan"), state.get("facts", []),
+                               draft_texts(state.get("radiology_draft")))
     runtime.context.tracer.node(
         "grounding", start, time.perf_counter() - clock, None, checked_numbers=checked.checked_numbers,
         checked_citations=checked.checked_citations, unsupported=checked.unsupported,

@@ -7,6 +7,7 @@ dropped by `CaseFile.to_case()`, so the consult graph never sees it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from datetime import date
@@ -17,6 +18,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class PriorImage(BaseModel):
+    """An earlier radiograph of the patient given with the case (the record's own are found through ImagingStudy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    date: dt.date | None = None  # when the film was taken; else its DICOM StudyDate
+
+
 class Case(BaseModel):
     """What the consult graph receives."""
 
@@ -25,6 +35,9 @@ class Case(BaseModel):
     id: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,80}$")
     patient: str = Field(..., description="Patient resource id or an identifier value (e.g. the MRN)")
     images: list[str] = Field(default_factory=list)
+    priors: list[PriorImage] = Field(
+        default_factory=list, description="earlier radiographs of the patient to compare with, besides the record's"
+    )
     question: str | None = None
     as_of: date | None = Field(None, description="review the record as it stood on this day")
     synthetic_dates: bool = Field(
@@ -60,6 +73,7 @@ def load_case_file(path: Path, data_dir: Path) -> CaseFile:
         raise CaseError(f"{path}: a case file holds one mapping")
     raw.setdefault("id", path.stem)
     raw["images"] = [str(resolve_image_path(p, path.parent, data_dir)) for p in raw.get("images", [])]
+    raw["priors"] = [_prior(p, path, data_dir) for p in raw.get("priors") or []]
     return CaseFile.model_validate(raw)
 
 
@@ -73,6 +87,14 @@ def case_from_flags(
         question=question,
         as_of=as_of,
     )
+
+
+def _prior(value: Any, case_path: Path, data_dir: Path) -> dict[str, Any]:
+    """`{path: ..., date: ...}` or a bare path, resolved like the case's images."""
+    prior = value if isinstance(value, dict) else {"path": value}
+    if not isinstance(prior.get("path"), str):
+        raise CaseError(f"{case_path}: a prior image needs a path")
+    return {**prior, "path": str(resolve_image_path(prior["path"], case_path.parent, data_dir))}
 
 
 def resolve_image_path(value: str, base: Path, data_dir: Path) -> Path:

@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     workspace_queued_consults: int = Field(
         8, ge=0, le=200, description="consults that may wait for a slot; beyond them a new one is refused as busy"
     )
+    image_archive: list[Path] | None = Field(
+        None, description="folders of DICOM files that the record's ImagingStudy resources point to, by Study "
+        "Instance UID: where earlier radiographs are found (default: out/cases and state_dir/cases, where "
+        "`medconsult cases import` writes them)"
+    )
     workspace_case_dirs: list[Path] | None = Field(
         None, description="folders of case files offered as new cases (default: cases/, state_dir/cases, out/cases)"
     )
@@ -207,6 +212,12 @@ class Settings(BaseSettings):
     @property
     def resolved_workspace_dir(self) -> Path:
         return self.workspace_dir or self.state_dir / "workspace"
+
+    @property
+    def resolved_image_archive(self) -> list[Path]:
+        if self.image_archive is not None:
+            return self.image_archive
+        return [Path("out") / "cases", self.state_dir / "cases"]
 
     @property
     def resolved_workspace_case_dirs(self) -> list[Path]:

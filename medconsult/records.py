@@ -49,3 +49,11 @@ class Gap(BaseModel):
     what: str
     reason: str
     source: str | None = None  # tool result id or step name
+
+
+class PriorExam(BaseModel):
+    """An earlier radiograph of the patient that the case's image is compared with."""
+
+    path: str
+    date: str | None = None  # ISO day the film was taken, when known
+    source: str  # "given with the case", or the record's ImagingStudy reference

@@ -46,6 +46,7 @@ class Stage(StrEnum):
     SCORES = "scores"  # computes from the chart, once per consult (the LLM does no arithmetic)
     IMAGE = "image"  # once per radiograph that loaded, with the patient's record
     LUNGS = "lungs"  # once per radiograph whose lungs were segmented, with the two lung masks
+    PRIOR = "prior"  # once per radiograph with an earlier exam of the patient: the two images and their dates
     ON_REQUEST = "on_request"  # only when a step asks for it: the evidence loop, a follow-up question
 
 
@@ -60,12 +61,17 @@ class StageInputs:
     image: str | None = None  # the radiograph (IMAGE and LUNGS stages)
     right_mask: str | None = None  # its lung masks (LUNGS stage)
     left_mask: str | None = None
+    prior: str | None = None  # the earlier exam's image (PRIOR stage); `image` is then the current one
+    prior_date: date | None = None
+    current_date: date | None = None
 
     def values(self) -> dict[str, Any]:
         """The known inputs by field name, JSON-ready."""
         known = {"patient_id": self.patient_id, "as_of": self.as_of.isoformat() if self.as_of else None,
                  "population": self.population, "image": self.image, "right_mask": self.right_mask,
-                 "left_mask": self.left_mask}
+                 "left_mask": self.left_mask, "prior": self.prior, "current": self.image if self.prior else None,
+                 "prior_date": self.prior_date.isoformat() if self.prior_date else None,
+                 "current_date": self.current_date.isoformat() if self.current_date else None}
         return {name: value for name, value in known.items() if value is not None}
 
 

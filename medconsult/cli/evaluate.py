@@ -204,3 +204,29 @@ class _progress_bar:
                                                          result.get("error", ""))
         self.bar.console.print(f"  [{colour}]{status:<8}[/] {result['case']}  {detail}")
         self.bar.advance(self.task)
+
+
+@eval_app.command("change")
+def change(
+    out: Path = typer.Option(Path("out/change"), "--out", help="folder for change-validation.json"),
+    source: Path = typer.Option(None, help="the Hannover folder (default: cxr_hannover_covid in the data folder)"),
+    record: bool = typer.Option(False, help="write the noise floor and figures beside the zone reference"),
+    bootstrap: int = typer.Option(2000, min=100, help="patient resamples for the AUC's interval"),
+) -> None:
+    """Validate compare_radiographs against the clinical course: the noise floor of change_score on same-day film
+    pairs, and its AUC for pairs where the patient worsened (evals/change_validation.py)."""
+    from medconsult.evals.change_validation import record_noise_floor, validate
+
+    folder = source or invocation_settings().resolved_data_dir / "cxr_hannover_covid"
+    if not (folder / "data.csv").is_file():
+        fail(f"{folder}: no data.csv (the Hannover COVID-19 image repository)")
+    result = validate(folder, log=console.print, bootstrap=bootstrap)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "change-validation.json").write_text(json.dumps(result, indent=1))
+    figures = result["validation"]
+    console.print(f"{result['patients']} patients, {result['films']} films; noise floor {result['noise_floor']}")
+    console.print(f"{figures['pairs']} interval pairs ({figures['worsened']} worsened): AUC {figures['auc']} "
+                  f"(95% CI {figures['auc_95ci'][0]}-{figures['auc_95ci'][1]}, {figures['bootstrap']})")
+    if record:
+        console.print(f"recorded: {record_noise_floor(result)}")
+    console.print(f"results: {out / 'change-validation.json'}")

@@ -52,3 +52,18 @@ def evaluate(
     if record:
         record_validation(bundle, scores)
     print_json(scores)
+
+
+@seg_app.command("zone-reference")
+def zone_reference(
+    data: Path = typer.Option(None, help="seg_lung_v7_ccby folder (default: in the data folder)"),
+) -> None:
+    """Learn the zone reference (opacity thresholds, zone densities) from the human-reviewed lung masks and write it
+    into medconsult/imaging/bundles/zone_reference. Then `medconsult eval change --record` re-measures the noise."""
+    from medconsult.imaging.zone_reference import build_reference, write_reference
+    from medconsult.imaging.zones import REFERENCE_BUNDLE
+
+    folder = _data_dir(data)
+    reference = build_reference(folder)
+    console.print(f"{reference['name']}: thresholds {reference['thresholds']} -> "
+                  f"{write_reference(reference, REFERENCE_BUNDLE, folder)}")

@@ -7,6 +7,7 @@ belong in its record. Both resources stay preliminary/draft; a physician finalis
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,10 +25,12 @@ class DraftPlan:
 
 
 def consult_bundle(
-    patient_id: str, report_markdown: str, ranked: list[tuple[str, str]], plan: DraftPlan | None, reviewer: str
+    patient_id: str, report_markdown: str, ranked: list[tuple[str, str]], plan: DraftPlan | None, reviewer: str,
+    radiology_impression: str | None = None, imaging_studies: Sequence[str] = (),
 ) -> dict:
-    """A transaction with the DiagnosticReport (the whole report as its presented form; `ranked` is the draft
-    differential as (diagnosis, likelihood) pairs) and the CarePlan."""
+    """A transaction with the DiagnosticReport (the whole report, radiology draft included, as its presented form;
+    `ranked` is the draft differential as (diagnosis, likelihood) pairs; the radiology draft's impression opens the
+    conclusion, and the ImagingStudy resources it compared are referenced) and the CarePlan."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     subject = {"reference": f"Patient/{patient_id}"}
     report = {
@@ -37,7 +40,8 @@ def consult_bundle(
         "subject": subject,
         "effectiveDateTime": now,
         "issued": now,
-        "conclusion": _conclusion(ranked),
+        "conclusion": (f"Radiograph (preliminary): {radiology_impression} " if radiology_impression else "")
+        + _conclusion(ranked),
         "resultsInterpreter": [{"display": reviewer}],
         "presentedForm": [{
             "contentType": "text/markdown; charset=utf-8",
@@ -45,6 +49,8 @@ def consult_bundle(
             "title": "medconsult consult draft",
         }],
     }
+    if imaging_studies:
+        report["imagingStudy"] = [{"reference": reference} for reference in imaging_studies]
     entries = [_entry(report, "urn:uuid:6f2b0e47-0000-4000-8000-000000000001")]
     if plan is not None:
         care_plan = {

@@ -33,6 +33,7 @@ from medconsult.fhir.client import FhirNotFound, FhirRequestError, FhirUnavailab
 from medconsult.logs import quiet_data_loggers
 from medconsult.runner import Services, followup_state, saved_state
 from medconsult.signoff import SignOff
+from medconsult.tools.imaging.compare_radiographs import CompareRadiographsTool
 from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
 from medconsult.tracing import read_trace
 from medconsult.workspace.auth import (
@@ -377,6 +378,18 @@ def create_app(settings: Settings, services: Services, store: WorkspaceStore | N
             raise HTTPException(404)
         path = await asyncio.to_thread(overlay_layer, record.result, layer, case.out_dir)
         if path is None:
+            raise HTTPException(404)
+        return FileResponse(path, media_type="image/png")
+
+    @app.get("/cases/{case_id}/comparison/{result_id}.png")
+    async def comparison(request: Request, case_id: str, result_id: str) -> Response:
+        """The prior and current film side by side, as compare_radiographs drew them inside the case's folder."""
+        case = owned_case(case_id, user_of(request))
+        record = case_evidence(await saved_state(settings, case.thread_id)).records.get(result_id)
+        if record is None or record.tool != CompareRadiographsTool.tool_name() or not record.ok:
+            raise HTTPException(404)
+        path = inside(case.out_dir, record.result["overlay_png"])
+        if path is None or not path.is_file():
             raise HTTPException(404)
         return FileResponse(path, media_type="image/png")
 

@@ -11,9 +11,10 @@ from typing import Any
 from medconsult.agents.followup import FollowUpTurn
 from medconsult.records import Fact, Gap, ToolRecord
 from medconsult.tools.base import Stage
+from medconsult.tools.imaging.compare_radiographs import CompareRadiographsTool
 from medconsult.tools.imaging.segment_lungs import SegmentLungsTool
 
-PERCEPTION_STAGES = (Stage.IMAGE, Stage.LUNGS)  # what the tools saw in the radiograph, beside its overlay
+PERCEPTION_STAGES = (Stage.IMAGE, Stage.LUNGS, Stage.PRIOR)  # what the tools saw in the radiograph, beside its overlay
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,22 @@ class Overlay:
     warnings: list[str]
 
 
+@dataclass(frozen=True)
+class DraftLine:
+    text: str
+    citations: list[Citation]
+    note: str  # "measured" (a tool's own sentence), "citation corrected", or ""
+
+
+@dataclass(frozen=True)
+class RadiologyView:
+    sections: list[tuple[str, list[DraftLine]]]  # Findings, Comparison, Impression
+    withheld: list[str]
+    compared_with: list[str]
+    comparisons: list[ToolRecord]  # compare_radiographs results: their prior | current image
+    note: str | None
+
+
 @dataclass
 class CaseEvidence:
     safety: list[str] = field(
@@ -62,6 +79,7 @@ class CaseEvidence:
     actions: list[ActionView] = field(default_factory=list)
     cautions: list[str] = field(default_factory=list)
     overlays: list[Overlay] = field(default_factory=list)
+    radiology: RadiologyView | None = None
     perception: list[ToolRecord] = field(default_factory=list)
     scores: list[ToolRecord] = field(default_factory=list)
     facts: dict[str, Fact] = field(default_factory=dict)
@@ -116,6 +134,7 @@ def case_evidence(state: dict[str, Any], followups: dict[str, Any] | None = None
             for a in plan.actions
         ]
         evidence.cautions = list(plan.cautions)
+    evidence.radiology = _radiology(state.get("radiology_draft"), facts, records)
     for record in records:
         if not record.ok or not record.result:
             continue
@@ -127,6 +146,23 @@ def case_evidence(state: dict[str, Any], followups: dict[str, Any] | None = None
         elif record.stage == Stage.SCORES:
             evidence.scores.append(record)
     return evidence
+
+
+def _radiology(draft: Any, facts: dict[str, Fact], records: list[ToolRecord]) -> RadiologyView | None:
+    """The checked radiology draft (agents/schemas.RadiologyDraft), each statement with its citations."""
+    if draft is None:
+        return None
+    sections = [
+        (name.capitalize(), [
+            DraftLine(s.text, [_citation(facts, f, "cites") for f in s.facts],
+                      "measured" if s.source == "measurement" else "citation corrected" if s.recited else "")
+            for s in statements
+        ])
+        for name, statements in draft.sections()
+    ]
+    comparisons = [r for r in records if r.tool == CompareRadiographsTool.tool_name() and r.ok]
+    return RadiologyView(sections, [f"{w.section}: \"{w.text}\": {w.reason}" for w in draft.withheld],
+                         list(draft.compared_with), comparisons, draft.note)
 
 
 def _citation(facts: dict[str, Fact], fact_id: str, stance: str) -> Citation:
