@@ -64,7 +64,7 @@ LOCAL_RECORDS = $(MC) fhir up; $(MC) fhir load $(SYNTHEA_BUNDLES); \
 demo: setup index
 	$(MC) llm fetch $(DEMO_MODEL)
 	@set -e; trap '$(MC) fhir down' EXIT; $(LOCAL_RECORDS); \
-	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/hannover-covid.yaml --out out/demo --auto-approve
+	MEDCONSULT_EMBEDDED_MODEL=$(DEMO_MODEL) $(MC) run --case cases/hannover-followup.yaml --out out/demo --auto-approve
 
 # The workspace's browser test drives Debian's chromium (pip playwright downloads no browser).
 $(STAMPS)/chromium:

@@ -101,10 +101,12 @@ def check_draft(draft: RadiologyDraft, facts: list[Fact], prior_dates: list[str]
     compared = [f for f in citable if f.kind == "comparison"]
     if compared and not any(_states_score(s.text, compared[0]) for s in kept["comparison"]):
         kept["comparison"].insert(0, _measurement(compared[0]))  # the change score names both films and the verdict
-    if not kept["findings"] and len(zones) > 1:
-        kept["findings"] = [_measurement(zones[1]), _measurement(zones[0])]
-    if not kept["impression"] and (compared or zones):
-        kept["impression"] = [_measurement(compared[0] if compared else zones[1 if len(zones) > 1 else 0])]
+    # lung_zones states: the zone table, the opacified zones with laterality and pattern, size and texture;
+    # compare_radiographs: the change score, the zones beyond the noise (or the largest change), the size change.
+    if not kept["findings"] and zones:
+        kept["findings"] = [_measurement(f) for f in zones[:1] + zones[2:3]]
+    if not kept["impression"] and (zones or compared):
+        kept["impression"] = [_measurement(f) for f in zones[1:2] + compared[1:2]] or [_measurement(compared[0])]
     return draft.model_copy(update={**kept, "withheld": withheld})
 
 
@@ -194,6 +196,9 @@ def _cite_sources(statement: DraftStatement, citable: list[Fact]) -> DraftStatem
         return _cite_copied(statement, cited, citable)
     if all(check_quantity(q, Record(cited)) is None for q in claims):
         return statement
+    whole = [f for f in citable if all(check_quantity(q, Record([f])) is None for q in claims)]
+    if whole:  # one fact states every figure: cite it alone
+        return statement.model_copy(update={"facts": [whole[0].id], "recited": True})
     sources = []
     for claim in claims:
         stating = [f for f in citable if check_quantity(claim, Record([f])) is None]

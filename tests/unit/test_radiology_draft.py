@@ -4,7 +4,9 @@ The facts are written here as the two tools word them; the vocabulary of the wro
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from pathlib import Path
 
 from fakes import FakeToolCallingModel
 from medconsult.agents.deterministic.zone_claims import misattributed
@@ -65,9 +67,8 @@ def test_numbers_and_dates_no_measurement_states_are_withheld():
     reasons = {w.text: w.reason for w in checked.withheld}
     assert "no tool result has this value" in reasons["The left lower zone is 75% opaque."]
     assert "no tool result has this date" in reasons["Opacity first seen on 2020-02-11."]
-    # Findings lost every statement: the tool's own sentences stand in, marked as measurements.
-    assert [(s.text, s.source) for s in checked.findings] == [(OPACIFIED.text, "measurement"),
-                                                              (ZONES.text, "measurement")]
+    # Findings lost every statement: the tool's own sentence stands in, marked as a measurement.
+    assert [(s.text, s.source) for s in checked.findings] == [(ZONES.text, "measurement")]
 
 
 def test_a_figure_given_to_the_wrong_zone_or_as_a_change_is_withheld():
@@ -154,3 +155,54 @@ async def test_the_model_may_cite_only_the_image_measurements():
     assert draft.findings[0].facts == ["F2"]
     prompt = str(model.calls[0][1].content)
     assert "prior film of 2020-03-02" in prompt and "F3, F4" in prompt
+
+
+async def test_the_consult_graph_drafts_the_report_of_a_film_compared_with_one_given_with_the_case(
+    tmp_path, monkeypatch
+):
+    """Real imaging tools on two films of one Hannover patient, the prior given with the case; a fake model."""
+    from conftest import DATA_DIR
+    from fakes import canned_record_tools
+    from medconsult.cases import Case
+    from medconsult.config import Settings
+    from medconsult.runner import Services, run_consult
+    from medconsult.signoff import auto_approve
+    from medconsult.tools.base import ToolContext
+    from medconsult.tools.imaging import imaging_tools
+
+    tools = canned_record_tools()
+    imaging = {t.name: t for t in imaging_tools(ToolContext(Settings(), work_dir=tmp_path / "out"))
+               if t.name in ("load_image", "segment_lungs", "lung_zones", "compare_radiographs")}
+    tools.tools.update(imaging)
+    monkeypatch.setattr("medconsult.runner.discover_tools", lambda context: tools)
+    films = DATA_DIR / "cxr_hannover_covid" / "png"
+    case = Case(id="followup", patient="MRN-1", images=[str(films / "e53ea41a.png")], as_of=date(2020, 3, 6),
+                priors=[{"path": str(films / "27a70642.png"), "date": "2020-03-02"}])
+    settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=0,
+                        llm_structured_output="function_calling")
+
+    def invented(schema):  # a draft whose only figure no measurement states
+        label = schema["properties"]["findings"]["items"]["properties"]["cites"]["items"]["enum"][0]
+        return {section: [{"text": text, "cites": [label]}] for section, text in (
+            ("findings", "Left lower zone opacity 73%."), ("comparison", "Left lower zone opacity 73% now."),
+            ("impression", "Opacity of 73% in the left lower zone."))}
+
+    model = FakeToolCallingModel(script=[invented, None, None])
+    outcome = await run_consult(case, settings, Services("http://127.0.0.1:9/fhir", model, "fake"),
+                                tmp_path / "out", approver=auto_approve)
+    draft = outcome.state["radiology_draft"]
+    assert [w.section for w in draft.withheld] == ["findings", "comparison", "impression"]
+    assert [w.reason.split(": ")[-1] for w in draft.withheld] == [
+        "no tool result has this value", "a comparison that cites no comparison of the two films",
+        "no tool result has this value"]
+    assert draft.compared_with == ["2020-03-02 (given with the case)"] and Path(draft.overlays[0]).is_file()
+    assert [s.source for s in draft.comparison] == ["measurement"]
+    assert "current film of 2020-03-06 with the prior film of 2020-03-02, 4 days earlier" in draft.comparison[0].text
+    assert draft.findings and draft.impression
+    assert not [f for f in outcome.state["grounding"].flags if f.location.startswith("radiology_draft")]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert re.search(r"<strong>Findings</strong></p>\s*<ul>\s*<li>", html)
+    assert "(measured)" in html and "[F" in html
+    assert re.search(r"<strong>Comparison</strong> \(with the film of 2020-03-02 \(given with the case\)\)</p>", html)
+    assert "Left lower zone opacity 73%." in html.split("Withheld from the draft")[1]  # shown as withheld only
+    assert [s.source for s in draft.findings] == ["measurement", "measurement"]

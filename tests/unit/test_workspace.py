@@ -433,3 +433,44 @@ async def test_a_full_queue_answers_busy_at_once_and_frees_when_a_run_ends(tmp_p
     release.set()
     await asyncio.gather(*waiting)
     assert runs.busy() is None
+
+
+def test_the_radiology_draft_shows_beside_the_two_films_it_compares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A follow-up film with its prior: the case page shows Findings, Comparison and Impression with their citations,
+    the side-by-side image of both films, and what the check withheld."""
+    from conftest import DATA_DIR
+    from medconsult.tools.base import ToolContext
+    from medconsult.tools.imaging import imaging_tools
+
+    def tools(context):
+        registry = canned_record_tools()
+        registry.tools.update({t.name: t for t in imaging_tools(ToolContext(Settings(), work_dir=context.work_dir))
+                               if t.name in ("load_image", "segment_lungs", "lung_zones", "compare_radiographs")})
+        return registry
+
+    monkeypatch.setattr("medconsult.runner.discover_tools", tools)
+    films = DATA_DIR / "cxr_hannover_covid" / "png"
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "f1.yaml").write_text(
+        f"id: f1\npatient: MRN-1\nas_of: '2020-03-06'\nimages: ['{films / 'e53ea41a.png'}']\n"
+        f"priors: [{{path: '{films / '27a70642.png'}', date: '2020-03-02'}}]\n")
+    settings = Settings(state_dir=tmp_path / "state", checkpoint_db=tmp_path / "cp.sqlite", evidence_rounds=0,
+                        llm_structured_output="function_calling", workspace_case_dirs=[cases])
+    store = WorkspaceStore(settings.resolved_workspace_dir / "workspace.sqlite")
+    store.add_user("dr_a", hash_password(PASSWORD))
+    app = create_app(settings, Services("http://127.0.0.1:9/fhir", FakeToolCallingModel(), "fake"), store)
+    with TestClient(app, base_url="http://127.0.0.1:8300") as client:
+        case_id = _drafted_case(client, store)
+        page = client.get(f"/cases/{case_id}").text
+        section = page.split('id="radiology"', 1)[1].split("</section>", 1)[0]
+        for heading in ("Findings", "Comparison", "Impression"):
+            assert f"<h3>{heading}" in section
+        assert "with the film of 2020-03-02 (given with the case)" in section
+        assert "current film of 2020-03-06 with the prior film of 2020-03-02" in section and "(measured)" in section
+        assert re.search(r'<a class="cite cites" href="/cases/[^/]+/facts/F\d+"', section)
+        image = re.search(r'<img src="(/cases/[^/]+/comparison/compare_radiographs:[0-9a-f]+\.png)"', section)
+        response = client.get(image.group(1))
+        assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+        assert "Withheld from the draft" in section  # the fake's filler statements
+        assert client.get(f"/cases/{case_id}/comparison/load_image:0.png").status_code == 404
