@@ -3,9 +3,10 @@ call, then a deterministic check of every statement.
 
 The model words the draft; the measurements (lung_zones, compare_radiographs) are its only sources. Each statement
 must cite them, and every number and date in it must be one a fact states (the grounding verifier): a statement
-that fails is withheld, with the reason, never shown as the draft's; so is one whose percentages are given to the
-wrong zone or as a change instead of a level (zone_claims.py), or that calls the chest worse or better when the
-comparison found the films within the same-day noise. A section left empty, and a Comparison without the change
+that fails is withheld, with the reason, never shown as the draft's; so is one that repeats an instruction planted in
+record text (agents/deterministic/injection.py), one whose percentages are given to the wrong zone or as a change
+instead of a level (zone_claims.py), and one that calls the chest worse or better when the comparison found the
+films within the same-day noise. A section left empty, and a Comparison without the change
 score (which names both films and the verdict), get the tool's own sentence, marked as a measurement, so the draft
 always describes the image and cites both exams when there are two.
 """
@@ -20,6 +21,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from medconsult.agents.deterministic.grounding import check_quantity, verify_grounding
+from medconsult.agents.deterministic.injection import PlantedText
 from medconsult.agents.deterministic.quantities import scan_quantities
 from medconsult.agents.deterministic.recorded import Record
 from medconsult.agents.deterministic.zone_claims import misattributed
@@ -80,12 +82,16 @@ def check_draft(draft: RadiologyDraft, facts: list[Fact], prior_dates: list[str]
     withheld = list(draft.withheld)
     citable = draft_facts(facts)
     instructions = _shingles(task_prompt(citable, prior_dates[0] if prior_dates else None))
+    planted = PlantedText(facts)
     seen: set[str] = set()
     for section, statements in draft.sections():
         kept[section] = []
         for index, statement in enumerate(statements):
             key = " ".join(statement.text.lower().split())
-            if key in seen:
+            echo = planted.echo(statement.text) if planted else None
+            if echo:
+                reason = f"repeats an instruction planted in the record ({', '.join(echo[1])})"
+            elif key in seen:
                 reason = "repeats an earlier statement"
             elif _echoes(statement.text, instructions):
                 reason = "repeats the task's instructions, not a finding"

@@ -125,7 +125,9 @@ def validate(source: Path, log: Callable[[str], None] = lambda _: None, bootstra
                     "change_score": 0.0 if isinstance(outcome, str) else outcome.change_score,
                     "zone_opacity_changes": [] if isinstance(outcome, str)
                     else [z.opacity_change for z in outcome.zones],
-                    "measured": not isinstance(outcome, str)}
+                    "measured": not isinstance(outcome, str),
+                    "secondary": {} if isinstance(outcome, str) else secondary_scores(
+                        measured[prior.image_id], measured[current.image_id], outcome)}
             if prior.day == current.day:
                 repeat.append(pair)
             else:
@@ -144,11 +146,52 @@ def validate(source: Path, log: Callable[[str], None] = lambda _: None, bootstra
             "noise_floor": "1.96 x the standard deviation of change_score over same-day pairs",
         },
         "noise_floor": noise.__dict__ if noise else None,
-        "validation": discrimination(interval, bootstrap),
+        "validation": {**discrimination(interval, bootstrap),
+                       "interval_to_repeat_sd": _spread_ratio([p["change_score"] for p in interval if p["measured"]],
+                                                              [p["change_score"] for p in repeat if p["measured"]])},
+        "secondary": {name: secondary(interval, repeat, name, bootstrap) for name in SECONDARY},
         "pairs_unmeasured": unmeasured,
         "repeat_pairs": repeat,
         "interval_pairs": interval,
     }
+
+
+# Other readings of the same measurements, reported beside the pre-specified change score (not chosen from them).
+SECONDARY = {
+    "density_change": "mean over the six zones of the density change, percent of the prior",
+    "density_percentile_change": "mean over the six zones of the change of the density's reference percentile",
+    "lower_zones_opacity_change": "mean opacity change of the four middle and lower zones, percentage points",
+    "size_index_loss": "mean over both lungs of the lung size index's loss, percent",
+}
+
+
+def secondary_scores(prior: LungMeasures, current: LungMeasures, comparison: Comparison) -> dict[str, float]:
+    before = {(z.side, z.zone): z for z in prior.zones}
+    percentiles = [(z.density_percentile or 0) - (before[z.side, z.zone].density_percentile or 0)
+                   for z in current.zones]
+    return {
+        "density_change": float(np.mean([z.density_change for z in comparison.zones])),
+        "density_percentile_change": float(np.mean(percentiles)),
+        "lower_zones_opacity_change": float(np.mean([z.opacity_change for z in comparison.zones
+                                                     if z.zone != "upper"])),
+        "size_index_loss": -float(np.mean(list(comparison.area_change.values()))),
+    }
+
+
+def secondary(interval: list[dict], repeat: list[dict], name: str, bootstrap: int) -> dict[str, Any]:
+    """A secondary score's AUC (as the change score's) and its spread over interval pairs against repeat pairs."""
+    scored = [{**p, "change_score": p["secondary"].get(name, 0.0)} for p in interval]
+    interval_scores, repeat_scores = ([p["secondary"][name] for p in pairs if p["measured"]]
+                                      for pairs in (interval, repeat))
+    return {"definition": SECONDARY[name], **discrimination(scored, bootstrap),
+            "interval_to_repeat_sd": _spread_ratio(interval_scores, repeat_scores)}
+
+
+def _spread_ratio(interval: list[float], repeat: list[float]) -> float | None:
+    """How much more films days apart differ than same-day films: above 1, the score sees more than noise."""
+    if len(interval) < 2 or len(repeat) < 2 or not np.std(repeat, ddof=1):
+        return None
+    return round(float(np.std(interval, ddof=1) / np.std(repeat, ddof=1)), 2)
 
 
 def noise_floor(repeat: list[dict], source: str) -> NoiseFloor | None:

@@ -179,3 +179,29 @@ async def test_a_prior_given_with_the_case_is_used_without_a_record(tmp_path: Pa
 @pytest.mark.parametrize("folders", [[], ["missing-folder"]])
 def test_an_empty_archive_finds_nothing(tmp_path: Path, folders: list[str]):
     assert find_study(dicom_uids("x").study, [tmp_path / f for f in folders]) is None
+
+
+def test_worsening_is_an_icu_admission_after_the_earlier_film_or_a_fall_in_po2():
+    from medconsult.evals.change_validation import Film, worsened
+
+    def film(day: int, icu: int | None = None, po2: float | None = None) -> Film:
+        return Film("p", f"i{day}", Path("x.png"), day, day, icu, po2)
+
+    assert worsened(film(0, icu=5), film(3, icu=5)) == (True, "ICU admission on day 5")  # within 3 days after
+    assert not worsened(film(0, icu=7), film(3, icu=7))[0]  # 4 days after the later film: too late
+    assert not worsened(film(2, icu=2), film(4, icu=2))[0]  # already in the ICU at the earlier film
+    assert worsened(film(0, po2=80), film(2, po2=70)) == (True, "pO2 80 -> 70 mmHg")
+    assert not worsened(film(0, po2=80), film(2, po2=75))[0] and not worsened(film(0), film(2, po2=40))[0]
+
+
+def test_the_noise_floor_is_the_repeatability_of_same_day_pairs():
+    from medconsult.evals.change_validation import discrimination, noise_floor
+
+    repeat = [{"patient": p, "change_score": s, "zone_opacity_changes": [s, -s], "measured": True}
+              for p, s in (("a", 1.0), ("a", -1.0), ("b", 3.0), ("c", -3.0))]
+    floor = noise_floor(repeat, "set")
+    assert floor.change_score == round(1.96 * float(np.std([1, -1, 3, -3], ddof=1)), 1) and floor.patients == 3
+    assert noise_floor(repeat[:2], "set") is None  # too few pairs to say
+    interval = [{"patient": str(i), "change_score": float(i), "worsened": i >= 5} for i in range(10)]
+    figures = discrimination(interval, bootstrap=200)
+    assert figures["auc"] == 1.0 and figures["worsened"] == 5 and figures["patients"] == 10

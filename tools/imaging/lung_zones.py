@@ -9,9 +9,17 @@ from pydantic import BaseModel, Field
 
 from medconsult.imaging.comparison import load_noise_floor
 from medconsult.imaging.io import read_radiograph
-from medconsult.imaging.zones import OPAQUE_ZONE, LungMeasures, ZoneMeasure, measure, opacified, pattern
+from medconsult.imaging.zones import (
+    OPAQUE_ZONE,
+    LungMeasures,
+    ZoneMeasure,
+    load_reference,
+    measure,
+    opacified,
+    pattern,
+)
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
-from medconsult.tools.imaging.radiomics_features import _mask
+from medconsult.tools.imaging.radiomics_features import read_mask
 
 
 class LungZonesArgs(BaseModel):
@@ -73,8 +81,6 @@ def _ordinal(value: float | None) -> str:
 
 
 def _threshold_text() -> str:
-    from medconsult.imaging.zones import load_reference
-
     return f"{load_reference().get('opacity_quantile', 0.8):.0%}"
 
 
@@ -108,7 +114,7 @@ class LungZonesTool(MedTool):
 
     def execute(self, args: LungZonesArgs) -> LungZonesResult:
         image = read_radiograph(Path(args.image))
-        right, left = (_mask(Path(p), image.pixels.shape) for p in (args.right_mask, args.left_mask))
+        right, left = (read_mask(Path(p), image.pixels.shape) for p in (args.right_mask, args.left_mask))
         measures = measure(image.pixels, right, left)
         involved = [z.name.removesuffix(" zone") for z in opacified(measures)]
         noise = load_noise_floor()

@@ -79,7 +79,7 @@ class RadiomicsFeaturesTool(MedTool):
 
     def execute(self, args: RadiomicsArgs) -> RadiomicsResult:
         image = read_radiograph(Path(args.image))
-        right, left = (_mask(Path(p), image.pixels.shape) for p in (args.right_mask, args.left_mask))
+        right, left = (read_mask(Path(p), image.pixels.shape) for p in (args.right_mask, args.left_mask))
         grey = (normalise(image.pixels) * 255).astype(np.uint8)
         regions = radiomics.extract(grey, right, left, image.pixel_spacing_mm)
         found = radiomics.findings(regions)
@@ -97,7 +97,8 @@ class RadiomicsFeaturesTool(MedTool):
         )
 
 
-def _mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+def read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A lung mask PNG (0/255) from segment_lungs, checked against the image's size."""
     mask = np.asarray(Image.open(path).convert("L")) > 127
     if mask.shape != shape:
         raise ValueError(f"{path.name}: mask {mask.shape[1]}x{mask.shape[0]} does not match the image size")
