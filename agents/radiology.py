@@ -28,6 +28,7 @@ from medconsult.agents.deterministic.zone_claims import misattributed
 from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
 from medconsult.agents.schemas import DraftStatement, RadiologyDraft, WithheldStatement, radiology_request
 from medconsult.config import StructuredOutputMethod
+from medconsult.imaging.comparison import NOT_INTERPRETABLE
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
 from medconsult.records import Fact, Gap
@@ -135,10 +136,11 @@ def _claims_change(text: str) -> bool:
 
 
 def _within_noise(facts: list[Fact]) -> bool:
-    """The comparison found the films within the same-day noise (compare_radiographs' verdict) and no zone beyond."""
+    """The comparison found the films within the same-day noise, or could not compare them (compare_radiographs'
+    verdict), and no zone beyond the noise."""
     compared = [f.text for f in facts if f.kind == "comparison"]
-    return any("): within noise." in t for t in compared) and not any(" beyond the ±" in t and "No zone" not in t
-                                                                          for t in compared)
+    steady = any(f": {verdict}." in t for t in compared for verdict in ("within noise", NOT_INTERPRETABLE))
+    return steady and not any(" beyond the ±" in t and "No zone" not in t for t in compared)
 
 
 def _cite_copied(statement: DraftStatement, cited: list[Fact], citable: list[Fact]) -> DraftStatement:

@@ -10,7 +10,9 @@ On the Hannover set's patients with more than one radiograph, each film is segme
   10 mmHg below the one within a day of the earlier film; all other pairs are the rest.
 
 The AUC of change_score for "worsened" has a 95% interval from resampling patients. A pair whose films could not
-both be measured keeps a score of 0 (no change seen) rather than leaving the denominator: it is counted and named.
+both be measured, or whose comparison the tool would call not interpretable (a film with a segmentation caution),
+keeps a score of 0 (no change seen) rather than leaving the denominator: it is counted and named. Such pairs do not
+enter the noise floor: the tool states none for them.
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ def measure_films(films: list[Film], log: Callable[[str], None] = lambda _: None
         try:
             pixels = read_radiograph(film.path).pixels
             masks = segmenter.segment(pixels)
-            measured[film.image_id] = measure(pixels, masks.right, masks.left)
+            cautions = masks.quality_warnings()  # compare_radiographs calls such a comparison not interpretable
+            measured[film.image_id] = (f"segmentation caution: {'; '.join(cautions)}" if cautions
+                                       else measure(pixels, masks.right, masks.left))
         except ValueError as error:
             measured[film.image_id] = f"{type(error).__name__}: {error}"
         if index % 25 == 0:

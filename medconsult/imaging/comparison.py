@@ -5,13 +5,15 @@ Both films are measured with zones.py, so their zones are aligned by anatomy (ea
 a zone is its opacity change in percentage points and its density change relative to the prior film; the films'
 `change_score` is the mean opacity change over the six zones, in percentage points (positive = worse). Its noise
 floor is the repeatability coefficient of the score over same-day pairs of the Hannover set (1.96 x the standard
-deviation of their scores), measured by `medconsult eval change --record` and kept beside the zone reference.
+deviation of their scores), measured by `medconsult eval change --record` and kept beside the zone reference. A
+film whose segmentation the model itself doubts (segmentation.LungMasks.quality_warnings) makes the comparison not
+interpretable: its zones would not be the other film's.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -53,16 +55,24 @@ class NoiseFloor:
     source: str
 
 
+NOT_INTERPRETABLE = "not interpretable (segmentation caution)"
+
+
 @dataclass
 class Comparison:
     zones: list[ZoneChange]
     area_change: dict[str, float]  # per side: percent change of the lung's area index
     change_score: float
     noise: NoiseFloor | None
+    cautions: list[str] = field(default_factory=list)  # a film whose lung masks may not be two lungs
 
     @property
     def verdict(self) -> str:
-        """"worse", "better" or "within noise" (or "unknown noise floor" without one)."""
+        """"worse", "better" or "within noise"; NOT_INTERPRETABLE when a film's segmentation is in doubt (its masks
+        may hold one lung, or lung and mediastinum: every zone compared would be a different region); "unknown noise
+        floor" without one."""
+        if self.cautions:
+            return NOT_INTERPRETABLE
         if self.noise is None:
             return "unknown noise floor"
         if abs(self.change_score) < self.noise.change_score:
@@ -70,7 +80,10 @@ class Comparison:
         return "worse" if self.change_score > 0 else "better"
 
     def beyond_noise(self) -> list[ZoneChange]:
-        """Zones whose opacity changed by more than one zone's noise floor, largest first."""
+        """Zones whose opacity changed by more than one zone's noise floor, largest first (none when the comparison
+        is not interpretable)."""
+        if self.cautions:
+            return []
         floor = self.noise.zone_opacity if self.noise else 0.0
         return sorted((z for z in self.zones if abs(z.opacity_change) >= floor),
                       key=lambda z: -abs(z.opacity_change))
@@ -79,7 +92,8 @@ class Comparison:
         return {**asdict(self), "verdict": self.verdict}
 
 
-def compare(prior: LungMeasures, current: LungMeasures, noise: NoiseFloor | None = None) -> Comparison:
+def compare(prior: LungMeasures, current: LungMeasures, noise: NoiseFloor | None = None,
+            cautions: list[str] | None = None) -> Comparison:
     changes = []
     for now in current.zones:
         before = prior.zone(now.side, now.zone)
@@ -93,7 +107,7 @@ def compare(prior: LungMeasures, current: LungMeasures, noise: NoiseFloor | None
     score = round(sum(c.opacity_change for c in changes) / len(changes), 1)
     areas = {side: round(100 * (current.area_index[side] / prior.area_index[side] - 1), 1)
              for side in current.area_index if prior.area_index.get(side)}
-    return Comparison(changes, areas, score, noise)
+    return Comparison(changes, areas, score, noise, list(cautions or []))
 
 
 @cache

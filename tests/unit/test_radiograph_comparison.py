@@ -73,6 +73,14 @@ def test_an_opacity_added_to_the_left_lower_zone_scores_as_worse_there(tmp_path:
     assert all(abs(z.opacity_change) < 1 for z in changed.zones if z is not left_lower)
 
 
+def test_a_film_whose_segmentation_is_in_doubt_makes_the_comparison_not_interpretable():
+    from medconsult.imaging.comparison import NOT_INTERPRETABLE
+
+    _, _, measures = _measured(FILM)
+    doubted = compare(measures, measures, load_noise_floor(), ["current film: low segmentation confidence"])
+    assert doubted.verdict == NOT_INTERPRETABLE and doubted.beyond_noise() == []
+
+
 def test_the_noise_floor_and_the_validation_are_recorded_with_the_reference():
     noise, validation = load_noise_floor(), load_validation()
     assert noise.change_score > 0 and noise.zone_opacity > 0 and noise.pairs >= 3

@@ -93,6 +93,11 @@ def test_a_change_the_comparison_calls_noise_is_not_reported_as_worsening():
     negated = check_draft(_draft(impression=[("No significant change since 2020-03-02.", ["F3"])]), facts,
                           ["2020-03-02"])
     assert negated.withheld == []
+    doubted = _fact(3, "compare_radiographs", "comparison",
+                    "Comparison of the current film of 2020-03-06 with the prior film of 2020-03-02: change score "
+                    "+31 points (mean opacity change over the six zones; same-day noise floor ±20.5): not "
+                    "interpretable (segmentation caution). Caution: current film: low segmentation confidence")
+    assert check_draft(_draft(impression=[(claim, ["F3"])]), [ZONES, OPACIFIED, doubted], ["2020-03-02"]).withheld
     # A zone beyond its noise is a change the draft may report, whatever the overall score.
     assert check_draft(_draft(impression=[(claim, ["F3", "F4"])]), FACTS, ["2020-03-02"]).withheld == []
 

@@ -51,7 +51,8 @@ class CompareResult(ToolResult):
     change_score: float  # mean opacity change over the six zones, percentage points; positive = worse
     noise_floor: float | None  # |change_score| below this is within same-day repeat noise
     zone_noise: float | None
-    verdict: str  # "worse" | "better" | "within noise" | "unknown noise floor"
+    verdict: str  # "worse" | "better" | "within noise" | "not interpretable (...)" | "unknown noise floor"
+    cautions: list[str] = Field(default_factory=list)  # segmentation warnings of either film
     new_opacities: list[str]
     cleared: list[str]
     reliability: str
@@ -64,10 +65,11 @@ class CompareResult(ToolResult):
     def evidence(self) -> list[Evidence]:
         interval = f", {self.interval_days} days earlier" if self.interval_days is not None else ""
         noise = f"same-day noise floor ±{self.noise_floor:g}" if self.noise_floor is not None else "no noise floor"
+        caution = f" Caution: {'; '.join(self.cautions)}; check the side-by-side image." if self.cautions else ""
         items = [Evidence(kind="comparison", resource=self.overlay_png, value=self.change_score, text=(
             f"Comparison of the {self._when('current')} with the {self._when('prior')}{interval}: change score "
             f"{self.change_score:+g} points (mean opacity change over the six zones; {noise}): {self.verdict}. "
-            f"Reliability: {self.reliability}"))]
+            f"Reliability: {self.reliability}.{caution}"))]
         before = self.prior_date.isoformat() if self.prior_date else "prior"
         after = self.current_date.isoformat() if self.current_date else "current"
         moved = sorted((z for z in self.zones if z.beyond_noise), key=lambda z: -abs(z.opacity_change))
@@ -125,15 +127,15 @@ class CompareRadiographsTool(MedTool):
 
         segmenter = load_segmenter(self.context.settings.seg_bundle)
         films = [read_radiograph(Path(p)) for p in (args.prior, args.current)]
-        measured, panels = [], []
-        for film in films:
+        measured, panels, cautions = [], [], []
+        for which, film in zip(("prior", "current"), films, strict=True):
             check_chest_radiograph(film)
             masks = segmenter.segment(film.pixels)
-            measures = measure(film.pixels, masks.right, masks.left)
-            measured.append(measures)
+            cautions += [f"{which} film: {warning}" for warning in masks.quality_warnings()]
+            measured.append(measure(film.pixels, masks.right, masks.left))
             panels.append((film, masks))
         noise = load_noise_floor()
-        comparison = compare(measured[0], measured[1], noise)
+        comparison = compare(measured[0], measured[1], noise, cautions)
         prior_date = args.prior_date or _study_date(films[0])
         current_date = args.current_date or _study_date(films[1])
         overlay = self._overlay(panels, comparison, films)
@@ -151,7 +153,7 @@ class CompareRadiographsTool(MedTool):
             ) for z in comparison.zones],
             area_change_pct=comparison.area_change, change_score=comparison.change_score,
             noise_floor=noise.change_score if noise else None, zone_noise=noise.zone_opacity if noise else None,
-            verdict=comparison.verdict,
+            verdict=comparison.verdict, cautions=comparison.cautions,
             new_opacities=[z.name.removesuffix(" zone") for z in comparison.zones if z.new_opacity],
             cleared=[z.name.removesuffix(" zone") for z in comparison.zones if z.cleared],
             reliability=_reliability(), overlay_png=str(overlay),
