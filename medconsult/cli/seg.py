@@ -67,3 +67,32 @@ def zone_reference(
     reference = build_reference(folder)
     console.print(f"{reference['name']}: thresholds {reference['thresholds']} -> "
                   f"{write_reference(reference, REFERENCE_BUNDLE, folder)}")
+
+
+@seg_app.command("cv")
+def cross_validation(
+    data: Path = typer.Option(None, help="seg_lung_v7_ccby folder (default: in the data folder)"),
+    external: Path = typer.Option(None, help="an external check set (default: seg_lung_v7_ncsa when present)"),
+    folds: int = typer.Option(5, min=2, help="patient-grouped folds"),
+    epochs: int = typer.Option(None, help="override the number of epochs"),
+    out: Path = typer.Option(Path("out/seg-cv.json"), help="where to write the figures"),
+) -> None:
+    """Patient-grouped k-fold cross-validation of the training configuration: every image's Dice from a network that
+    never saw its patient; the external set measured by every fold's network; the quality warnings' hit rates."""
+    import json
+
+    from medconsult.imaging.seg_cv import cross_validate
+    from medconsult.imaging.train_seg import TrainConfig
+
+    folder = _data_dir(data)
+    if external is None:
+        candidate = invocation_settings().resolved_data_dir / "seg_lung_v7_ncsa"
+        external = candidate if (candidate / "manifest.csv").is_file() else None
+    config = TrainConfig() if epochs is None else dataclasses.replace(TrainConfig(), epochs=epochs)
+    result = cross_validate(folder, config, folds, external, log=console.print)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    figures = result["cross_validation"]
+    console.print(f"cross-validated Dice mean {figures['dice_mean']} (95% CI {figures['dice_95ci']}), worst "
+                  f"{figures['dice_min']} ({figures['worst_image']}); external {result['external']}; "
+                  f"warnings {result['warnings']} -> {out}")

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from medconsult.imaging.segmentation import (
+    LungMasks,
     LungSegmenter,
     NoLungsFound,
     split_lungs,
@@ -133,6 +134,18 @@ def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def train(data_dir: Path, bundle_dir: Path, config: TrainConfig = TrainConfig(), log=print) -> dict:
+    """Train on the training patients of the fixed split, write the bundle, record its validation Dice."""
+    pairs = load_pairs(data_dir)
+    training, validation = split_by_patient(pairs, config.validation_fraction, config.seed)
+    network, training_seconds = fit(training, config, log)
+    _write_bundle(bundle_dir, network, config, training, validation, training_seconds)
+    scores = evaluate(bundle_dir, data_dir, config)
+    record_validation(bundle_dir, scores)
+    return scores
+
+
+def fit(training: list[Pair], config: TrainConfig, log=print) -> tuple[torch.nn.Module, float]:
+    """The network trained on `training` (deterministic for a seed), and the seconds it took."""
     from monai.bundle import ConfigParser
     from monai.utils import set_determinism
 
@@ -140,9 +153,6 @@ def train(data_dir: Path, bundle_dir: Path, config: TrainConfig = TrainConfig(),
     set_determinism(seed=config.seed)
     torch.use_deterministic_algorithms(True, warn_only=config.device != "cpu")
     generator = torch.Generator().manual_seed(config.seed)
-
-    pairs = load_pairs(data_dir)
-    training, validation = split_by_patient(pairs, config.validation_fraction, config.seed)
     images, labels = _tensors(training, config.input_size)
     parser = ConfigParser({"network_def": network_definition(config)})
     network = parser.get_parsed_content("network_def").to(config.device)
@@ -168,11 +178,7 @@ def train(data_dir: Path, bundle_dir: Path, config: TrainConfig = TrainConfig(),
         if epoch % 10 == 0 or epoch == config.epochs - 1:
             log(f"epoch {epoch + 1}/{config.epochs} loss {epoch_loss / len(training):.4f} "
                 f"({time.perf_counter() - started:.0f} s)")
-    training_seconds = time.perf_counter() - started
-    _write_bundle(bundle_dir, network, config, training, validation, training_seconds)
-    scores = evaluate(bundle_dir, data_dir, config)
-    record_validation(bundle_dir, scores)
-    return scores
+    return network, time.perf_counter() - started
 
 
 def evaluate(bundle_dir: Path, data_dir: Path, config: TrainConfig = TrainConfig()) -> dict:
@@ -180,17 +186,7 @@ def evaluate(bundle_dir: Path, data_dir: Path, config: TrainConfig = TrainConfig
     torch.set_num_threads(config.threads)
     segmenter = LungSegmenter(bundle_dir)
     _, validation = split_by_patient(load_pairs(data_dir), config.validation_fraction, config.seed)
-    per_image = {}
-    for pair in validation:
-        valid = pair.mask != IGNORE
-        truth = (pair.mask > IGNORE) & valid
-        try:
-            right, left = split_lungs(segmenter.probability(pair.image) > segmenter.threshold)
-            predicted = (right | left) & valid
-        except NoLungsFound:
-            predicted = np.zeros_like(truth)
-        denominator = predicted.sum() + truth.sum()
-        per_image[pair.name] = float(2 * (predicted & truth).sum() / denominator) if denominator else 1.0
+    per_image = {pair.name: image_dice(segmenter, pair)[0] for pair in validation}
     values = list(per_image.values())
     return {
         "dice_mean": round(float(np.mean(values)), 4),
@@ -199,6 +195,22 @@ def evaluate(bundle_dir: Path, data_dir: Path, config: TrainConfig = TrainConfig
         "patients": len({p.group for p in validation}),
         "per_image": {k: round(v, 4) for k, v in sorted(per_image.items())},
     }
+
+
+def image_dice(segmenter: LungSegmenter, pair: Pair) -> tuple[float, list[str]]:
+    """Dice of both lungs at the mask's resolution (ignore pixels excluded, after the post-processing of inference),
+    and the quality warnings inference would give (a refusal counts as Dice 0 with its reason as the warning)."""
+    valid = pair.mask != IGNORE
+    truth = (pair.mask > IGNORE) & valid
+    probability = segmenter.probability(pair.image)
+    try:
+        right, left = split_lungs(probability > segmenter.threshold)
+    except NoLungsFound as error:
+        return (1.0 if not truth.any() else 0.0), [str(error)]
+    predicted = (right | left) & valid
+    warnings = LungMasks(right=right, left=left, probability=probability).quality_warnings()
+    denominator = predicted.sum() + truth.sum()
+    return (float(2 * (predicted & truth).sum() / denominator) if denominator else 1.0), warnings
 
 
 INTENDED_USE = (

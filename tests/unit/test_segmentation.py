@@ -135,3 +135,34 @@ def test_a_bundle_that_could_run_code_is_refused_before_monai_reads_it(tmp_path:
     with pytest.raises(BundleRejected):
         LungSegmenter(bundle)
     assert not Path("/tmp/owned").exists()
+
+
+def test_cross_validation_holds_out_every_patient_once():
+    from medconsult.imaging.seg_cv import patient_folds
+    from medconsult.imaging.train_seg import load_pairs
+
+    pairs = load_pairs(SEG_DATA)
+    folds = patient_folds(pairs, 5, seed=1)
+    groups = [{p.group for p in fold} for fold in folds]
+    assert sum(len(fold) for fold in folds) == len(pairs)
+    assert all(not (a & b) for i, a in enumerate(groups) for b in groups[i + 1:])  # a patient in one fold only
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1
+    assert patient_folds(pairs, 5, seed=1) == folds
+
+
+def test_a_cross_validation_run_measures_every_image_and_the_warnings(tmp_path: Path):
+    """Two folds of one epoch on a few patients: the plumbing, not the figures."""
+    from medconsult.imaging import seg_cv
+    from medconsult.imaging.train_seg import load_pairs
+
+    few = tmp_path / "few"
+    shutil.copytree(SEG_DATA, few)
+    rows = (few / "manifest.csv").read_text().splitlines()
+    (few / "manifest.csv").write_text("\n".join(rows[:9]) + "\n")
+    config = dataclasses.replace(TrainConfig(), epochs=1)
+    result = seg_cv.cross_validate(few, config, k=2, external=few, log=lambda *_: None)
+    assert result["cross_validation"]["images"] == len(load_pairs(few)) == 8
+    assert {r["fold"] for r in result["per_image"]} == {0, 1}
+    assert result["external"]["images"] == 16  # every image, by each of the two fold networks
+    calibration = result["warnings"]
+    assert calibration["poor_images"] + calibration["good_images"] == 8
