@@ -213,3 +213,18 @@ def test_the_noise_floor_is_the_repeatability_of_same_day_pairs():
     interval = [{"patient": str(i), "change_score": float(i), "worsened": i >= 5} for i in range(10)]
     figures = discrimination(interval, bootstrap=200)
     assert figures["auc"] == 1.0 and figures["worsened"] == 5 and figures["patients"] == 10
+
+
+def test_a_comparison_not_interpretable_states_no_zone_change():
+    from medconsult.tools.imaging.compare_radiographs import CompareResult, ZoneChangeResult
+
+    zone = ZoneChangeResult(side="left", zone="lower", opacity_prior_pct=10, opacity_current_pct=60, opacity_change=50,
+                            density_change_pct=20, beyond_noise=False)
+    result = CompareResult(
+        summary="s", current="c.png", prior="p.png", current_date=date(2020, 3, 6), prior_date=date(2020, 3, 2),
+        interval_days=4, zones=[zone], area_change_pct={"right": -40.0, "left": 2.0}, change_score=8.3,
+        noise_floor=20.5, zone_noise=25.8, verdict="not interpretable (segmentation caution)",
+        cautions=["current film: one lung field is 27% of the other's area"], new_opacities=[], cleared=[],
+        reliability="AUC 0.53", overlay_png="o.png")
+    [only] = result.evidence()
+    assert "not interpretable" in only.text and "Caution: current film: one lung field" in only.text

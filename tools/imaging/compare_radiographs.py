@@ -70,6 +70,8 @@ class CompareResult(ToolResult):
             f"Comparison of the {self._when('current')} with the {self._when('prior')}{interval}: change score "
             f"{self.change_score:+g} points (mean opacity change over the six zones; {noise}): {self.verdict}. "
             f"Reliability: {self.reliability}.{caution}"))]
+        if self.cautions:
+            return items  # zones of a doubtful segmentation are not the other film's: no zone or size change stated
         before = self.prior_date.isoformat() if self.prior_date else "prior"
         after = self.current_date.isoformat() if self.current_date else "current"
         moved = sorted((z for z in self.zones if z.beyond_noise), key=lambda z: -abs(z.opacity_change))
