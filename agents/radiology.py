@@ -28,7 +28,6 @@ from medconsult.agents.deterministic.zone_claims import misattributed
 from medconsult.agents.evidence import citation_label, consult_system_prompt, fact_id
 from medconsult.agents.schemas import DraftStatement, RadiologyDraft, WithheldStatement, radiology_request
 from medconsult.config import StructuredOutputMethod
-from medconsult.imaging.comparison import NOT_INTERPRETABLE
 from medconsult.llm.structured import structured_call
 from medconsult.prompts import render
 from medconsult.records import Fact, Gap
@@ -74,10 +73,13 @@ def task_prompt(citable: list[Fact], prior_date: str | None) -> str:
     return render("radiology_draft.user.md", findings=findings, comparison=comparison, prior_date=prior_date)
 
 
-def check_draft(draft: RadiologyDraft, facts: list[Fact], prior_dates: list[str]) -> RadiologyDraft:
+def check_draft(draft: RadiologyDraft, facts: list[Fact], prior_dates: list[str], steady: bool = False
+                ) -> RadiologyDraft:
     """Withhold each statement that cites no measurement, states a number or date no fact states (or in the wrong
-    role), repeats the task's instructions or an earlier statement; refill empty sections, and a Comparison without
-    the change score, with the measurements' own sentences."""
+    role), calls the chest worse or better when the comparison is `steady` (compare_radiographs found nothing beyond
+    the noise, or could not compare), or repeats planted record text, the task's instructions or an earlier
+    statement; refill empty sections, and a Comparison without the change score, with the measurements' own
+    sentences."""
     by_id = {f.id: f for f in facts}
     kept: dict[str, list[DraftStatement]] = {}
     withheld = list(draft.withheld)
@@ -98,7 +100,7 @@ def check_draft(draft: RadiologyDraft, facts: list[Fact], prior_dates: list[str]
                 reason = "repeats the task's instructions, not a finding"
             else:
                 statement = _cite_sources(statement, citable)
-                reason = _unsupported(section, index, statement, facts, by_id)
+                reason = _unsupported(section, index, statement, facts, by_id, steady)
             seen.add(key)
             if reason:
                 withheld.append(WithheldStatement(section=section, text=statement.text, reason=reason))
@@ -133,14 +135,6 @@ _NEGATED_RE = re.compile(r"\b(?:no|not|without|neither|nor)\b[^.;]{0,40}$", re.I
 def _claims_change(text: str) -> bool:
     """Says the chest got worse or better (not "no significant change", "not worse")."""
     return any(not _NEGATED_RE.search(text, 0, m.start()) for m in _CHANGE_WORDS_RE.finditer(text))
-
-
-def _within_noise(facts: list[Fact]) -> bool:
-    """The comparison found the films within the same-day noise, or could not compare them (compare_radiographs'
-    verdict), and no zone beyond the noise."""
-    compared = [f.text for f in facts if f.kind == "comparison"]
-    steady = any(f": {verdict}." in t for t in compared for verdict in ("within noise", NOT_INTERPRETABLE))
-    return steady and not any(" beyond the ±" in t and "No zone" not in t for t in compared)
 
 
 def _cite_copied(statement: DraftStatement, cited: list[Fact], citable: list[Fact]) -> DraftStatement:
@@ -180,19 +174,19 @@ def _measurement(fact: Fact) -> DraftStatement:
 
 
 def _unsupported(section: str, index: int, statement: DraftStatement, facts: list[Fact],
-                 by_id: dict[str, Fact]) -> str | None:
+                 by_id: dict[str, Fact], steady: bool) -> str | None:
     cited = [by_id[f] for f in statement.facts if f in by_id]
     if not cited:
         return "cites no measurement"
     if section == "comparison" and not any(f.kind == "comparison" for f in cited):
         return "a comparison that cites no comparison of the two films"
-    if _claims_change(statement.text) and _within_noise(facts):
+    if steady and _claims_change(statement.text):
         return "states a change that the comparison measured as within the same-day noise"
     report = verify_grounding(None, None, facts, {f"radiology_draft.{section}[{index}]": statement.text})
     if report.flags:
         flag = report.flags[0]
         return f"{flag.claim}: {flag.reason}"
-    return misattributed(statement.text, [f for f in facts if f.kind in DRAFT_KINDS])
+    return misattributed(statement.text, draft_facts(facts))
 
 
 def _cite_sources(statement: DraftStatement, citable: list[Fact]) -> DraftStatement:

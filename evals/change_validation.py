@@ -239,12 +239,12 @@ def record_noise_floor(result: dict[str, Any], folder: Path = REFERENCE_BUNDLE) 
     if result["noise_floor"] is None:
         raise ValueError("fewer than 3 measured same-day pairs: no noise floor to record")
     path = folder / "configs" / NOISE_FILE
-    summary = {k: v for k, v in result["validation"].items()}
     path.write_text(json.dumps({
         "command": "medconsult eval change --record",
         "definition": result["definition"],
         "noise_floor": result["noise_floor"],
-        "validation": {**summary, "films": result["films"], "films_unmeasured": len(result["films_unmeasured"]),
+        "validation": {**result["validation"], "films": result["films"],
+                       "films_unmeasured": len(result["films_unmeasured"]),
                        "pairs_unmeasured": len(result["pairs_unmeasured"])},
     }, indent=1))
     return path

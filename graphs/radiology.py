@@ -30,11 +30,12 @@ from medconsult.graphs.nodes import llm_gap, traced
 from medconsult.graphs.stages import PlannedCall, call_node, plan_calls
 from medconsult.graphs.state import ConsultState, merge_gaps, merge_records
 from medconsult.imaging.archive import find_study
+from medconsult.imaging.io import dicom_date
 from medconsult.outage import pause_on_outage
 from medconsult.records import Fact, Gap, PriorExam, ToolRecord
 from medconsult.tools.base import Stage, StageInputs
 from medconsult.tools.fhir.imaging_studies import ImagingStudiesTool
-from medconsult.tools.imaging.compare_radiographs import CompareRadiographsTool
+from medconsult.tools.imaging.compare_radiographs import CompareRadiographsTool, CompareResult
 from medconsult.tools.imaging.load_image import LoadImageTool
 
 
@@ -56,9 +57,8 @@ def current_day(state: ConsultState) -> date:
     if case.as_of:
         return case.as_of
     for record in _ok(state, LoadImageTool):
-        raw = str(record.result.get("study_date") or "")
-        if len(raw) == 8 and raw.isdigit():
-            return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+        if taken := dicom_date(record.result.get("study_date")):
+            return taken
     return date.today()
 
 
@@ -113,6 +113,8 @@ async def draft(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[s
         return {"facts": facts, "radiology_draft": None}  # no radiograph was measured: nothing to describe
     priors = state.get("priors") or []
     prior_dates = [p.date for p in priors if p.date]
+    comparisons = [CompareResult.model_validate(r.result) for r in _ok(state, CompareRadiographsTool)]
+    steady = bool(comparisons) and all(c.steady for c in comparisons)
     gaps: list[Gap] = []
     try:
         drafted = await draft_radiology(
@@ -121,12 +123,13 @@ async def draft(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict[s
             prior_date=prior_dates[0] if prior_dates else None,
             config={"callbacks": [context.tracer.llm_callback("radiology_draft")]},
         )
-        checked = check_draft(drafted, facts, prior_dates)
     except Exception as error:  # noqa: BLE001 - an LLM failure leaves the measurements' own sentences
         pause_on_outage(error, "radiology_draft")
         gaps.append(llm_gap("radiology draft", error))
         checked = measured_draft(facts, prior_dates, f"the model's draft failed: {type(error).__name__}")
-    overlays = [r.result["overlay_png"] for r in _ok(state, CompareRadiographsTool)]
+    else:
+        checked = check_draft(drafted, facts, prior_dates, steady=steady)
+    overlays = [c.overlay_png for c in comparisons]
     compared = [f"{p.date or 'undated'} ({p.source})" for p in priors] if overlays else []
     return {"facts": facts, "gaps": gaps,
             "radiology_draft": checked.model_copy(update={"overlays": overlays, "compared_with": compared})}

@@ -85,6 +85,7 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
     facts = state.get("facts") or []
     records = sorted(state.get("tool_records", []), key=lambda r: r.started_at)
     population = patient_population(records, state["case"].population)
+    radiology = state.get("radiology_draft")
     return _environment.get_template("report.md.j2").render(
         case=state["case"],
         version=__version__,
@@ -111,9 +112,8 @@ def render_report(state: ConsultState, context: ConsultContext) -> str:
         facts_by_id={f.id: f for f in facts},
         records=records,
         images=_images(records, context.out_dir),
-        radiology=state.get("radiology_draft"),
-        radiology_overlays=[os.path.relpath(p, context.out_dir)
-                            for p in (state.get("radiology_draft").overlays if state.get("radiology_draft") else [])],
+        radiology=radiology,
+        radiology_overlays=[os.path.relpath(p, context.out_dir) for p in (radiology.overlays if radiology else [])],
         scores=[(r, _score_sources(r)) for r in records if r.stage == Stage.SCORES],
         counts=_trace_counts(context.tracer.events),
         failure=consult_failure(state, context.tracer.events),

@@ -34,15 +34,18 @@ def _index(folder: Path) -> dict[str, Path]:
     import pydicom
 
     index: dict[str, Path] = {}
+    unreadable = 0
     for path in files:
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
-        except Exception as error:  # noqa: BLE001 - an unreadable file is left out of the index, not fatal
-            log.warning("image archive: %s unreadable (%s)", path, error)
+        except Exception:  # noqa: BLE001 - an unreadable file is left out of the index, not fatal
+            unreadable += 1
             continue
         uid = str(header.get("StudyInstanceUID") or "")
         if uid:
             index.setdefault(uid, path)
+    if unreadable:  # counted, not named: file names may carry patient identifiers
+        log.warning("image archive: %d unreadable .dcm file(s) under %s left out", unreadable, folder)
     with _lock:
         _indexes[folder] = (signature, index)
     return index

@@ -13,7 +13,7 @@ interpretable: its zones would not be the other film's.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -87,9 +87,6 @@ class Comparison:
         floor = self.noise.zone_opacity if self.noise else 0.0
         return sorted((z for z in self.zones if abs(z.opacity_change) >= floor),
                       key=lambda z: -abs(z.opacity_change))
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "verdict": self.verdict}
 
 
 def compare(prior: LungMeasures, current: LungMeasures, noise: NoiseFloor | None = None,

@@ -8,6 +8,7 @@ truncated or enormous file fails fast with a clear message instead of exhausting
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -216,6 +217,17 @@ def check_chest_radiograph(image: Radiograph) -> list[str]:
     if float(np.percentile(grey, 95) - np.percentile(grey, 5)) < 40:
         raise NotAChestRadiograph(f"{image.path.name}: almost no contrast; not a usable radiograph")
     return warnings
+
+
+def dicom_date(value: object) -> date | None:
+    """A DICOM DA value ("20200302") as a date; None when absent or malformed."""
+    raw = str(value or "")
+    if len(raw) != 8 or not raw.isdigit():
+        return None
+    try:
+        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+    except ValueError:
+        return None
 
 
 def normalise(pixels: np.ndarray) -> np.ndarray:

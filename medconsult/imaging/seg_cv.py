@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from medconsult.imaging.segmentation import LungSegmenter
-from medconsult.imaging.train_seg import Pair, TrainConfig, _write_bundle, fit, image_dice, load_pairs
+from medconsult.imaging.train_seg import Pair, TrainConfig, fit, image_dice, load_pairs, write_bundle
 from medconsult.stats import grouped_mean_ci
 
 POOR_DICE = 0.90
@@ -59,7 +59,7 @@ def cross_validate(data_dir: Path, config: TrainConfig = TrainConfig(), k: int =
         network, took = fit(training, config, log=lambda line: None)
         seconds.append(round(took, 1))
         with tempfile.TemporaryDirectory() as folder:
-            _write_bundle(Path(folder), network, config, training, held, took)
+            write_bundle(Path(folder), network, config, training, held, took)
             segmenter = LungSegmenter(Path(folder))
             held_out += _measured(segmenter, held, fold)
             outside += _measured(segmenter, others, fold)

@@ -138,7 +138,7 @@ def train(data_dir: Path, bundle_dir: Path, config: TrainConfig = TrainConfig(),
     pairs = load_pairs(data_dir)
     training, validation = split_by_patient(pairs, config.validation_fraction, config.seed)
     network, training_seconds = fit(training, config, log)
-    _write_bundle(bundle_dir, network, config, training, validation, training_seconds)
+    write_bundle(bundle_dir, network, config, training, validation, training_seconds)
     scores = evaluate(bundle_dir, data_dir, config)
     record_validation(bundle_dir, scores)
     return scores
@@ -230,7 +230,7 @@ def inference_config(config: TrainConfig) -> dict:
     }
 
 
-def _write_bundle(bundle_dir, network, config, training, validation, training_seconds) -> None:
+def write_bundle(bundle_dir, network, config, training, validation, training_seconds) -> None:
     (bundle_dir / "configs").mkdir(parents=True, exist_ok=True)
     (bundle_dir / "models").mkdir(parents=True, exist_ok=True)
     # float16 storage halves the file; weights are cast back to float32 at load time.

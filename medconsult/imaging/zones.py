@@ -16,7 +16,7 @@ film's resolution and magnification, so a lung that loses volume between two fil
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -56,13 +56,9 @@ class LungMeasures:
     area_index: dict[str, float]  # per side: lung pixels / (thorax width in pixels)^2
     mediastinum: float  # the reference grey value (0-1 scale)
     reference: str  # which reference the thresholds came from
-    extra: dict = field(default_factory=dict)
 
     def zone(self, side: str, zone: str) -> ZoneMeasure:
         return next(z for z in self.zones if z.side == side and z.zone == zone)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @cache

@@ -228,3 +228,8 @@ def test_a_comparison_not_interpretable_states_no_zone_change():
         reliability="AUC 0.53", overlay_png="o.png")
     [only] = result.evidence()
     assert "not interpretable" in only.text and "Caution: current film: one lung field" in only.text
+    assert result.steady  # the draft may not call it worse or better
+    moved = zone.model_copy(update={"beyond_noise": True})
+    assert result.model_copy(update={"verdict": "within noise"}).steady
+    assert not result.model_copy(update={"verdict": "within noise", "zones": [moved]}).steady
+    assert not result.model_copy(update={"verdict": "worse", "cautions": []}).steady

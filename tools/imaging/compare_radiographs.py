@@ -10,17 +10,27 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
 from scipy import ndimage
 
-from medconsult.imaging.comparison import Comparison, compare, load_noise_floor, load_validation
-from medconsult.imaging.io import Radiograph, check_chest_radiograph, read_radiograph
+from medconsult.imaging.comparison import (
+    NOT_INTERPRETABLE,
+    Comparison,
+    compare,
+    load_noise_floor,
+    load_validation,
+)
+from medconsult.imaging.io import Radiograph, check_chest_radiograph, dicom_date, read_radiograph
 from medconsult.imaging.overlay import LEFT_COLOUR, RIGHT_COLOUR, write_side_by_side, zone_layer
 from medconsult.imaging.radiomics import SIDES, zones
 from medconsult.imaging.zones import measure, working_copy
 from medconsult.tools.base import Evidence, MedTool, Stage, ToolResult
+
+if TYPE_CHECKING:
+    from medconsult.imaging.segmentation import LungMasks  # torch loads only when a film is compared
 
 
 class CompareArgs(BaseModel):
@@ -57,6 +67,11 @@ class CompareResult(ToolResult):
     cleared: list[str]
     reliability: str
     overlay_png: str
+
+    @property
+    def steady(self) -> bool:
+        """Nothing to report as changed: within the noise or not interpretable, and no zone beyond its own noise."""
+        return self.verdict in ("within noise", NOT_INTERPRETABLE) and not any(z.beyond_noise for z in self.zones)
 
     def _when(self, which: str) -> str:
         day = self.prior_date if which == "prior" else self.current_date
@@ -104,14 +119,6 @@ def _reliability() -> str:
             f"{figures['pairs']} film pairs of {figures['patients']} patients")
 
 
-def _study_date(image: Radiograph) -> date | None:
-    raw = str(image.meta.get("study_date") or "")
-    try:
-        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8])) if len(raw) == 8 and raw.isdigit() else None
-    except ValueError:
-        return None
-
-
 class CompareRadiographsTool(MedTool):
     name: str = "compare_radiographs"
     description: str = (
@@ -138,9 +145,9 @@ class CompareRadiographsTool(MedTool):
             panels.append((film, masks))
         noise = load_noise_floor()
         comparison = compare(measured[0], measured[1], noise, cautions)
-        prior_date = args.prior_date or _study_date(films[0])
-        current_date = args.current_date or _study_date(films[1])
-        overlay = self._overlay(panels, comparison, films)
+        prior_date = args.prior_date or dicom_date(films[0].meta.get("study_date"))
+        current_date = args.current_date or dicom_date(films[1].meta.get("study_date"))
+        overlay = self._overlay(panels, comparison)
         beyond = {z.name for z in comparison.beyond_noise()}
         return CompareResult(
             summary=f"change score {comparison.change_score:+g} ({comparison.verdict})"
@@ -161,7 +168,7 @@ class CompareRadiographsTool(MedTool):
             reliability=_reliability(), overlay_png=str(overlay),
         )
 
-    def _overlay(self, panels: list, comparison: Comparison, films: list[Radiograph]) -> Path:
+    def _overlay(self, panels: list[tuple[Radiograph, LungMasks]], comparison: Comparison) -> Path:
         """Prior and current side by side, lungs outlined, zones that changed beyond noise tinted."""
         changed = {f"{z.side} {z.zone}": z.opacity_change for z in comparison.beyond_noise()}
         rendered = []
@@ -174,6 +181,6 @@ class CompareRadiographsTool(MedTool):
             for lung, colour in ((right, RIGHT_COLOUR), (left, LEFT_COLOUR)):
                 rgb[lung & ~ndimage.binary_erosion(lung, iterations=2)] = colour
             rendered.append(rgb)
-        key = hashlib.sha256("|".join(str(f.path.resolve()) for f in films).encode()).hexdigest()[:10]
+        key = hashlib.sha256("|".join(str(film.path.resolve()) for film, _ in panels).encode()).hexdigest()[:10]
         return write_side_by_side(rendered, self.context.work_dir / "comparison" / f"comparison-{key}.png")
 

@@ -12,7 +12,6 @@ from medconsult.imaging.io import read_radiograph
 from medconsult.imaging.zones import (
     OPAQUE_ZONE,
     LungMeasures,
-    ZoneMeasure,
     load_reference,
     measure,
     opacified,
@@ -47,13 +46,15 @@ class LungZonesResult(ToolResult):
     laterality: str  # "none" | "right" | "left" | "bilateral"
     pattern: str
     reference: str
+    opacity_quantile: float  # the reference's pixel quantile a pixel must exceed to count as opaque
     zone_noise_pct: float | None  # same-day repeat noise of one zone's opacity (percentage points)
 
     def evidence(self) -> list[Evidence]:
         noise = f"; same-day repeat noise ±{self.zone_noise_pct:g} points per zone" if self.zone_noise_pct else ""
         table = ", ".join(f"{z.side} {z.zone} {z.opacity_pct:g}%" for z in self.zones)
         items = [Evidence(kind="image finding", resource=self.image, text=(
-            f"Zone opacity (share of each zone denser than {_threshold_text()} of the reference films there{noise}): "
+            f"Zone opacity (share of each zone denser than {self.opacity_quantile:.0%} of the reference films there"
+            f"{noise}): "
             f"{table}"))]
         involved = [z for z in self.zones if f"{z.side} {z.zone}" in self.opacified]
         if involved:
@@ -80,19 +81,12 @@ def _ordinal(value: float | None) -> str:
     return f"{number}{suffix}"
 
 
-def _threshold_text() -> str:
-    return f"{load_reference().get('opacity_quantile', 0.8):.0%}"
-
-
 def zone_results(measures: LungMeasures) -> list[ZoneResult]:
-    return [_zone(z) for z in measures.zones]
-
-
-def _zone(z: ZoneMeasure) -> ZoneResult:
-    return ZoneResult(side=z.side, zone=z.zone, opacity_pct=round(100 * z.opacity, 1), density=z.density,
-                      density_percentile=z.density_percentile, heterogeneity=z.heterogeneity,
-                      outer_opacity_pct=round(100 * z.outer_opacity, 1),
-                      inner_opacity_pct=round(100 * z.inner_opacity, 1))
+    return [ZoneResult(side=z.side, zone=z.zone, opacity_pct=round(100 * z.opacity, 1), density=z.density,
+                       density_percentile=z.density_percentile, heterogeneity=z.heterogeneity,
+                       outer_opacity_pct=round(100 * z.outer_opacity, 1),
+                       inner_opacity_pct=round(100 * z.inner_opacity, 1))
+            for z in measures.zones]
 
 
 def laterality(measures: LungMeasures) -> str:
@@ -125,5 +119,6 @@ class LungZonesTool(MedTool):
             + (f" ({', '.join(involved)}; {shape})" if involved else ""),
             image=str(image.path), zones=zone_results(measures), area_index=measures.area_index,
             opacified=involved, laterality=side, pattern=shape, reference=measures.reference,
+            opacity_quantile=load_reference()["opacity_quantile"],
             zone_noise_pct=noise.zone_opacity if noise else None,
         )
