@@ -28,7 +28,7 @@ help:
 	@echo "make bench  imaging and LLM benchmarks (the demo case, per LLM call) -> out/bench.json"
 	@echo "make fuzz   1,000 mutated radiographs through the image intake and imaging tools -> out/fuzz/fuzz.json"
 	@echo "make faults the fault matrix (servers killed, slow, failing, looping; locked database; full disk) -> docs/fault-table.md"
-	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU and record its validation Dice"
+	@echo "make train-seg  retrain the lung-segmentation bundle on the CPU (NONCOMMERCIAL=1: the optional bundle)"
 	@echo "make train-fusion  cross-validate and retrain the radiograph encoder and the shared latent space on the CPU"
 	@echo "make index  build the reference library of labelled cases (ChromaDB) for similar-case retrieval"
 	@echo "make lint   ruff"
@@ -109,8 +109,9 @@ faults: setup
 	$(MC) llm fetch smollm2-135m
 	MEDCONSULT_DATA_DIR=$(abspath $(DATA)) MEDCONSULT_UPDATE_FAULT_TABLE=1 $(PY) -m pytest tests/faults
 
+# NONCOMMERCIAL=1 trains the optional bundle that adds the CC BY-NC-SA pairs (.medconsult/bundles/lung_unet_ncsa).
 train-seg: setup
-	$(MC) seg train
+	$(MC) seg train $(if $(NONCOMMERCIAL),--noncommercial)
 
 # Patient-grouped cross-validation of the encoder's configurations, then the shipped bundle with those figures.
 train-fusion: setup

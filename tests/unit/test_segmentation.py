@@ -22,6 +22,7 @@ from medconsult.imaging.segmentation import (
     BundleRejected,
     ImageTooSmall,
     LungSegmenter,
+    NoLungsFound,
     load_segmenter,
 )
 from medconsult.imaging.train_seg import TrainConfig, evaluate, train
@@ -32,14 +33,21 @@ SEG_DATA = DATA_DIR / "seg_lung_v7_ccby"
 HANNOVER = sorted((DATA_DIR / "cxr_hannover_covid" / "png").glob("*.png"))
 
 
-def test_model_card_records_the_training_data_and_validation_dice():
+def _recorded() -> tuple[dict, dict]:
     metadata = json.loads((DEFAULT_BUNDLE / "configs" / "metadata.json").read_text())
-    validation = metadata["validation"]
-    assert validation["command"] == "medconsult seg evaluate"
-    assert validation["dice_mean"] >= 0.95 and validation["patients"] >= 5
-    assert "CC BY 4.0" in json.dumps(metadata["training"]["licences"])
+    return metadata, json.loads((DEFAULT_BUNDLE / "configs" / "cross_validation.json").read_text())
+
+
+def test_model_card_records_the_training_data_and_the_cross_validated_dice():
+    metadata, cv = _recorded()
+    figures = cv["cross_validation"]
+    assert cv["folds"] == 5 and figures["patients"] == 40 and figures["images"] == 68
+    assert figures["dice_mean"] >= 0.95  # on unseen patients, selection included
+    assert cv["candidates"] == metadata["training"]["selection"]["candidates"]
+    assert metadata["training"]["selection"]["chosen"] in cv["candidates"]
+    assert metadata["training"]["data"].startswith("seg_lung_v7_ccby") and "ncsa" not in metadata["training"]["data"]
+    assert "NC" not in json.dumps(metadata["training"]["licences"])  # the default bundle is permissive only
     assert (DEFAULT_BUNDLE / "models" / "model.pt").stat().st_size < 8 * 2**20
-    assert (DEFAULT_BUNDLE / "docs" / "README.md").read_text().count(str(validation["dice_mean"])) >= 1
     assert "Not a medical device" in metadata["intended_use"]
 
 
@@ -50,19 +58,68 @@ def test_inference_settings_are_values_in_inference_json():
         inference["spatial_size"], inference["threshold"], inference["mirror_averaging"])
 
 
-def test_evaluation_command_reproduces_the_card():
-    scores = evaluate(DEFAULT_BUNDLE, SEG_DATA)
-    validation = json.loads((DEFAULT_BUNDLE / "configs" / "metadata.json").read_text())["validation"]
-    assert (scores["dice_mean"], scores["dice_min"], scores["images"]) == (
-        validation["dice_mean"], validation["dice_min"], validation["images"])
+def test_the_card_states_the_recorded_figures():
+    metadata, cv = _recorded()
+    card = (DEFAULT_BUNDLE / "docs" / "README.md").read_text()
+    figures = cv["cross_validation"]
+    assert f"Mean Dice {figures['dice_mean']} (95% CI {figures['dice_95ci'][0]}-{figures['dice_95ci'][1]}" in card
+    assert f"worst image {figures['dice_min']} ({figures['worst_image']})" in card
+    for row in cv["per_image"]:
+        assert f"| {row['image']} | {row['patient']} | {row['fold'] + 1} | {row['dice']} |" in card
+    if metadata.get("external"):
+        assert f"mean Dice {metadata['external']['dice_mean']}, worst {metadata['external']['dice_min']}" in card
+    assert f"mean Dice {cv['external']['dice_mean']}" in card
+
+
+@pytest.mark.skipif(not (DATA_DIR / "seg_lung_v7_ncsa").is_dir(), reason="the non-commercial pairs are optional")
+def test_the_external_figure_reproduces():
+    metadata, _ = _recorded()
+    scores = evaluate(DEFAULT_BUNDLE, DATA_DIR / "seg_lung_v7_ncsa")
+    assert scores["per_image"] == metadata["external"]["per_image"]
+    assert (scores["dice_mean"], scores["dice_min"]) == (
+        metadata["external"]["dice_mean"], metadata["external"]["dice_min"])
+
+
+def test_a_cross_validation_fold_reproduces():
+    """Retrain the fold with the fewest training images as its selection chose: the held-out
+    Dice of the card comes back (training is deterministic on the CPU)."""
+    from medconsult.imaging.seg_cv import measure, patient_folds
+    from medconsult.imaging.train_seg import fit, load_pairs, segmenter_of
+
+    _, cv = _recorded()
+    pairs = load_pairs(SEG_DATA)
+    folds = patient_folds(pairs, cv["folds"], cv["seed"])
+    index = max(range(len(folds)), key=lambda i: len(folds[i]))
+    training = [p for p in pairs if p not in folds[index]]
+    configs = tuple(TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in member.items()})
+                    for member in cv["candidates"][cv["per_fold"][index]["chosen"]])
+    networks = [fit(training, config, log=lambda *_: None)[0] for config in configs]
+    measured = {row["image"]: row["dice"] for row in measure(segmenter_of(networks, configs), folds[index])}
+    recorded = {row["image"]: row["dice"] for row in cv["per_image"] if row["fold"] == index}
+    assert measured.keys() == recorded.keys()
+    assert max(abs(measured[name] - recorded[name]) for name in measured) <= 0.002
 
 
 def test_training_is_deterministic(tmp_path: Path):
-    config = dataclasses.replace(TrainConfig(), epochs=1)
+    candidates = {"one epoch": (dataclasses.replace(TrainConfig(), epochs=1),)}
     for run in ("a", "b"):
-        train(SEG_DATA, tmp_path / run, config, log=lambda *_: None)
+        train([SEG_DATA], tmp_path / run, candidates, log=lambda *_: None)
     first, second = (torch.load(tmp_path / run / "models" / "model.pt") for run in ("a", "b"))
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.skipif(not (DATA_DIR / "seg_lung_v7_ncsa").is_dir(), reason="the non-commercial pairs are optional")
+def test_the_noncommercial_bundle_states_its_licence_and_is_selectable(tmp_path: Path, monkeypatch):
+    bundle = tmp_path / "lung_unet_ncsa"
+    result = CliRunner().invoke(app, ["seg", "train", "--noncommercial", "--epochs", "1", "--candidate", "affine",
+                                      "--bundle", str(bundle)])
+    assert result.exit_code == 0, result.output
+    metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert metadata["training"]["images"] == 68 + 48 and "seg_lung_v7_ncsa" in metadata["training"]["data"]
+    assert "CC BY-NC-SA 4.0" in metadata["training"]["licences"]["images"]
+    assert "NON-COMMERCIAL USE ONLY" in (bundle / "docs" / "README.md").read_text()
+    monkeypatch.setenv("MEDCONSULT_SEG_BUNDLE", str(bundle))
+    assert load_segmenter(Settings().seg_bundle).bundle == bundle
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +144,13 @@ def test_a_picture_without_lungs_is_refused_or_flagged(tmp_path: Path):
     y, x = np.mgrid[0:400, 0:400]
     gradient = tmp_path / "gradient.png"
     Image.fromarray(((x + y) / 800 * 255).astype(np.uint8)).save(gradient)
-    result = tool.invoke({"image": str(gradient)})  # grey, contrasty, not a chest: the masks are flagged
-    assert result["warnings"] and "caution" in result["summary"]
-    assert SegmentLungsResult.model_validate(result).evidence()[0].text.startswith("segmentation caution")
+    try:  # grey, contrasty, not a chest: no two lungs (refused), or masks that are flagged
+        result = tool.invoke({"image": str(gradient)})
+    except NoLungsFound as refusal:
+        assert "a frontal chest radiograph shows two" in str(refusal)
+    else:
+        assert result["warnings"] and "caution" in result["summary"]
+        assert SegmentLungsResult.model_validate(result).evidence()[0].text.startswith("segmentation caution")
 
 
 def test_a_thumbnail_is_refused_with_the_reason(tmp_path: Path, segmenter: LungSegmenter):
@@ -151,7 +212,8 @@ def test_cross_validation_holds_out_every_patient_once():
 
 
 def test_a_cross_validation_run_measures_every_image_and_the_warnings(tmp_path: Path):
-    """Two folds of one epoch on a few patients: the plumbing, not the figures."""
+    """Two folds on a few patients, two one-epoch candidates chosen between inside each: the plumbing, not the
+    figures."""
     from medconsult.imaging import seg_cv
     from medconsult.imaging.train_seg import load_pairs
 
@@ -159,10 +221,59 @@ def test_a_cross_validation_run_measures_every_image_and_the_warnings(tmp_path: 
     shutil.copytree(SEG_DATA, few)
     rows = (few / "manifest.csv").read_text().splitlines()
     (few / "manifest.csv").write_text("\n".join(rows[:9]) + "\n")
-    config = dataclasses.replace(TrainConfig(), epochs=1)
-    result = seg_cv.cross_validate(few, config, k=2, external=few, log=lambda *_: None)
+    plain = dataclasses.replace(TrainConfig(), epochs=1)
+    opacity = dataclasses.replace(plain, opacity_probability=1.0)
+    candidates = {"plain": (plain,), "opacity": (opacity,), "both": (plain, opacity)}
+    result = seg_cv.cross_validate(few, candidates, k=2, external=few, log=lambda *_: None)
     assert result["cross_validation"]["images"] == len(load_pairs(few)) == 8
+    for fold in result["per_fold"]:  # chosen on the fold's own training patients, by the higher inner Dice
+        inner = fold["selection"]
+        assert set(inner) == {"plain", "opacity", "both"} and fold["chosen"] == max(
+            inner, key=lambda name: (inner[name]["dice_mean"], inner[name]["dice_min"]))
+        assert not set(inner["plain"]["per_image"]) & {r["image"] for r in result["per_image"]
+                                                       if r["fold"] == result["per_fold"].index(fold)}
     assert {r["fold"] for r in result["per_image"]} == {0, 1}
     assert result["external"]["images"] == 16  # every image, by each of the two fold networks
     calibration = result["warnings"]
     assert calibration["poor_images"] + calibration["good_images"] == 8
+
+
+def test_synthetic_consolidation_whitens_around_the_lung_and_keeps_the_labels():
+    from medconsult.imaging.train_seg import _opacify
+
+    labels = torch.zeros(4, 1, 64, 64)
+    labels[:, :, 16:48, 8:28] = 1  # one "lung" per image
+    images = torch.full((4, 1, 64, 64), 0.3)
+    generator = torch.Generator().manual_seed(0)
+    opacified = _opacify(images.clone(), labels, 1.0, generator)
+    change = opacified - images
+    assert (change >= 0).all() and (opacified <= 1).all()  # only ever towards white
+    for index in range(4):  # each image got blobs, centred on its lung
+        assert change[index, 0, 16:48, 8:28].max() > 0.05
+        assert change[index, 0, 16:48, 8:28].mean() > change[index, 0, :, 40:].mean()
+    assert torch.equal(_opacify(images.clone(), labels, 0.0, generator), images)  # probability 0: untouched
+
+
+def test_a_film_framed_in_black_is_segmented_as_the_film_itself(segmenter: LungSegmenter):
+    """A figure letterboxed in black (one of the external pairs is framed so): the network sees the film, not the
+    frame, and the masks are the unframed film's, placed back."""
+    pixels = np.asarray(Image.open(HANNOVER[0]).convert("L"), dtype=np.float32)
+    framed = np.zeros((pixels.shape[0] * 2, pixels.shape[1] + 300), dtype=np.float32)
+    framed[200 : 200 + pixels.shape[0], 150 : 150 + pixels.shape[1]] = pixels
+    plain, boxed = segmenter.segment(pixels), segmenter.segment(framed)
+    inside = boxed.lungs[200 : 200 + pixels.shape[0], 150 : 150 + pixels.shape[1]]
+    assert boxed.lungs.sum() == inside.sum()  # nothing in the frame
+    assert 2 * (inside & plain.lungs).sum() / (inside.sum() + plain.lungs.sum()) > 0.98
+
+
+def test_a_cross_validation_of_another_procedure_is_not_recorded(tmp_path: Path):
+    from medconsult.imaging.train_seg import record_cross_validation
+
+    bundle = tmp_path / "lung_unet"
+    shutil.copytree(DEFAULT_BUNDLE, bundle)
+    _, cv = _recorded()
+    other = {**cv, "candidates": {"something else": cv["candidates"][next(iter(cv["candidates"]))]}}
+    with pytest.raises(ValueError, match="retrain or rerun the cross-validation"):
+        record_cross_validation(bundle, other)
+    record_cross_validation(bundle, cv)  # its own is
+    assert (bundle / "docs" / "README.md").read_text() == (DEFAULT_BUNDLE / "docs" / "README.md").read_text()
