@@ -23,6 +23,7 @@ from medconsult.imaging.segmentation import (
     ImageTooSmall,
     LungSegmenter,
     NoLungsFound,
+    content_box,
     load_segmenter,
 )
 from medconsult.imaging.train_seg import TrainConfig, evaluate, train
@@ -277,3 +278,24 @@ def test_a_cross_validation_of_another_procedure_is_not_recorded(tmp_path: Path)
         record_cross_validation(bundle, other)
     record_cross_validation(bundle, cv)  # its own is
     assert (bundle / "docs" / "README.md").read_text() == (DEFAULT_BUNDLE / "docs" / "README.md").read_text()
+
+
+def test_an_ensemble_bundle_averages_its_networks_logits():
+    from monai.bundle import ConfigParser
+
+    from medconsult.imaging.train_seg import network_definition, segmenter_of
+
+    config = TrainConfig()
+    networks = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        networks.append(ConfigParser({"net": network_definition(config)}).get_parsed_content("net").eval())
+    ensemble = segmenter_of(networks, (config, config))
+    assert len(ensemble.networks) == 2 and not torch.equal(
+        next(ensemble.networks[0].parameters()), next(ensemble.networks[1].parameters()))
+    pixels = np.asarray(Image.open(HANNOVER[0]).convert("L"), dtype=np.float32)
+    members = [segmenter_of([network], (config,)) for network in networks]
+    logits = [np.log(m.probability(pixels) + 1e-7) - np.log(1 - m.probability(pixels) + 1e-7) for m in members]
+    expected = 1 / (1 + np.exp(-(logits[0] + logits[1]) / 2))
+    box = content_box(pixels)
+    assert np.allclose(ensemble.probability(pixels)[box], expected[box], atol=2e-3)
