@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from medconsult.imaging.segmentation import MIRROR_AGREEMENT_FLOOR
+
 
 def write_model_card(bundle_dir: Path) -> None:
     metadata = json.loads((bundle_dir / "configs" / "metadata.json").read_text())
@@ -44,9 +46,9 @@ def model_card(metadata: dict, cv: dict | None, bundle_dir: Path) -> str:
 ## Limits
 
 A small training set, mostly COVID-19 radiographs of adults, many from one hospital (Hannover); lungs include the
-retro-cardiac region as the masks do; not validated on paediatric, lateral or heavily rotated films. The failures
-(the lowest rows above) are AP films of very sick patients: dense lung bases left out, or a hazy film's white abdomen
-taken for lung. The quality warnings do not catch them: check the overlay.
+retro-cardiac region as the masks do; not validated on paediatric, lateral or heavily rotated films. The lowest
+rows above are AP films of very sick patients: dense lung bases, hazy films whose diaphragm is hard to see. The
+quality warnings catch few of the failures: check the overlay.
 """
 
 
@@ -56,8 +58,10 @@ def _networks(configs: list[dict]) -> str:
 
 
 def _selection_text(selection: dict | None) -> str:
+    history = f"\n## How the configuration was chosen\n\n{selection['how_chosen']}\n" if (
+        selection and selection.get("how_chosen")) else ""
     if not selection or not selection.get("inner_validation"):
-        return ""
+        return history
     scores = selection["inner_validation"]
     rows = "\n".join(f"| {name} | {s['dice_mean']} | {s['dice_min']} |" for name, s in scores.items())
     any_scores = next(iter(scores.values()))
@@ -71,7 +75,13 @@ image) was trained on all patients. Chosen: **{selection["chosen"]}**.
 | candidate | inner mean Dice | inner worst image |
 |---|---|---|
 {rows}
-"""
+{history}"""
+
+
+def _procedure(candidates: dict) -> str:
+    names = ", ".join(candidates)
+    return f"the choice between {names} on an inner split, then training" if len(candidates) > 1 else (
+        f"training {names}, the one configuration")
 
 
 def _cv_text(cv: dict | None) -> str:
@@ -91,8 +101,8 @@ def _cv_text(cv: dict | None) -> str:
 ## Cross-validation (`medconsult seg cv`)
 
 {cv["folds"]}-fold cross-validation grouped by patient on {cv["data"]}: for each fold the whole training procedure
-(the choice between {", ".join(cv["candidates"])} on an inner split, then training) ran on the other folds' patients
-only, and its network was measured on the held-out ones. Dice of both lungs at mask resolution, pixels marked ignore
+({_procedure(cv["candidates"])}) ran on the other folds' patients
+only, and its networks were measured on the held-out ones. Dice of both lungs at mask resolution, pixels marked ignore
 excluded, after the post-processing of inference.
 
 **Mean Dice {figures["dice_mean"]} (95% CI {figures["dice_95ci"][0]}-{figures["dice_95ci"][1]}, patient
@@ -106,13 +116,22 @@ bootstrap), worst image {figures["dice_min"]} ({figures["worst_image"]})**; {fig
 Quality warnings (low confidence, lung share, side ratio) on the held-out images fired on {warnings["poor_warned"]}
 of {warnings["poor_images"]} images with Dice below 0.90 and on {warnings["good_warned"]} of {warnings["good_images"]}
 with Dice 0.90 or more. A candidate warning, not given: the masks drawn on the film and on its mirror image
-agreeing below Dice 0.90 would have fired on {warnings.get("poor_mirror_below_0.90")} of the poor and
-{warnings.get("good_mirror_below_0.90")} of the good images.
+agreeing below Dice {MIRROR_AGREEMENT_FLOOR} would have fired on {warnings.get("poor_mirror_below_0.90")} of the poor
+and {warnings.get("good_mirror_below_0.90")} of the good images.
 
 | image | patient | fold | Dice | warnings |
 |---|---|---|---|---|
 {per_image}
 """
+
+
+def _warned_text(warnings: dict | None) -> str:
+    if not warnings:
+        return ""
+    return (f" The quality warnings fired on {warnings['poor_warned']} of the {warnings['poor_images']} results below "
+            f"0.90 and on {warnings['good_warned']} of the {warnings['good_images']} others; mirror agreement below "
+            f"{MIRROR_AGREEMENT_FLOOR}: {warnings['poor_mirror_below_0.90']} of the poor, "
+            f"{warnings['good_mirror_below_0.90']} of the good.")
 
 
 def _external_text(external: dict | None, cv: dict | None) -> str:
@@ -123,7 +142,7 @@ def _external_text(external: dict | None, cv: dict | None) -> str:
             f"- The {cv['folds']} cross-validation fold networks on {folds['data']} ({folds['images']} image-network "
             f"results, {folds['patients']} patients): mean Dice {folds['dice_mean']} (95% CI "
             f"{folds['dice_95ci'][0]}-{folds['dice_95ci'][1]}), worst {folds['dice_min']} ({folds['worst_image']}), "
-            f"{folds['below_0.90']} below 0.90."
+            f"{folds['below_0.90']} below 0.90." + _warned_text(folds.get("warnings"))
         )
     if external:
         lowest = sorted(external["per_image"].items(), key=lambda item: item[1])[:5]

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from medconsult.imaging.segmentation import LungSegmenter
+from medconsult.imaging.segmentation import MIRROR_AGREEMENT_FLOOR, LungSegmenter
 from medconsult.imaging.train_seg import (
     CANDIDATES,
+    POOR_DICE,
     Pair,
     TrainConfig,
     image_dice,
@@ -33,9 +34,7 @@ from medconsult.imaging.train_seg import (
     select_and_fit,
     write_bundle,
 )
-from medconsult.stats import grouped_mean_ci
-
-POOR_DICE = 0.90
+from medconsult.imaging.train_seg import dice_summary as summary
 
 
 def patient_folds(pairs: list[Pair], k: int, seed: int) -> list[list[Pair]]:
@@ -87,23 +86,11 @@ def cross_validate(data_dir: Path, candidates: dict[str, tuple[TrainConfig, ...]
         "cross_validation": summary(held_out),
         "per_fold": [{**summary([r for r in held_out if r["fold"] == fold]), **folds[fold]} for fold in range(k)],
         "warnings": warning_calibration(held_out),
-        "external": ({"data": external.name, **summary(outside), "note": f"each of the {k} fold networks"}
-                     if external else None),
+        "external": ({"data": external.name, **summary(outside), "note": f"each of the {k} fold networks",
+                      "warnings": warning_calibration(outside)} if external else None),
         "per_image": held_out,
         "external_per_image": outside,
     }
-
-
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean Dice with a patient-bootstrap 95% interval, the worst image, and the counts."""
-    if not rows:
-        return {"images": 0}
-    dice = [r["dice"] for r in rows]
-    mean, low, high = grouped_mean_ci(dice, [r["patient"] for r in rows])
-    worst = min(rows, key=lambda r: r["dice"])
-    return {"images": len(rows), "patients": len({r["patient"] for r in rows}), "dice_mean": round(mean, 4),
-            "dice_95ci": [round(low, 4), round(high, 4)], "dice_min": worst["dice"], "worst_image": worst["image"],
-            "below_0.90": sum(d < POOR_DICE for d in dice)}
 
 
 def warning_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -121,4 +108,4 @@ def warning_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _disagrees(row: dict[str, Any]) -> bool:
-    return row.get("mirror_agreement") is not None and row["mirror_agreement"] < 0.90
+    return row.get("mirror_agreement") is not None and row["mirror_agreement"] < MIRROR_AGREEMENT_FLOOR

@@ -44,6 +44,10 @@ class ImageTooSmall(ValueError):
     thumbnails it drew lungs of the wrong shape, whose areas read as a 10-fold asymmetry."""
 
 
+# Below this mirror agreement a result is suspect: a candidate warning the cross-validation counts (seg_cv).
+MIRROR_AGREEMENT_FLOOR = 0.90
+
+
 @dataclass
 class LungMasks:
     right: np.ndarray  # bool, image size; the patient's right lung (image left)
@@ -145,6 +149,7 @@ class LungSegmenter:
         self.input_size = int(parser.get_parsed_content("spatial_size"))
         self.threshold = float(parser.get_parsed_content("threshold"))
         self.mirror = bool(parser.get_parsed_content("mirror_averaging"))
+        self.zoom_out = [float(margin) for margin in inference.get("zoom_out_margins", [0.0])]
 
     def _load(self, parser, name: str) -> torch.nn.Module:
         if Path(name).name != name:
@@ -161,22 +166,43 @@ class LungSegmenter:
     @torch.no_grad()
     def predict(self, pixels: np.ndarray, box: tuple[slice, slice] | None = None) -> tuple[np.ndarray, float | None]:
         """The lung probability at the image's own size, and the mirror agreement (LungMasks.mirror_agreement).
-        An ensemble's logits are averaged; mirroring averages the film's logits with its mirror image's, because
-        lungs are near-symmetric and the average steadies the edges."""
+
+        Logits are averaged over the ensemble's networks, over the film and its mirror image (lungs are near-symmetric
+        and the average steadies the edges), and over the bundle's zoom-out views (`zoom_out_margins`: the film
+        shrunk inside a border of its own edge pixels, a share of its side wide, so the network also sees the lungs
+        smaller than it was trained on; on hazy films it then stopped at the diaphragm more often)."""
         box = box or content_box(pixels)
         film = pixels[box]
         image = to_network_input(film, self.input_size)
-        logits = torch.stack([network(image) for network in self.networks]).mean(dim=0)
-        agreement = None
-        if self.mirror:
-            mirrored = torch.stack([torch.flip(network(torch.flip(image, dims=[3])), dims=[3])
-                                    for network in self.networks]).mean(dim=0)
-            agreement = _dice(logits > 0, mirrored > 0)
-            logits = (logits + mirrored) / 2
+        views = [self._view_logits(image, margin) for margin in self.zoom_out]
+        logits = torch.stack([view for view, _ in views]).mean(dim=0)
         logits = F.interpolate(logits, size=film.shape, mode="bilinear", align_corners=False)
         probability = np.zeros(pixels.shape, dtype=np.float32)
         probability[box] = torch.sigmoid(logits)[0, 0].numpy()
-        return probability, agreement
+        return probability, views[0][1]
+
+    def _view_logits(self, image: torch.Tensor, margin: float) -> tuple[torch.Tensor, float | None]:
+        """The logits of one zoom-out view, at the input's size and place, with its mirror agreement."""
+        size = image.shape[-1]
+        pad = round(margin * size)
+        view = image
+        if pad:
+            view = F.interpolate(F.pad(image, [pad] * 4, mode="replicate"), size=(size, size), mode="area")
+        agreement = None
+        if self.mirror:  # the film and its mirror image in one batch
+            both = self._ensemble(torch.cat([view, torch.flip(view, dims=[3])]))
+            logits, mirrored = both[:1], torch.flip(both[1:], dims=[3])
+            agreement = _dice(logits > 0, mirrored > 0)
+            logits = (logits + mirrored) / 2
+        else:
+            logits = self._ensemble(view)
+        if pad:
+            grown = F.interpolate(logits, size=(size + 2 * pad, size + 2 * pad), mode="bilinear", align_corners=False)
+            logits = grown[..., pad : pad + size, pad : pad + size]
+        return logits, agreement
+
+    def _ensemble(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.stack([network(image) for network in self.networks]).mean(dim=0)
 
     def segment(self, pixels: np.ndarray) -> LungMasks:
         box = content_box(pixels)

@@ -43,7 +43,7 @@ def test_model_card_records_the_training_data_and_the_cross_validated_dice():
     metadata, cv = _recorded()
     figures = cv["cross_validation"]
     assert cv["folds"] == 5 and figures["patients"] == 40 and figures["images"] == 68
-    assert figures["dice_mean"] >= 0.95  # on unseen patients, selection included
+    assert figures["dice_mean"] >= 0.95 and figures["dice_min"] >= 0.90  # on unseen patients
     assert cv["candidates"] == metadata["training"]["selection"]["candidates"]
     assert metadata["training"]["selection"]["chosen"] in cv["candidates"]
     assert metadata["training"]["data"].startswith("seg_lung_v7_ccby") and "ncsa" not in metadata["training"]["data"]
@@ -57,6 +57,7 @@ def test_inference_settings_are_values_in_inference_json():
     segmenter = load_segmenter()
     assert (segmenter.input_size, segmenter.threshold, segmenter.mirror) == (
         inference["spatial_size"], inference["threshold"], inference["mirror_averaging"])
+    assert segmenter.zoom_out == inference.get("zoom_out_margins", [0.0])
 
 
 def test_the_card_states_the_recorded_figures():
@@ -112,7 +113,7 @@ def test_training_is_deterministic(tmp_path: Path):
 @pytest.mark.skipif(not (DATA_DIR / "seg_lung_v7_ncsa").is_dir(), reason="the non-commercial pairs are optional")
 def test_the_noncommercial_bundle_states_its_licence_and_is_selectable(tmp_path: Path, monkeypatch):
     bundle = tmp_path / "lung_unet_ncsa"
-    result = CliRunner().invoke(app, ["seg", "train", "--noncommercial", "--epochs", "1", "--candidate", "affine",
+    result = CliRunner().invoke(app, ["seg", "train", "--noncommercial", "--epochs", "1",
                                       "--bundle", str(bundle)])
     assert result.exit_code == 0, result.output
     metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
@@ -255,6 +256,29 @@ def test_synthetic_consolidation_whitens_around_the_lung_and_keeps_the_labels():
     assert torch.equal(_opacify(images.clone(), labels, 0.0, generator), images)  # probability 0: untouched
 
 
+def test_textured_consolidation_lifts_the_grey_and_keeps_the_fine_structure():
+    """The ensemble's second network is trained with consolidation that keeps vessels and ribs visible on top of the
+    lifted grey (ground glass), where the whitening kind flattens them."""
+    from medconsult.imaging.train_seg import _opacify
+
+    labels = torch.zeros(2, 1, 128, 128)
+    labels[:, :, 32:96, 16:56] = 1
+    stripes = 0.3 + 0.1 * torch.sin(torch.arange(128) * 1.5)  # fine structure, 4 px period
+    images = stripes.view(1, 1, 1, 128).repeat(2, 1, 128, 1)
+    whitened = _opacify(images.clone(), labels, 1.0, torch.Generator().manual_seed(0))
+    textured = _opacify(images.clone(), labels, 1.0, torch.Generator().manual_seed(0), keep_texture=True)
+
+    lung = (slice(None), slice(None), slice(32, 96), slice(16, 55))
+    lifted = (textured - images)[lung] > 0.1  # where the blobs lifted the grey
+
+    def detail(picture: torch.Tensor) -> float:  # the stripes' amplitude there, column to column
+        return float((picture[..., 1:] - picture[..., :-1]).abs()[lung][lifted].mean())
+
+    assert lifted.sum() > 100
+    assert detail(textured) > 0.9 * detail(images)
+    assert detail(whitened) < 0.8 * detail(images)
+
+
 def test_a_film_framed_in_black_is_segmented_as_the_film_itself(segmenter: LungSegmenter):
     """A figure letterboxed in black (one of the external pairs is framed so): the network sees the film, not the
     frame, and the masks are the unframed film's, placed back."""
@@ -299,3 +323,23 @@ def test_an_ensemble_bundle_averages_its_networks_logits():
     expected = 1 / (1 + np.exp(-(logits[0] + logits[1]) / 2))
     box = content_box(pixels)
     assert np.allclose(ensemble.probability(pixels)[box], expected[box], atol=2e-3)
+
+
+def test_the_zoom_out_view_is_put_back_in_place():
+    """A network whose logits are its input (scaled): the film's view and its shrunk view, cropped back, must give
+    the same picture; a misplaced crop would shift or scale it."""
+    pixels = np.asarray(Image.open(HANNOVER[0]).convert("L"), dtype=np.float32)
+    pixel_logits = _StandIn()
+    plain, zoomed = (LungSegmenter(DEFAULT_BUNDLE) for _ in range(2))
+    for member, margins in ((plain, [0.0]), (zoomed, [0.1])):
+        member.networks, member.zoom_out, member.mirror = [pixel_logits], margins, False
+    box = content_box(pixels)
+    inner = tuple(slice(s.start + (s.stop - s.start) // 8, s.stop - (s.stop - s.start) // 8) for s in box)
+    a, b = plain.probability(pixels)[inner], zoomed.probability(pixels)[inner]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    assert np.abs(a - b).mean() < 0.05
+
+
+class _StandIn(torch.nn.Module):
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return (image - 0.5) * 8
